@@ -1,0 +1,46 @@
+# kdlab — the two commands of the README (`make lab`, `make test`) and a few helpers.
+# Every target creates the virtual environment first when it is missing or out of date.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kdlab-installed
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: env lab test test-fast book teachers bench strip clean help
+
+help:
+	@echo "make lab       set up .venv if needed, then start JupyterLab on notebooks/ (127.0.0.1)"
+	@echo "make test      set up .venv if needed, then run unit tests + every notebook (smoke profile)"
+	@echo "make book      execute every notebook (profile auto) into build/ (.ipynb + .html)"
+	@echo "make teachers  retrain the shipped teachers into data/teachers/"
+	@echo "make env       only create/update .venv"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing kdlab and its pinned dependencies into $(VENV) (a few minutes the first time)..."
+	$(PIP_INSTALL) -e ".[notebooks,test]"
+	@touch $@
+
+env: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebook"
+
+book: $(STAMP)
+	$(BIN)/python -m kdlab run --all --profile auto --out build
+
+teachers: $(STAMP)
+	$(BIN)/python -m kdlab teachers build
+
+strip: $(STAMP)
+	$(BIN)/nbstripout --keep-id notebooks/*.ipynb
+
+clean:
+	rm -rf build .pytest_cache

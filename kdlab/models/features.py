@@ -1,0 +1,74 @@
+"""Uniform per-stage features for any kdlab model: a list of (B, C, H, W) maps.
+
+CNN and Swin stages are spatial maps already. ViT blocks and Mixer blocks are token sequences: their patch
+tokens are laid back on the patch grid (row-major) and prefix tokens (class / distillation / register)
+are split off, so every family speaks the same (B, C, H, W) language. For a ViT a "stage" is a block.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .registry import family_of
+
+
+def stage_features(model: nn.Module, x: Tensor, indices: int | list[int] | None = None) -> list[Tensor]:
+    """Stage outputs of ``model`` on ``x`` as (B, C, H, W) maps, shallowest first.
+
+    ``indices`` selects stages (ViT/Mixer: blocks) as in timm's ``forward_intermediates``: ``None`` means
+    every stage, an int ``n`` the last ``n``. Gradients flow unless the caller disables them.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
+    family = family_of(model)
+    kwargs = {"indices": indices, "intermediates_only": True}
+    if family == "vit":
+        kwargs["output_fmt"] = "NCHW"  # timm reshapes patch tokens and drops the prefix tokens
+    return list(model.forward_intermediates(x, **kwargs))
+
+
+def stage_shapes(model: nn.Module, img_size: int = 32, in_chans: int = 3) -> list[tuple[int, int, int]]:
+    """(C, H, W) of every stage, from one dry run on zeros (the model's train/eval mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            feats = stage_features(model, torch.zeros(1, in_chans, img_size, img_size, device=device))
+    finally:
+        model.train(was_training)
+    return [tuple(f.shape[1:]) for f in feats]
+
+
+def pre_logits(model: nn.Module, x: Tensor) -> Tensor:
+    """The (B, D) vector the classifier reads: pooled final features, before the last linear layer."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def tokens_to_map(tokens: Tensor, grid: tuple[int, int] | None = None, num_prefix_tokens: int = 0) -> Tensor:
+    """(B, N_prefix + H*W, C) tokens -> (B, C, H, W) map of the patch tokens (row-major order).
+
+    ``grid`` defaults to a square grid. Prefix tokens are dropped; take ``tokens[:, :num_prefix_tokens]``
+    yourself if you need them.
+    """
+    if tokens.ndim != 3:
+        raise ValueError(f"expected (B, N, C) tokens, got shape {tuple(tokens.shape)}")
+    patches = tokens[:, num_prefix_tokens:]
+    n = patches.shape[1]
+    if grid is None:
+        side = math.isqrt(n)
+        if side * side != n:
+            raise ValueError(f"{n} patch tokens do not form a square grid; pass grid=(H, W)")
+        grid = (side, side)
+    if grid[0] * grid[1] != n:
+        raise ValueError(f"grid {grid} holds {grid[0] * grid[1]} tokens, but there are {n} patch tokens")
+    return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
+
+
+def map_to_tokens(fmap: Tensor) -> Tensor:
+    """(B, C, H, W) map -> (B, H*W, C) tokens in row-major order (inverse of :func:`tokens_to_map`)."""
+    if fmap.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) map, got shape {tuple(fmap.shape)}")
+    return fmap.flatten(2).transpose(1, 2)
