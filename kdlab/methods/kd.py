@@ -18,7 +18,7 @@ from .base import Distiller, check_logits
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 4.0) -> Tensor:
-    """$T^2\,\mathrm{KL}(\mathrm{softmax}(z_t/T)\|\mathrm{softmax}(z_s/T))$, averaged over the batch."""
+    r"""$T^2\,\mathrm{KL}(\mathrm{softmax}(z_t/T)\|\mathrm{softmax}(z_s/T))$, averaged over the batch."""
     check_logits(student_logits, teacher_logits)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")

@@ -1,0 +1,166 @@
+"""``python -m kdlab``: run notebooks headless, build/verify teachers, benchmark, show the environment.
+
+    python -m kdlab env
+    python -m kdlab teachers list | verify | build [KEY ...]
+    python -m kdlab run 00_primer [--profile cpu] [--out build] [-p TEMPERATURE=2]
+    python -m kdlab run --all
+    python -m kdlab reference 00_primer --profile cpu      # long run -> data/results/00_primer.json
+    python -m kdlab bench models | data
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+from .config import ROOT_DIR, env_report
+
+NOTEBOOK_DIR = ROOT_DIR / "notebooks"
+
+
+def notebook_paths(names: list[str], run_all: bool) -> list[Path]:
+    """Resolve notebook names (``00_primer``, ``00_primer.ipynb`` or a path) to existing files."""
+    if run_all:
+        return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    paths = []
+    for name in names:
+        path = Path(name)
+        if not path.exists():
+            path = NOTEBOOK_DIR / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+        if not path.exists():
+            available = ", ".join(p.stem for p in sorted(NOTEBOOK_DIR.glob("*.ipynb")))
+            raise SystemExit(f"no notebook {name!r}; available: {available}")
+        paths.append(path)
+    if not paths:
+        raise SystemExit("name at least one notebook, or pass --all")
+    return paths
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, object]:
+    """``["T=2", "NAME='x'"]`` -> ``{"T": 2, "NAME": "x"}`` (values parsed as Python literals when possible)."""
+    params: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"bad parameter {pair!r}; use NAME=VALUE")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
+
+
+def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, object], html: bool) -> Path:
+    """Run one notebook with papermill into ``out_dir`` (and export HTML); return the executed notebook path."""
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / path.name
+    papermill.execute_notebook(str(path), str(output), parameters=parameters, cwd=str(path.parent),
+                               kernel_name="python3", progress_bar=False)
+    if html:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_filename(str(output))
+        output.with_suffix(".html").write_text(body, encoding="utf-8")
+    return output
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    parameters = {"PROFILE": args.profile, **parse_parameters(args.parameter)}
+    for path in notebook_paths(args.notebooks, args.all):
+        start = time.perf_counter()
+        print(f"running {path.name} with {parameters} ...", flush=True)
+        output = execute_notebook(path, Path(args.out), parameters, html=not args.no_html)
+        print(f"  done in {time.perf_counter() - start:.0f} s -> {output}", flush=True)
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    """A long run of one notebook that saves its reference results into data/results/."""
+    parameters = {"PROFILE": args.profile, "SAVE_REFERENCE": True, **parse_parameters(args.parameter)}
+    for path in notebook_paths(args.notebooks, False):
+        start = time.perf_counter()
+        execute_notebook(path, Path(args.out), parameters, html=True)
+        print(f"{path.name}: reference run done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def cmd_teachers(args: argparse.Namespace) -> int:
+    from .models import zoo
+
+    keys = args.keys or sorted(zoo.TEACHERS)
+    if args.action == "list":
+        manifest = zoo.read_manifest()
+        for key in keys:
+            entry = manifest.get(key, {})
+            acc = entry.get("metrics", {}).get("test_acc")
+            shown = f"test acc {acc:.1%}, {entry['params'] / 1e6:.2f} M params" if acc is not None else "not built"
+            print(f"{key:<14} {zoo.TEACHERS[key].description:<70} {shown}")
+        return 0
+    if args.action == "verify":
+        problems = {key: zoo.check_teacher(key) for key in keys}
+        for key, problem in problems.items():
+            print(f"{key:<14} {'ok' if problem is None else problem}")
+        return 1 if any(problems.values()) else 0
+    for key in keys:
+        print(f"building {key} ...", flush=True)
+        zoo.build_teacher(key, device=args.device)
+        print(f"  {key}: {zoo.read_manifest()[key]['metrics']}", flush=True)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    rows = bench.models(args.batch_size, args.seconds) if args.what == "models" else bench.data(args.n)
+    for row in rows:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kdlab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("env", help="print versions, device, threads and the resolved profile")
+
+    run = sub.add_parser("run", help="execute notebooks headless with papermill (+ HTML)")
+    run.add_argument("notebooks", nargs="*", help="notebook names, e.g. 00_primer")
+    run.add_argument("--all", action="store_true", help="every numbered notebook in notebooks/")
+    run.add_argument("--profile", default="auto", help="smoke | cpu | gpu | auto (default)")
+    run.add_argument("--out", default="build", help="output folder (default: build)")
+    run.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    run.add_argument("-p", "--parameter", action="append", default=[], help="NAME=VALUE for the parameters cell")
+
+    ref = sub.add_parser("reference", help="long run of a notebook that writes data/results/<notebook>.json")
+    ref.add_argument("notebooks", nargs="+")
+    ref.add_argument("--profile", default="gpu", help="profile of the long run (default gpu)")
+    ref.add_argument("--out", default="build/reference")
+    ref.add_argument("-p", "--parameter", action="append", default=[])
+
+    teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
+    teachers.add_argument("action", choices=["list", "verify", "build"])
+    teachers.add_argument("keys", nargs="*", help="teacher keys (default: all)")
+    teachers.add_argument("--device", default="cpu", help="device to train on when building (default cpu)")
+
+    bench = sub.add_parser("bench", help="measure model and data-generation throughput")
+    bench.add_argument("what", choices=["models", "data"])
+    bench.add_argument("--batch-size", type=int, default=64)
+    bench.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    bench.add_argument("--n", type=int, default=10000, help="images to generate (data)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "env":
+        print(env_report())
+        return 0
+    handlers = {"run": cmd_run, "reference": cmd_reference, "teachers": cmd_teachers, "bench": cmd_bench}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

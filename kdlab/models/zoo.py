@@ -1,0 +1,214 @@
+"""Pretrained teachers: deterministic recipes, shipped as ``.safetensors`` with a sha256 manifest.
+
+``data/teachers/manifest.json`` maps each teacher key to its file, sha256, the recipe it was trained
+with (and that recipe's hash) and the test metric it reached. :func:`load_teacher` verifies the file
+against the manifest and the recipe in this code before loading it; a missing, corrupt or stale file
+is reported and the teacher is retrained into the cache (``KDLAB_CACHE``) with a progress bar.
+Weights are only ever read with ``safetensors`` (never ``pickle`` / ``torch.load``).
+
+Build or check them from a shell: ``python -m kdlab teachers build|verify|list``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..config import DATA_DIR, cache_dir, pick_device, seed_everything
+from ..results import recipe_hash
+from .registry import count_parameters, create
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    """Everything needed to retrain a teacher bit-for-bit on the CPU (same seed, same thread count)."""
+
+    key: str
+    model: str
+    data: dict[str, Any]
+    epochs: int
+    lr: float
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    augment: bool = True
+    seed: int = 0
+    description: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        return recipe_hash(self.as_dict())
+
+
+def _shapes(**overrides: Any) -> dict[str, Any]:
+    return {"name": "shapes", "n_train": 6000, "n_test": 2000, "seed": 1000, **overrides}
+
+
+TEACHERS: dict[str, TeacherRecipe] = {
+    recipe.key: recipe
+    for recipe in (
+        TeacherRecipe("shapes_cnn", "cnn", _shapes(), epochs=10, lr=2e-3,
+                      description="ResNet-style CNN teacher for the shapes task"),
+        TeacherRecipe("shapes_vit", "vit", _shapes(), epochs=30, lr=1e-3, warmup_epochs=3,
+                      model_kwargs={"embed_dim": 128, "depth": 6, "num_heads": 4},
+                      description="ViT teacher for the shapes task (larger and longer-trained than the student ViT)"),
+        TeacherRecipe("shapes_swin", "swin", _shapes(), epochs=20, lr=1e-3, warmup_epochs=2,
+                      description="Swin teacher for the shapes task"),
+    )
+}
+
+
+def _recipe(key: str) -> TeacherRecipe:
+    if key not in TEACHERS:
+        raise KeyError(f"unknown teacher {key!r}; available: {', '.join(sorted(TEACHERS))}")
+    return TEACHERS[key]
+
+
+def shipped_dir() -> Path:
+    """The repository's ``data/teachers`` folder."""
+    return DATA_DIR / "teachers"
+
+
+def cached_dir() -> Path:
+    """Where retrained teachers go: ``<cache>/teachers``."""
+    return cache_dir() / "teachers"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The manifest in ``root`` (default: shipped teachers), ``{}`` if there is none."""
+    path = Path(root or shipped_dir()) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"teacher manifest {path} is not valid JSON: {err}") from None
+
+
+def _write_manifest(root: Path, manifest: dict[str, dict[str, Any]]) -> None:
+    path = root / MANIFEST
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def check_teacher(key: str, root: Path | None = None) -> str | None:
+    """``None`` if ``root`` holds a valid copy of teacher ``key``, else what is wrong, in words."""
+    root = Path(root or shipped_dir())
+    recipe = _recipe(key)
+    entry = read_manifest(root).get(key)
+    if entry is None:
+        return f"not listed in {root / MANIFEST}"
+    path = root / entry["file"]
+    if not path.exists():
+        return f"file {path} is missing"
+    if sha256_file(path) != entry["sha256"]:
+        return f"file {path} is corrupt (sha256 differs from the manifest)"
+    if entry.get("recipe_hash") != recipe.hash:
+        return f"file {path} was trained with another recipe than the one in kdlab.models.zoo (stale)"
+    return None
+
+
+def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", progress: bool = True) -> nn.Module:
+    """Train teacher ``key`` from its recipe, save it into ``root`` and record it in the manifest.
+
+    Defaults to the CPU so the shipped weights are reproducible; pass ``device="auto"`` to use a GPU.
+    """
+    from ..data import load_dataset, standard_augment
+    from ..methods.base import Supervised
+    from ..train import evaluate, fit
+
+    recipe = _recipe(key)
+    root = Path(root or shipped_dir())
+    root.mkdir(parents=True, exist_ok=True)
+    device = pick_device(device)
+    seed_everything(recipe.seed)
+    train, test = load_dataset(**recipe.data)
+    model = create(recipe.model, num_classes=train.num_classes, img_size=train.x.shape[-1], **recipe.model_kwargs)
+    start = time.perf_counter()
+    fit(Supervised(model), train, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
+        warmup_epochs=recipe.warmup_epochs, weight_decay=recipe.weight_decay, seed=recipe.seed,
+        augment=standard_augment() if recipe.augment else None, device=device, progress=progress,
+        desc=f"teacher {key}")
+    train_time = time.perf_counter() - start
+    metrics = evaluate(model, test, device=device)
+    model.cpu().eval()
+    path = root / f"{key}.safetensors"
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(path), metadata={"key": key, "recipe_hash": recipe.hash})
+    manifest = read_manifest(root)
+    manifest[key] = {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "recipe": recipe.as_dict(),
+        "recipe_hash": recipe.hash,
+        "metrics": {"test_acc": round(metrics["acc"], 4), "test_loss": round(metrics["loss"], 4)},
+        "num_classes": train.num_classes,
+        "img_size": train.x.shape[-1],
+        "params": count_parameters(model),
+        "train_time_s": round(train_time, 1),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "date": _dt.date.today().isoformat(),
+    }
+    _write_manifest(root, manifest)
+    return model.requires_grad_(False)
+
+
+def _load(key: str, root: Path) -> nn.Module:
+    recipe = _recipe(key)
+    entry = read_manifest(root)[key]
+    model = create(recipe.model, num_classes=entry["num_classes"], img_size=entry["img_size"], **recipe.model_kwargs)
+    model.load_state_dict(load_file(str(root / entry["file"])))
+    return model.eval().requires_grad_(False)
+
+
+def load_teacher(key: str, *, allow_retrain: bool = True, progress: bool = True) -> nn.Module:
+    """Teacher ``key`` in eval mode with frozen weights, on the CPU (move it with ``.to(device)``).
+
+    Looks in ``data/teachers`` first, then in the cache. If neither holds a valid copy, says why and,
+    when ``allow_retrain``, retrains the teacher into the cache (minutes on a CPU), else raises.
+    """
+    problem = check_teacher(key, shipped_dir())
+    if problem is None:
+        return _load(key, shipped_dir())
+    cache_problem = check_teacher(key, cached_dir())
+    if cache_problem is None:
+        print(f"Teacher {key!r}: shipped copy unusable ({problem}); using the retrained copy in {cached_dir()}.")
+        return _load(key, cached_dir())
+    if not allow_retrain:
+        raise FileNotFoundError(f"teacher {key!r} unavailable: {problem}; cache: {cache_problem}")
+    print(f"Teacher {key!r}: {problem}. Retraining it from its recipe into {cached_dir()} ...")
+    return build_teacher(key, cached_dir(), progress=progress)
+
+
+def teacher_info(key: str) -> dict[str, Any]:
+    """The manifest entry of a shipped teacher (metrics, params, recipe, date)."""
+    _recipe(key)
+    entry = read_manifest(shipped_dir()).get(key)
+    if entry is None:
+        raise KeyError(f"teacher {key!r} is not in {shipped_dir() / MANIFEST}; run `python -m kdlab teachers build {key}`")
+    return entry

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from kdlab.models import create
+from kdlab.models.hooks import attention_paths, capture_attention, capture_outputs
+
+
+def test_vit_attention_rows_are_distributions_and_match_fused_output():
+    model = create("vit").eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        fused = model(x)
+    maps = capture_attention(model, x)
+    assert list(maps) == [f"blocks.{i}.attn" for i in range(4)]
+    att = maps["blocks.0.attn"]
+    assert att.shape == (2, 3, 65, 65)  # 64 patches + class token
+    assert torch.allclose(att.sum(-1), torch.ones(2, 3, 65), atol=1e-5)
+    assert all(m.fused_attn == model.blocks[0].attn.fused_attn for m in [model.blocks[0].attn])
+    with torch.no_grad():
+        assert torch.allclose(model(x), fused, atol=1e-5)
+
+
+def test_swin_window_attention_shapes():
+    maps = capture_attention(create("swin"), torch.rand(2, 3, 32, 32), ["layers.0.blocks.1.attn"])
+    assert maps["layers.0.blocks.1.attn"].shape == (2 * 16, 2, 16, 16)  # 4x4 windows of 4x4 tokens
+
+
+def test_mode_is_restored_and_bad_paths_fail():
+    model = create("vit").train()
+    capture_attention(model, torch.rand(1, 3, 32, 32), ["blocks.3.attn"])
+    assert model.training
+    with pytest.raises(KeyError, match="no module"):
+        capture_attention(model, torch.rand(1, 3, 32, 32), ["blocks.9.attn"])
+    with pytest.raises(ValueError, match="not attention"):
+        capture_attention(model, torch.rand(1, 3, 32, 32), ["blocks.0.mlp"])
+    with pytest.raises(ValueError, match="no timm attention"):
+        capture_attention(create("cnn_small"), torch.rand(1, 3, 32, 32))
+    assert attention_paths(create("mixer")) == []
+
+
+def test_capture_outputs_records_and_removes_hooks():
+    model = create("cnn_small")
+    with capture_outputs(model, ["stages.2"]) as store:
+        model(torch.rand(2, 3, 32, 32))
+    assert store["stages.2"].shape == (2, 64, 8, 8)
+    assert not model.stages[2]._forward_hooks

@@ -1,0 +1,63 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdlab.methods import KD, Supervised, kd_loss
+from kdlab.models import create
+
+
+def reference_kd(zs, zt, t):
+    q = F.softmax(zt / t, 1)
+    return (q * (q.log() - F.log_softmax(zs / t, 1))).sum(1).mean() * t * t
+
+
+@pytest.mark.parametrize("t", [1.0, 2.0, 4.0, 10.0])
+def test_kd_loss_matches_the_formula(t):
+    zs, zt = torch.randn(8, 5), torch.randn(8, 5) * 3
+    assert torch.allclose(kd_loss(zs, zt, t), reference_kd(zs, zt, t), atol=1e-5)
+
+
+def test_kd_loss_is_zero_for_equal_logits_and_positive_otherwise():
+    z = torch.randn(4, 10)
+    assert kd_loss(z, z).abs() < 1e-6
+    assert kd_loss(z, z + torch.randn(4, 10)) > 0
+    assert torch.allclose(kd_loss(z, z + 5.0), torch.tensor(0.0), atol=1e-5), "softmax ignores shifts"
+
+
+def test_kd_gradient_is_t_times_p_minus_q_over_b():
+    t, zs, zt = 3.0, torch.randn(6, 4, requires_grad=True), torch.randn(6, 4)
+    kd_loss(zs, zt, t).backward()
+    expected = t * (F.softmax(zs / t, 1) - F.softmax(zt / t, 1)) / 6
+    assert torch.allclose(zs.grad, expected.detach(), atol=1e-6)
+
+
+def test_kd_loss_rejects_bad_input():
+    with pytest.raises(ValueError, match="same"):
+        kd_loss(torch.randn(4, 10), torch.randn(4, 9))
+    with pytest.raises(ValueError, match="same"):
+        kd_loss(torch.randn(10), torch.randn(10))
+    with pytest.raises(ValueError, match="temperature"):
+        kd_loss(torch.randn(2, 3), torch.randn(2, 3), temperature=0)
+
+
+def test_kd_distiller_terms_and_frozen_teacher():
+    student, teacher = create("cnn_small"), create("cnn_small")
+    distiller = KD(student, teacher, temperature=2.0, alpha=0.25).train()
+    assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
+    teacher_ids = {id(p) for p in teacher.parameters()}
+    trainable = list(distiller.trainable_parameters())
+    assert trainable and not any(id(p) in teacher_ids for p in trainable)
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    logits, terms = distiller(x, y)
+    assert logits.shape == (4, 10) and set(terms) == {"ce", "kd"}
+    assert torch.allclose(terms["ce"], 0.75 * F.cross_entropy(logits, y))
+    sum(terms.values()).backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert torch.equal(distiller.predict(x), student(x))
+
+
+def test_bad_distiller_arguments():
+    with pytest.raises(ValueError, match="alpha"):
+        KD(create("cnn_small"), create("cnn_small"), alpha=1.5)
+    with pytest.raises(RuntimeError, match="no teacher"):
+        Supervised(create("cnn_small")).teacher_forward(torch.rand(1, 3, 32, 32))
