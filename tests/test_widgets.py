@@ -1,0 +1,127 @@
+"""kdlab.widgets: explorers redraw on .value changes; the KD maths in the picture matches autograd."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+
+import ipywidgets as widgets  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from kdlab.viz import _figure  # noqa: E402
+from kdlab.widgets import (  # noqa: E402
+    DEFAULT_STUDENT_LOGITS,
+    DEFAULT_TEACHER_LOGITS,
+    Explorer,
+    TemperatureExplorer,
+    kd_view,
+    render_temperature,
+)
+
+
+def autograd_kd(teacher, student, temperature):
+    """Reference: T^2 KL(softmax(z_t/T) || softmax(z_s/T)) and its gradient, by torch autograd."""
+    z_s = torch.tensor(student, dtype=torch.float64, requires_grad=True)
+    log_q = F.log_softmax(torch.tensor(teacher, dtype=torch.float64) / temperature, dim=0)
+    log_p = F.log_softmax(z_s / temperature, dim=0)
+    loss = temperature**2 * torch.sum(log_q.exp() * (log_q - log_p))
+    loss.backward()
+    return loss.item(), z_s.grad.numpy()
+
+
+def bar_heights(ax) -> np.ndarray:
+    """Heights of the drawn bars, series after series (the shaded target column is not a bar)."""
+    return np.array([bar.get_height() for container in ax.containers for bar in container])
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0, 20.0])
+def test_kd_view_matches_autograd(temperature):
+    loss, grad = autograd_kd(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, temperature)
+    view = kd_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, temperature)
+    assert view.loss == pytest.approx(loss, rel=1e-10)
+    np.testing.assert_allclose(view.grad, grad, atol=1e-12)
+    np.testing.assert_allclose(view.grad, temperature * (view.student_probs - view.teacher_probs))
+    assert view.grad.sum() == pytest.approx(0.0, abs=1e-12)  # softmax is shift-invariant
+
+
+def test_kd_view_is_zero_when_student_matches_teacher():
+    view = kd_view([2.0, 0.0, -1.0], [3.0, 1.0, 0.0], 3.0)  # same logits up to a constant
+    assert view.loss == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(view.grad, 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="equal length"):
+        kd_view([1.0, 2.0], [1.0, 2.0, 3.0], 1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        kd_view([1.0, 2.0], [1.0, 2.0], -1.0)
+
+
+def test_render_temperature_figure_shows_the_numbers():
+    temperature = 3.0
+    fig = render_temperature(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, temperature, target=2)
+    logits_ax, probs_ax, grad_ax = fig.axes
+    loss, grad = autograd_kd(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, temperature)
+    assert "T = 3" in fig.get_suptitle() and f"{loss:.4f}" in fig.get_suptitle()
+    np.testing.assert_allclose(bar_heights(grad_ax), grad, atol=1e-12)  # the drawn gradient bars
+    probs = bar_heights(probs_ax).reshape(2, -1)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    np.testing.assert_allclose(bar_heights(logits_ax)[:10], DEFAULT_TEACHER_LOGITS)
+    for ax in fig.axes:
+        assert ax.get_title() and ax.get_xlabel() == "class" and ax.get_ylabel()
+    assert f"q = {probs[0, 2]:.2f}" in probs_ax.get_title()  # target class read out
+
+
+def test_temperature_explorer_rerenders_on_value_change():
+    explorer = TemperatureExplorer()
+    assert isinstance(explorer.temperature, widgets.FloatSlider)
+    assert isinstance(explorer.output, widgets.Output) and isinstance(explorer.ui, widgets.VBox)
+    first = explorer.figure
+    assert isinstance(first, Figure) and "T = 4" in first.get_suptitle()
+
+    explorer.temperature.value = 10.0
+    state = explorer.state()
+    assert state["temperature"] == 10.0
+    assert state["teacher_logits"] == list(DEFAULT_TEACHER_LOGITS)
+    assert explorer.figure is not first and "T = 10" in explorer.figure.get_suptitle()
+    loss, grad = autograd_kd(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 10.0)
+    assert f"{loss:.4f}" in explorer.figure.get_suptitle()
+    np.testing.assert_allclose(bar_heights(explorer.figure.axes[2]), grad, atol=1e-12)
+
+    explorer.target.value = 3
+    assert explorer.state()["target"] == 3
+    assert "q = " in explorer.figure.axes[1].get_title()
+
+
+def test_temperature_explorer_custom_logits_and_checks():
+    explorer = TemperatureExplorer(logits=torch.tensor([1.0, 0.0, -1.0]), student_logits=np.zeros(3), temperature=2.0)
+    assert explorer.state()["teacher_logits"] == [1.0, 0.0, -1.0]
+    assert [value for _, value in explorer.target.options] == [0, 1, 2]
+    with pytest.raises(ValueError, match="teacher has 3 logits but student has 2"):
+        TemperatureExplorer(logits=[1.0, 0.0, -1.0], student_logits=[0.0, 0.0])
+
+
+def test_explorer_subclass_api():
+    class Line(Explorer):
+        def __init__(self):
+            self.slope = widgets.FloatSlider(value=1.0, min=-2, max=2)
+            super().__init__({"slope": self.slope}, xs=[0.0, 1.0, 2.0])
+            self.calls = getattr(self, "calls", 0)
+
+        def render(self, slope, xs):
+            self.calls = getattr(self, "calls", 0) + 1
+            fig, axes = _figure(figsize=(3, 2))
+            axes[0, 0].plot(xs, [slope * x for x in xs])
+            axes[0, 0].set_title(f"slope {slope:g}")
+            return fig
+
+    line = Line()
+    assert line.calls == 1 and line.figure.axes[0].get_title() == "slope 1"
+    line.slope.value = -0.5
+    assert line.calls == 2 and line.state() == {"xs": [0.0, 1.0, 2.0], "slope": -0.5}
+    assert line.figure.axes[0].get_title() == "slope -0.5"
+
+    with pytest.raises(NotImplementedError):
+        Explorer({"x": widgets.IntSlider()})
