@@ -1,0 +1,101 @@
+"""Every notebook runs top to bottom in the ``smoke`` profile (papermill), and its recorded results hold.
+
+Each notebook's last cell records its key numbers with ``kdlab.record``; the harness points
+``KDLAB_RECORD_FILE`` at a temporary file, reads it back and checks generic and per-notebook claims.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import papermill
+import pytest
+
+from kdlab.record import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+_RUNS: dict[str, dict] = {}
+
+
+def run_smoke(path: Path, out_dir: Path, monkeypatch) -> dict:
+    records = out_dir / f"{path.stem}.records.json"
+    monkeypatch.setenv("KDLAB_RECORD_FILE", str(records))
+    monkeypatch.setenv("KDLAB_PROFILE", "smoke")
+    start = time.perf_counter()
+    papermill.execute_notebook(str(path), str(out_dir / path.name), parameters={"PROFILE": "smoke", "SEED": 0},
+                               cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+    print(f"{path.name}: smoke run took {time.perf_counter() - start:.1f} s")
+    return read_records(records)
+
+
+def smoke_records(path: Path, tmp_path_factory, monkeypatch) -> dict:
+    if path.stem not in _RUNS:
+        _RUNS[path.stem] = run_smoke(path, tmp_path_factory.mktemp(path.stem), monkeypatch)
+    return _RUNS[path.stem]
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def check_primer(rec: dict) -> None:
+    chance = 1 / rec["num_classes"]
+    for key, acc in rec["accuracy"].items():
+        assert acc > chance, f"{key} accuracy {acc:.3f} not above chance {chance:.2f}"
+    assert rec["teacher_acc"]["shapes_cnn"] > 0.8
+    cka = rec["cka_diagonal_mean"]
+    assert cka["cnn_vs_cnn"] > cka["cnn_vs_vit"], "same-family stages must be more alike than cross-family ones"
+
+
+CHECKS = {"00_primer": check_primer}
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ holds no numbered notebook"
+    assert {p.stem for p in NOTEBOOKS} >= set(CHECKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell(path):
+    params = papermill.inspect_notebook(str(path))
+    assert list(params)[:2] == ["PROFILE", "SEED"], "the parameters cell starts with PROFILE and SEED"
+    assert params["PROFILE"]["default"].strip("'\"") == "auto"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_stripped(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    with_outputs = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not with_outputs, f"cells {with_outputs} keep outputs; run `make strip`"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_profile(path, tmp_path_factory, monkeypatch):
+    rec = smoke_records(path, tmp_path_factory, monkeypatch)
+    assert rec.get("profile") == "smoke"
+    assert all(math.isfinite(v) for v in _numbers(rec)), "every recorded number is finite"
+    for key, value in rec.items():
+        if "loss" in key:
+            assert all(math.isfinite(v) for v in _numbers(value)), key
+    CHECKS.get(path.stem, lambda r: None)(rec)
+
+
+@pytest.mark.notebook
+def test_smoke_runs_are_deterministic(tmp_path_factory, monkeypatch):
+    path = ROOT / "notebooks" / "00_primer.ipynb"
+    first = smoke_records(path, tmp_path_factory, monkeypatch)
+    second = run_smoke(path, tmp_path_factory.mktemp("again"), monkeypatch)
+    drop = lambda r: {k: v for k, v in r.items() if "time" not in k}  # noqa: E731
+    assert drop(first) == drop(second)
