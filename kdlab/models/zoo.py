@@ -158,7 +158,8 @@ def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", pr
     model.cpu().eval()
     path = root / f"{key}.safetensors"
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(path), metadata={"key": key, "recipe_hash": recipe.hash})
+    # one metadata entry: safetensors writes a multi-key map in arbitrary order, which would change the sha256
+    save_file(state, str(path), metadata={"kdlab": json.dumps({"key": key, "recipe_hash": recipe.hash}, sort_keys=True)})
     manifest = read_manifest(root)
     manifest[key] = {
         "file": path.name,

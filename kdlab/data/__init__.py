@@ -1,0 +1,39 @@
+"""Datasets as tensors: procedural shapes, scikit-learn digits, local CIFAR folders, batch augmentation.
+
+Everything is generated or read locally; nothing is downloaded. ``load_dataset(name, ...)`` is the one
+entry point the teacher recipes and notebooks use for (train, test) splits.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .augment import crop_flip
+from .cifar import load_cifar
+from .digits import load_digits
+from .shapes import CLASSES as SHAPE_CLASSES
+from .shapes import make_shapes, shapes_splits
+from .tensors import ImageSet
+
+
+def _digits(n_train: int | None = None, n_test: int | None = None, seed: int = 0, **kwargs: Any):
+    train, test = load_digits(seed=seed, **kwargs)
+    return (train.subset(slice(0, n_train)) if n_train else train), (test.subset(slice(0, n_test)) if n_test else test)
+
+
+DATASETS: dict[str, Callable[..., tuple[ImageSet, ImageSet]]] = {"shapes": shapes_splits, "digits": _digits}
+
+
+def load_dataset(name: str, **kwargs: Any) -> tuple[ImageSet, ImageSet]:
+    """(train, test) of a built-in dataset: ``shapes`` (``n_train``, ``n_test``, ``seed``, ...) or ``digits``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    return DATASETS[name](**kwargs)
+
+
+def standard_augment(flip: bool = True):
+    """The augmentation kdlab trains with: random 4-pixel-padded crop (+ horizontal flip)."""
+    return crop_flip(padding=4, p_flip=0.5 if flip else 0.0)
+
+
+__all__ = ["DATASETS", "ImageSet", "SHAPE_CLASSES", "crop_flip", "load_cifar", "load_dataset", "load_digits",
+           "make_shapes", "shapes_splits", "standard_augment"]

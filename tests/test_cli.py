@@ -1,0 +1,37 @@
+import pytest
+
+from kdlab.__main__ import build_parser, main, notebook_paths, parse_parameters
+
+
+def test_env_prints_the_report(capsys):
+    assert main(["env"]) == 0
+    assert "profile" in capsys.readouterr().out
+
+
+def test_teachers_list_and_verify(capsys):
+    assert main(["teachers", "list"]) == 0
+    assert "shapes_cnn" in capsys.readouterr().out
+    assert main(["teachers", "verify"]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_parameters_parse_as_literals():
+    assert parse_parameters(["T=2", "NAME=abc", "XS=[1, 2]"]) == {"T": 2, "NAME": "abc", "XS": [1, 2]}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        parse_parameters(["oops"])
+
+
+def test_notebook_names_resolve():
+    assert notebook_paths(["00_primer"], False)[0].name == "00_primer.ipynb"
+    assert any(p.name == "00_primer.ipynb" for p in notebook_paths([], True))
+    with pytest.raises(SystemExit, match="available"):
+        notebook_paths(["99_nothing"], False)
+    with pytest.raises(SystemExit, match="--all"):
+        notebook_paths([], False)
+
+
+def test_bad_commands_exit_with_usage():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["teachers", "burn"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([])

@@ -1,0 +1,33 @@
+"""Shipped reference results (data/results/*.json) parse and match the current recipes (never stale)."""
+import json
+
+import pytest
+
+from kdlab.config import DATA_DIR
+from kdlab.recipes import RECIPES
+from kdlab.results import check_all, recipe_hash
+
+SHIPPED = sorted((DATA_DIR / "results").glob("*.json"))
+
+
+def test_primer_ships_a_reference_result():
+    assert DATA_DIR / "results" / "00_primer.json" in SHIPPED
+
+
+def test_every_shipped_file_is_well_formed():
+    assert check_all() == []
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_reference_matches_the_current_recipe(path):
+    data = json.loads(path.read_text())
+    recipe = RECIPES[data["notebook"]](data["profile"])
+    assert data["recipe"] == json.loads(json.dumps(recipe)), "the recipe changed since this file was measured"
+    assert data["recipe_hash"] == recipe_hash(recipe), f"stale: rerun `python -m kdlab reference {path.stem}`"
+
+
+def test_recipes_differ_by_profile_and_validate():
+    primer = RECIPES["00_primer"]
+    assert primer("smoke") != primer("cpu") and primer("cpu")["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match="valid profiles"):
+        primer("turbo")

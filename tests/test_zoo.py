@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+
+from kdlab.models import zoo
+
+TINY = zoo.TeacherRecipe("tiny", "cnn_small", {"name": "shapes", "n_train": 96, "n_test": 64, "seed": 5},
+                         epochs=1, lr=2e-3, model_kwargs={"widths": (4, 8, 8, 8)}, batch_size=32)
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch):
+    monkeypatch.setitem(zoo.TEACHERS, "tiny", TINY)
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(zoo, "shipped_dir", lambda: shipped)
+    monkeypatch.setattr(zoo, "cached_dir", lambda: tmp_path / "cache")
+    zoo.build_teacher("tiny", progress=False)
+    return shipped
+
+
+def outputs(model):
+    return model(torch.linspace(0, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32))
+
+
+def test_build_writes_safetensors_and_manifest(tiny_zoo):
+    entry = zoo.read_manifest(tiny_zoo)["tiny"]
+    assert (tiny_zoo / "tiny.safetensors").exists() and entry["file"] == "tiny.safetensors"
+    assert entry["sha256"] == zoo.sha256_file(tiny_zoo / "tiny.safetensors")
+    assert entry["recipe_hash"] == TINY.hash and entry["recipe"]["model"] == "cnn_small"
+    assert 0.0 <= entry["metrics"]["test_acc"] <= 1.0 and entry["params"] > 0
+    assert zoo.check_teacher("tiny") is None
+    assert zoo.teacher_info("tiny")["num_classes"] == 10
+
+
+def test_loaded_teacher_is_frozen_in_eval_mode(tiny_zoo):
+    model = zoo.load_teacher("tiny")
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert outputs(model).shape == (2, 10)
+
+
+def test_rebuilding_is_deterministic(tiny_zoo, tmp_path):
+    again = zoo.build_teacher("tiny", tmp_path / "again", progress=False)
+    assert torch.equal(outputs(again), outputs(zoo.load_teacher("tiny")))
+    assert zoo.read_manifest(tmp_path / "again")["tiny"]["sha256"] == zoo.read_manifest(tiny_zoo)["tiny"]["sha256"]
+
+
+def test_corrupt_file_is_reported_and_retrained_into_cache(tiny_zoo, capsys):
+    path = tiny_zoo / "tiny.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert "corrupt" in zoo.check_teacher("tiny")
+    with pytest.raises(FileNotFoundError, match="corrupt"):
+        zoo.load_teacher("tiny", allow_retrain=False)
+    model = zoo.load_teacher("tiny", progress=False)
+    assert "corrupt" in capsys.readouterr().out and zoo.check_teacher("tiny", zoo.cached_dir()) is None
+    zoo.load_teacher("tiny")  # second time: the cached copy, no retraining
+    assert "using the retrained copy" in capsys.readouterr().out
+    assert outputs(model).shape == (2, 10)
+
+
+def test_missing_and_stale(tiny_zoo, monkeypatch):
+    monkeypatch.setitem(zoo.TEACHERS, "tiny", zoo.TeacherRecipe(**{**TINY.as_dict(), "epochs": 2}))
+    assert "stale" in zoo.check_teacher("tiny")
+    (tiny_zoo / "tiny.safetensors").unlink()
+    assert "missing" in zoo.check_teacher("tiny")
+    manifest = zoo.read_manifest(tiny_zoo)
+    del manifest["tiny"]
+    (tiny_zoo / zoo.MANIFEST).write_text(json.dumps(manifest))
+    assert "not listed" in zoo.check_teacher("tiny")
+
+
+def test_unknown_key_and_bad_manifest(tmp_path):
+    with pytest.raises(KeyError, match="available"):
+        zoo.load_teacher("imagenet_resnet50")
+    (tmp_path / zoo.MANIFEST).write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        zoo.read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("key", sorted(zoo.TEACHERS))
+def test_shipped_teachers_verify(key):
+    assert zoo.check_teacher(key) is None, "run `make teachers` and commit data/teachers/"
+
+
+def test_shipped_files_stay_small():
+    total = sum(p.stat().st_size for p in zoo.shipped_dir().parent.rglob("*") if p.is_file())
+    assert total < 30 * 2**20, f"data/ holds {total / 2**20:.1f} MiB; keep it under 30 MB"
