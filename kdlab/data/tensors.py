@@ -1,0 +1,146 @@
+"""``ImageSet``: a whole image dataset held as tensors (images, labels, optional per-pixel masks).
+
+Every kdlab dataset (shapes, digits, CIFAR folders) is an :class:`ImageSet`. Images stay in ``[0, 1]``;
+normalisation is the models' job. The set is immutable: :meth:`ImageSet.subset`, :meth:`ImageSet.split`
+and :meth:`ImageSet.to` return new sets (sharing storage where torch indexing allows).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+Index = slice | Tensor | Sequence[int]
+"""What :meth:`ImageSet.subset` accepts: a slice, an int tensor or list of indices, or a bool tensor."""
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ImageSet:
+    """A labelled image dataset as tensors.
+
+    Attributes:
+        x: images, ``(N, C, H, W)`` floating point (float32 by convention) with values in ``[0, 1]``.
+        y: class indices, ``(N,)`` int64 in ``[0, len(classes))``.
+        classes: class names; ``y == k`` means ``classes[k]`` (any sequence of str is stored as a tuple).
+        mask: optional per-pixel labels, ``(N, H, W)`` int64 (segmentation), on the same device as ``x``.
+        name: a short label shown in ``repr`` and plots (``"digits-train"``, ...).
+
+    Raises:
+        ValueError: when a shape, dtype, device, label or value range is off; the message names the field.
+    """
+
+    x: Tensor
+    y: Tensor
+    classes: tuple[str, ...]
+    mask: Tensor | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        """Validate every field (and store ``classes`` as a tuple)."""
+        if isinstance(self.classes, str) or not all(isinstance(c, str) for c in self.classes) or not self.classes:
+            raise ValueError(f"classes must be a non-empty sequence of str, got {self.classes!r}")
+        object.__setattr__(self, "classes", tuple(self.classes))
+        _check_images(self.x)
+        _check_labels(self.y, len(self.x), len(self.classes), self.x.device)
+        if self.mask is not None:
+            _check_mask(self.mask, self.x)
+
+    def __len__(self) -> int:
+        """The number of images ``N``."""
+        return len(self.x)
+
+    def __repr__(self) -> str:
+        """A one-line summary: name, size, image shape, number of classes, whether masks are present."""
+        _, c, h, w = self.x.shape
+        mask = "yes" if self.mask is not None else "no"
+        return (f"ImageSet({self.name!r}, n={len(self)}, image={c}x{h}x{w}, classes={self.num_classes}, "
+                f"mask={mask}, device={self.x.device})")
+
+    @property
+    def num_classes(self) -> int:
+        """``len(classes)``."""
+        return len(self.classes)
+
+    def subset(self, index: Index) -> ImageSet:
+        """The images picked by ``index``: a slice, int indices (tensor or list, repeats allowed) or a
+        bool tensor of length ``N``. Classes and name are kept."""
+        if not isinstance(index, slice):
+            index = _as_index(index, len(self), self.x.device)
+        mask = None if self.mask is None else self.mask[index]
+        return ImageSet(x=self.x[index], y=self.y[index], classes=self.classes, mask=mask, name=self.name)
+
+    def split(self, size: float | int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+        """Shuffle deterministically from ``seed`` and cut into ``(first, rest)``.
+
+        Args:
+            size: the first part's size: a fraction in ``(0, 1)`` of ``N`` (rounded) or a count in ``[0, N]``.
+            seed: the same seed gives the same split.
+        """
+        n = len(self)
+        if isinstance(size, bool) or not isinstance(size, (int, float)):
+            raise ValueError(f"size must be a fraction in (0, 1) or an int count, got {size!r}")
+        if isinstance(size, float):
+            if not 0.0 < size < 1.0:
+                raise ValueError(f"a fractional size must be in (0, 1), got {size!r}")
+            size = round(size * n)
+        if not 0 <= size <= n:
+            raise ValueError(f"size must be a count in [0, {n}], got {size!r}")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return self.subset(order[:size]), self.subset(order[size:])
+
+    def to(self, device: str | torch.device) -> ImageSet:
+        """The same set with every tensor on ``device``."""
+        mask = None if self.mask is None else self.mask.to(device)
+        return ImageSet(x=self.x.to(device), y=self.y.to(device), classes=self.classes, mask=mask, name=self.name)
+
+
+def _check_images(x: object) -> None:
+    """``x`` must be a 4-D floating tensor with values in [0, 1]."""
+    if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point():
+        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x must be a floating (N, C, H, W) tensor, got {got}")
+    if x.numel():
+        lo, hi = torch.aminmax(x)
+        if not (lo >= 0 and hi <= 1):
+            raise ValueError(f"x must hold values in [0, 1] (kdlab never normalises data), got [{lo:.4g}, {hi:.4g}]")
+
+
+def _check_labels(y: object, n: int, num_classes: int, device: torch.device) -> None:
+    """``y`` must be an (n,) int64 tensor on ``device`` with values in [0, num_classes)."""
+    if not isinstance(y, Tensor) or y.shape != (n,) or y.dtype != torch.int64:
+        got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(f"y must be an int64 tensor of shape ({n},) to match x, got {got}")
+    if y.device != device:
+        raise ValueError(f"y is on {y.device} but x is on {device}; move both with ImageSet.to")
+    if n and not (0 <= int(y.min()) and int(y.max()) < num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes}) for {num_classes} classes, "
+                         f"got [{int(y.min())}, {int(y.max())}]")
+
+
+def _check_mask(mask: object, x: Tensor) -> None:
+    """``mask`` must be an (N, H, W) int64 tensor on x's device."""
+    n, _, h, w = x.shape
+    if not isinstance(mask, Tensor) or mask.shape != (n, h, w) or mask.dtype != torch.int64:
+        got = f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be an int64 tensor of shape ({n}, {h}, {w}) to match x, got {got}")
+    if mask.device != x.device:
+        raise ValueError(f"mask is on {mask.device} but x is on {x.device}; move both with ImageSet.to")
+
+
+def _as_index(index: Tensor | Sequence[int], n: int, device: torch.device) -> Tensor:
+    """A 1-D int64 or bool index tensor on ``device``, checked against the set size ``n``."""
+    index = index.to(device) if isinstance(index, Tensor) else torch.as_tensor(index, dtype=torch.int64, device=device)
+    if index.dim() != 1 or index.is_floating_point() or index.is_complex():
+        raise ValueError(f"index must be a slice or a 1-D int/bool tensor, got {tuple(index.shape)} {index.dtype}")
+    if index.dtype == torch.bool:
+        if len(index) != n:
+            raise ValueError(f"a bool index must have length {n}, got {len(index)}")
+        return index
+    if len(index) and not (-n <= int(index.min()) and int(index.max()) < n):
+        raise ValueError(f"indices must be in [-{n}, {n}), got [{int(index.min())}, {int(index.max())}]")
+    return index.long()
+
+
+__all__ = ["ImageSet", "Index"]
