@@ -1,0 +1,299 @@
+"""Procedural shape scenes: 10 classes, one main object per image, a per-pixel mask for segmentation.
+
+Every image holds one main object whose *shape* is the class (``CLASSES``), drawn with a random colour,
+size, rotation and position over a textured background (smooth colour noise + stripes), with small
+distractor blobs and pixel noise. ``mask[i, h, w]`` is ``0`` on background (distractors included) and
+``1 + y[i]`` on the object's pixels, so the same data serve classification and segmentation.
+
+Generation is vectorised in torch: every shape is an inside test on a coordinate grid (polar bounds
+for polygons and stars, distance tests for disks, rings, ellipses and crescents), evaluated for a whole
+chunk of images at once. It is deterministic from ``seed`` (a ``torch.Generator``) and takes about
+2.5 s per 10k images at 32x32 on two CPU cores.
+
+How hard the task is comes from a :class:`ShapeStyle` (clutter, distractors, rotation, size range,
+contrast, noise). ``difficulty`` in ``[0, 1]`` picks a preset between :data:`EASY` and :data:`HARD`;
+keyword overrides replace single levers::
+
+    train, test = shapes_splits(2000, 2000)                       # the calibrated default
+    easy = make_shapes(500, difficulty=0.0)                       # plain background, upright shapes
+    tricky = make_shapes(500, difficulty=0.3, distractors=4)      # preset + one lever changed
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .tensors import ImageSet
+
+CLASSES: tuple[str, ...] = (
+    "disk", "square", "triangle", "star", "cross", "ring", "ellipse", "pentagon", "hexagon", "crescent",
+)
+"""Class names; ``y == k`` means ``CLASSES[k]``, and the mask stores ``1 + k`` on the object."""
+
+DEFAULT_DIFFICULTY = 0.08
+"""The difficulty used when none is given (the calibrated setting, see ``data/README.md``)."""
+
+_TEST_SEED_OFFSET = 1_000_003
+"""``shapes_splits`` draws the test set from ``seed + _TEST_SEED_OFFSET`` (a disjoint stream)."""
+
+_CHUNK_PIXELS = 4_000_000
+"""Images are rendered in chunks of about this many pixels to bound memory."""
+
+
+@dataclass(frozen=True)
+class ShapeStyle:
+    """The levers that make shape scenes easy or hard.
+
+    Attributes:
+        clutter: strength of the textured background (smooth colour noise + stripes), in ``[0, 1]``.
+        distractors: the largest number of small distractor blobs per image (each image draws 0..n).
+        rotation: the object's rotation is uniform in ``[-rotation, rotation]`` degrees, in ``[0, 180]``.
+        size: ``(lo, hi)`` object radius as a fraction of half the image side, ``0 < lo <= hi <= 1``.
+        contrast: in ``[0, 1]``; 1 keeps the background in ``[0, 0.5]`` and the object (and distractors)
+            in ``[0.5, 1]`` per channel; 0 lets both use the full range.
+        noise: standard deviation of the Gaussian pixel noise added at the end (images are clipped to [0, 1]).
+    """
+
+    clutter: float = 0.5
+    distractors: int = 2
+    rotation: float = 90.0
+    size: tuple[float, float] = (0.4, 0.75)
+    contrast: float = 0.5
+    noise: float = 0.04
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.clutter <= 1.0:
+            raise ValueError(f"clutter must be in [0, 1], got {self.clutter!r}")
+        if isinstance(self.distractors, bool) or not isinstance(self.distractors, int) or not 0 <= self.distractors <= 16:
+            raise ValueError(f"distractors must be an int in [0, 16], got {self.distractors!r}")
+        if not 0.0 <= self.rotation <= 180.0:
+            raise ValueError(f"rotation must be in [0, 180] degrees, got {self.rotation!r}")
+        try:
+            lo, hi = (float(v) for v in self.size)
+        except (TypeError, ValueError):
+            raise ValueError(f"size must be a (lo, hi) pair of floats, got {self.size!r}") from None
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"size must satisfy 0 < lo <= hi <= 1, got {self.size!r}")
+        object.__setattr__(self, "size", (lo, hi))
+        if not 0.0 <= self.contrast <= 1.0:
+            raise ValueError(f"contrast must be in [0, 1], got {self.contrast!r}")
+        if not 0.0 <= self.noise <= 0.5:
+            raise ValueError(f"noise must be in [0, 0.5], got {self.noise!r}")
+
+    @classmethod
+    def from_difficulty(cls, difficulty: float, **overrides) -> "ShapeStyle":
+        """The preset for ``difficulty`` in ``[0, 1]`` (linear between :data:`EASY` and :data:`HARD`),
+        with any field replaced by ``overrides`` (e.g. ``distractors=0``)."""
+        if isinstance(difficulty, bool) or not isinstance(difficulty, (int, float)) or not 0.0 <= difficulty <= 1.0:
+            raise ValueError(f"difficulty must be a float in [0, 1], got {difficulty!r}")
+        d = float(difficulty)
+
+        def lerp(a: float, b: float) -> float:
+            return a + (b - a) * d
+
+        style = cls(
+            clutter=lerp(EASY.clutter, HARD.clutter),
+            distractors=int(round(lerp(EASY.distractors, HARD.distractors))),
+            rotation=lerp(EASY.rotation, HARD.rotation),
+            size=(lerp(EASY.size[0], HARD.size[0]), lerp(EASY.size[1], HARD.size[1])),
+            contrast=lerp(EASY.contrast, HARD.contrast),
+            noise=lerp(EASY.noise, HARD.noise),
+        )
+        return style.replace(**overrides)
+
+    def replace(self, **overrides) -> "ShapeStyle":
+        """A copy with some fields replaced; unknown names raise ``ValueError``."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown ShapeStyle field(s) {unknown}; valid: {sorted(names)}")
+        return replace(self, **overrides)
+
+
+EASY = ShapeStyle(clutter=0.0, distractors=0, rotation=0.0, size=(0.55, 0.8), contrast=1.0, noise=0.0)
+"""``difficulty=0``: plain background, upright large objects, object brighter than the background."""
+
+HARD = ShapeStyle(clutter=1.0, distractors=4, rotation=180.0, size=(0.3, 0.7), contrast=0.0, noise=0.1)
+"""``difficulty=1``: strong texture, up to 4 distractors, any rotation, small objects, no contrast."""
+
+
+def resolve_style(difficulty: float | ShapeStyle | None = None, **overrides) -> ShapeStyle:
+    """A :class:`ShapeStyle` from a difficulty float (or a style, or ``None`` for the default) plus overrides."""
+    if difficulty is None:
+        difficulty = DEFAULT_DIFFICULTY
+    if isinstance(difficulty, ShapeStyle):
+        return difficulty.replace(**overrides)
+    return ShapeStyle.from_difficulty(difficulty, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------------
+# inside tests in the object's own frame: (u, v) in units of the object's radius, object centred at 0
+
+
+def _polar_polygon(u: Tensor, v: Tensor, radii: list[float], phase: float = math.pi / 2) -> Tensor:
+    """Inside test for a polygon star-shaped around 0 with evenly spaced vertices at radii ``radii``
+    (first vertex at angle ``phase``): the ray at each pixel's angle is bounded by its edge."""
+    m = len(radii)
+    step = 2 * math.pi / m
+    rho = torch.sqrt(u * u + v * v)
+    phi = torch.remainder(torch.atan2(v, u) - phase, 2 * math.pi)
+    k = torch.clamp((phi / step).floor().long(), max=m - 1)
+    r = torch.tensor(radii, dtype=u.dtype, device=u.device)
+    r1, r2 = r[k], r[(k + 1) % m]
+    a = phi - k * step  # angle from the sector's first vertex, in [0, step)
+    # distance along the ray to the segment between (r1, 0) and (r2, step) in polar coordinates
+    bound = r1 * r2 * math.sin(step) / (r1 * torch.sin(a) + r2 * torch.sin(step - a))
+    return rho <= bound
+
+
+def _inside(cls: int, u: Tensor, v: Tensor) -> Tensor:
+    rr = u * u + v * v
+    if cls == 0:  # disk
+        return rr <= 0.85**2
+    if cls == 1:  # square (area close to the disk's)
+        return torch.maximum(u.abs(), v.abs()) <= 0.75
+    if cls == 2:  # triangle
+        return _polar_polygon(u, v, [1.0] * 3)
+    if cls == 3:  # five-pointed star
+        return _polar_polygon(u, v, [1.0, 0.45] * 5)
+    if cls == 4:  # cross (plus sign)
+        au, av = u.abs(), v.abs()
+        return ((au <= 0.3) & (av <= 0.95)) | ((av <= 0.3) & (au <= 0.95))
+    if cls == 5:  # ring
+        return (rr <= 0.95**2) & (rr >= 0.55**2)
+    if cls == 6:  # ellipse
+        return (u / 1.0) ** 2 + (v / 0.55) ** 2 <= 1.0
+    if cls == 7:  # pentagon
+        return _polar_polygon(u, v, [0.9] * 5)
+    if cls == 8:  # hexagon
+        return _polar_polygon(u, v, [0.9] * 6, phase=0.0)
+    if cls == 9:  # crescent: a disk minus a shifted disk
+        return (rr <= 0.95**2) & ((u - 0.45) ** 2 + v * v >= 0.75**2)
+    raise ValueError(f"unknown class index {cls}")
+
+
+def _frame(gx: Tensor, gy: Tensor, cx: Tensor, cy: Tensor, radius: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """Grid coordinates (1, H, W) mapped into each object's frame: (n, H, W) each, in radius units."""
+    dx, dy = gx - cx[:, None, None], gy - cy[:, None, None]
+    c, s = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
+    r = radius[:, None, None]
+    return (dx * c + dy * s) / r, (-dx * s + dy * c) / r
+
+
+def _colours(n: int, contrast: float, g: Tensor | torch.Generator) -> Tensor:
+    """Foreground colours (n, 3): uniform per channel in ``[contrast / 2, 1]``."""
+    lo = 0.5 * contrast
+    return lo + (1 - lo) * torch.rand(n, 3, generator=g)
+
+
+def _render(y: Tensor, img_size: int, style: ShapeStyle, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Images (n, 3, H, W) and masks (n, H, W) for labels ``y``; all randomness from ``g``."""
+    n, size = len(y), img_size
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1  # pixel centres in [-1, 1]
+    gy, gx = torch.meshgrid(coords, coords, indexing="ij")
+    gx, gy = gx[None], gy[None]
+
+    # --- background: a base colour + smooth colour noise + stripes, scaled by the clutter lever
+    base = torch.rand(n, 3, 1, 1, generator=g)
+    smooth = F.interpolate(torch.randn(n, 3, 5, 5, generator=g), size=(size, size), mode="bicubic",
+                           align_corners=False)
+    angle = torch.rand(n, 1, 1, generator=g) * math.pi
+    freq = 2 + 4 * torch.rand(n, 1, 1, generator=g)  # cycles across the image
+    phase = torch.rand(n, 1, 1, generator=g) * 2 * math.pi
+    wave = torch.sin(math.pi * freq * (gx * torch.cos(angle) + gy * torch.sin(angle)) + phase)
+    stripe_colour = torch.rand(n, 3, 1, 1, generator=g) * 2 - 1
+    texture = 0.35 * smooth + 0.35 * wave[:, None] * stripe_colour
+    image = (base + style.clutter * texture).clamp(0, 1) * (1 - 0.5 * style.contrast)
+
+    # --- distractors: small disks / squares / bars, drawn under the main object
+    if style.distractors > 0:
+        count = torch.randint(0, style.distractors + 1, (n,), generator=g)
+        for slot in range(style.distractors):
+            kind = torch.randint(0, 3, (n,), generator=g)
+            radius = 0.08 + 0.1 * torch.rand(n, generator=g)
+            cx, cy = (torch.rand(2, n, generator=g) * 2 - 1) * 0.9
+            theta = torch.rand(n, generator=g) * math.pi
+            colour = _colours(n, style.contrast, g)
+            u, v = _frame(gx, gy, cx, cy, radius, theta)
+            au, av = u.abs(), v.abs()
+            blob = torch.where(kind[:, None, None] == 0, u * u + v * v <= 1,
+                               torch.where(kind[:, None, None] == 1, torch.maximum(au, av) <= 0.8,
+                                           (au <= 1.2) & (av <= 0.3)))
+            blob &= (slot < count)[:, None, None]
+            image = torch.where(blob[:, None], colour[:, :, None, None], image)
+
+    # --- the main object
+    lo, hi = style.size
+    radius = lo + (hi - lo) * torch.rand(n, generator=g)
+    room = (1 - radius).clamp(min=0)  # keep the object (its bounding circle) inside the image
+    cx, cy = (torch.rand(2, n, generator=g) * 2 - 1) * room
+    theta = (torch.rand(n, generator=g) * 2 - 1) * math.radians(style.rotation)
+    colour = _colours(n, style.contrast, g)
+    u, v = _frame(gx, gy, cx, cy, radius, theta)
+    inside = torch.zeros(n, size, size, dtype=torch.bool)
+    for cls in range(len(CLASSES)):
+        idx = (y == cls).nonzero(as_tuple=True)[0]
+        if len(idx):
+            inside[idx] = _inside(cls, u[idx], v[idx])
+    image = torch.where(inside[:, None], colour[:, :, None, None], image)
+    mask = torch.where(inside, y[:, None, None] + 1, torch.zeros((), dtype=torch.int64))
+
+    if style.noise > 0:
+        image = image + style.noise * torch.randn(image.shape, generator=g)
+    return image.clamp_(0, 1).contiguous(), mask
+
+
+def make_shapes(n: int, *, img_size: int = 32, difficulty: float | ShapeStyle | None = None, seed: int = 0,
+                name: str = "shapes", **overrides) -> ImageSet:
+    """``n`` shape scenes as an :class:`~kdlab.data.tensors.ImageSet` with ``x`` (n, 3, S, S) in [0, 1],
+    ``y`` (n,) int64 class indices (as balanced as ``n`` allows), ``mask`` (n, S, S) int64 and
+    ``classes == CLASSES``.
+
+    Args:
+        n: number of images (>= 1).
+        img_size: side length ``S`` in pixels (an int >= 16; 32 is the default, 64 works too).
+        difficulty: a float in ``[0, 1]`` (preset between :data:`EASY` and :data:`HARD`), a
+            :class:`ShapeStyle`, or ``None`` for :data:`DEFAULT_DIFFICULTY`.
+        seed: the same seed gives the same images, labels and masks.
+        name: stored as ``ImageSet.name``.
+        **overrides: :class:`ShapeStyle` fields replacing the preset's (``clutter=0``, ``rotation=30``, ...).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 16:
+        raise ValueError(f"img_size must be an int >= 16, got {img_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    style = resolve_style(difficulty, **overrides)
+    g = torch.Generator().manual_seed(seed)
+    k = len(CLASSES)
+    y = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
+    chunk = max(1, _CHUNK_PIXELS // (img_size * img_size))
+    xs, masks = [], []
+    for start in range(0, n, chunk):
+        x_part, m_part = _render(y[start:start + chunk], img_size, style, g)
+        xs.append(x_part)
+        masks.append(m_part)
+    return ImageSet(x=torch.cat(xs), y=y, classes=CLASSES, mask=torch.cat(masks), name=name)
+
+
+def shapes_splits(n_train: int = 2000, n_test: int = 2000, *, img_size: int = 32,
+                  difficulty: float | ShapeStyle | None = None, seed: int = 0,
+                  **overrides) -> tuple[ImageSet, ImageSet]:
+    """(train, test) shape scenes with the same style; the test set comes from a separate seed stream
+    (``seed + 1_000_003``), so the two never share samples. Arguments as in :func:`make_shapes`."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    train = make_shapes(n_train, img_size=img_size, difficulty=difficulty, seed=seed, name="shapes-train",
+                        **overrides)
+    test = make_shapes(n_test, img_size=img_size, difficulty=difficulty, seed=seed + _TEST_SEED_OFFSET,
+                       name="shapes-test", **overrides)
+    return train, test
+
+
+__all__ = ["CLASSES", "DEFAULT_DIFFICULTY", "EASY", "HARD", "ShapeStyle", "make_shapes", "resolve_style",
+           "shapes_splits"]
