@@ -4,7 +4,7 @@
     python -m kdlab teachers list | verify | build [KEY ...]
     python -m kdlab run 00_primer [--profile cpu] [--out build] [-p TEMPERATURE=2]
     python -m kdlab run --all
-    python -m kdlab reference 00_primer --profile cpu      # long run -> data/results/00_primer.json
+    python -m kdlab reference 00_primer                    # declared long run -> data/results/00_primer.json
     python -m kdlab bench models | data
 """
 from __future__ import annotations
@@ -79,10 +79,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    """A long run of one notebook that saves its reference results into data/results/."""
-    parameters = {"PROFILE": args.profile, "SAVE_REFERENCE": True, **parse_parameters(args.parameter)}
+    """The long run declared in ``kdlab.recipes.REFERENCE``; the notebook saves data/results/<name>.json."""
+    from .recipes import REFERENCE
+
     for path in notebook_paths(args.notebooks, False):
+        if path.stem not in REFERENCE:
+            raise SystemExit(f"no reference run declared for {path.stem}; add it to kdlab.recipes.REFERENCE")
+        parameters = {key.upper(): value for key, value in REFERENCE[path.stem].items()}
+        parameters["SAVE_REFERENCE"] = True
         start = time.perf_counter()
+        print(f"reference run of {path.name} with {parameters} ...", flush=True)
         execute_notebook(path, Path(args.out), parameters, html=True)
         print(f"{path.name}: reference run done in {time.perf_counter() - start:.0f} s")
     return 0
@@ -134,11 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-html", action="store_true", help="skip the HTML export")
     run.add_argument("-p", "--parameter", action="append", default=[], help="NAME=VALUE for the parameters cell")
 
-    ref = sub.add_parser("reference", help="long run of a notebook that writes data/results/<notebook>.json")
+    ref = sub.add_parser("reference", help="the declared long run of a notebook -> data/results/<notebook>.json")
     ref.add_argument("notebooks", nargs="+")
-    ref.add_argument("--profile", default="gpu", help="profile of the long run (default gpu)")
     ref.add_argument("--out", default="build/reference")
-    ref.add_argument("-p", "--parameter", action="append", default=[])
 
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
     teachers.add_argument("action", choices=["list", "verify", "build"])

@@ -108,6 +108,13 @@ class EnvReport(dict):
         return f"| setting | value |\n|---|---|\n{rows}"
 
 
+def describe_device() -> str:
+    """The compute device in words, as reference results record it: the GPU's name, or the CPU thread count."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def env_report(profile: str = "auto") -> EnvReport:
     """Versions, device, threads and the resolved profile: the first thing every notebook shows."""
     import timm  # local import: config must stay importable before the heavy stack is needed

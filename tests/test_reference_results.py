@@ -4,7 +4,7 @@ import json
 import pytest
 
 from kdlab.config import DATA_DIR
-from kdlab.recipes import RECIPES
+from kdlab.recipes import RECIPES, REFERENCE, reference_recipe
 from kdlab.results import check_all, recipe_hash
 
 SHIPPED = sorted((DATA_DIR / "results").glob("*.json"))
@@ -21,13 +21,18 @@ def test_every_shipped_file_is_well_formed():
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_reference_matches_the_current_recipe(path):
     data = json.loads(path.read_text())
-    recipe = RECIPES[data["notebook"]](data["profile"])
+    recipe = reference_recipe(data["notebook"])
     assert data["recipe"] == json.loads(json.dumps(recipe)), "the recipe changed since this file was measured"
     assert data["recipe_hash"] == recipe_hash(recipe), f"stale: rerun `python -m kdlab reference {path.stem}`"
 
 
-def test_recipes_differ_by_profile_and_validate():
+def test_recipes_differ_by_profile_rebuild_from_knobs_and_validate():
     primer = RECIPES["00_primer"]
     assert primer("smoke") != primer("cpu") and primer("cpu")["seeds"] == [0, 1]
+    custom = primer("cpu", seed=3, temperature=2.0, n_seeds=3)
+    assert custom["seeds"] == [3, 4, 5] and primer(**custom["knobs"]) == custom
+    assert reference_recipe("00_primer")["knobs"] == primer(**REFERENCE["00_primer"])["knobs"]
     with pytest.raises(ValueError, match="valid profiles"):
         primer("turbo")
+    with pytest.raises(KeyError, match="no reference"):
+        reference_recipe("99_nothing")

@@ -55,20 +55,21 @@ class TeacherRecipe:
         return recipe_hash(self.as_dict())
 
 
-def _shapes(**overrides: Any) -> dict[str, Any]:
-    return {"name": "shapes", "n_train": 6000, "n_test": 2000, "seed": 1000, **overrides}
+def _shapes(n_train: int) -> dict[str, Any]:
+    """Shapes data for teachers: its own seed stream (1000), so no student's training image is a teacher's."""
+    return {"name": "shapes", "n_train": n_train, "n_test": 2000, "seed": 1000}
 
 
 TEACHERS: dict[str, TeacherRecipe] = {
     recipe.key: recipe
     for recipe in (
-        TeacherRecipe("shapes_cnn", "cnn", _shapes(), epochs=10, lr=2e-3,
-                      description="ResNet-style CNN teacher for the shapes task"),
-        TeacherRecipe("shapes_vit", "vit", _shapes(), epochs=30, lr=1e-3, warmup_epochs=3,
-                      model_kwargs={"embed_dim": 128, "depth": 6, "num_heads": 4},
-                      description="ViT teacher for the shapes task (larger and longer-trained than the student ViT)"),
-        TeacherRecipe("shapes_swin", "swin", _shapes(), epochs=20, lr=1e-3, warmup_epochs=2,
-                      description="Swin teacher for the shapes task"),
+        TeacherRecipe("shapes_cnn", "cnn", _shapes(3000), epochs=10, lr=2e-3,
+                      description="ResNet-style CNN (1.2 M), strong but not saturated"),
+        TeacherRecipe("shapes_vit", "vit", _shapes(8000), epochs=30, lr=1e-3, warmup_epochs=2,
+                      model_kwargs={"patch_size": 8, "embed_dim": 128, "num_heads": 4},
+                      description="ViT, patch 8 (0.56 M), trained on 4x the students' data"),
+        TeacherRecipe("shapes_swin", "swin", _shapes(8000), epochs=15, lr=1e-3, warmup_epochs=2,
+                      description="Swin, patch 2, window 4 (0.39 M), trained on 4x the students' data"),
     )
 }
 
