@@ -63,8 +63,9 @@ def _shapes(n_train: int) -> dict[str, Any]:
 TEACHERS: dict[str, TeacherRecipe] = {
     recipe.key: recipe
     for recipe in (
-        TeacherRecipe("shapes_cnn", "cnn", _shapes(3000), epochs=10, lr=2e-3,
-                      description="ResNet-style CNN (1.2 M), strong but not saturated"),
+        TeacherRecipe("shapes_cnn", "cnn_small", _shapes(4000), epochs=12, lr=2e-3,
+                      description="ResNet-style CNN (0.3 M): strong, not saturated, and cheap enough to "
+                                  "label every augmented batch on a CPU"),
         TeacherRecipe("shapes_vit", "vit", _shapes(8000), epochs=30, lr=1e-3, warmup_epochs=2,
                       model_kwargs={"patch_size": 8, "embed_dim": 128, "num_heads": 4},
                       description="ViT, patch 8 (0.56 M), trained on 4x the students' data"),
