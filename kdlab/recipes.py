@@ -26,8 +26,10 @@ def primer_recipe(profile: str, *, seed: int = 0, temperature: float = 2.0, alph
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=2, gpu=3)
     knobs = {"profile": profile, "seed": seed, "temperature": temperature, "alpha": alpha, "n_seeds": n_seeds}
-    scale = by_profile(profile, smoke=0.15, cpu=1.0, gpu=2.5)  # epochs relative to the cpu calibration
+    scale = by_profile(profile, smoke=0.25, cpu=1.0, gpu=2.5)  # epochs relative to the cpu calibration
     epochs = lambda cpu_epochs: max(2, round(cpu_epochs * scale))  # noqa: E731
+    fit = lambda cpu_epochs, lr, cpu_warmup: {  # noqa: E731  (a short run warms up for at most a quarter of it)
+        "epochs": epochs(cpu_epochs), "lr": lr, "warmup_epochs": min(cpu_warmup, epochs(cpu_epochs) / 4)}
     return {
         "knobs": knobs,
         "data": {"name": "shapes", "n_train": by_profile(profile, smoke=1000, cpu=2000, gpu=8000),
@@ -37,10 +39,9 @@ def primer_recipe(profile: str, *, seed: int = 0, temperature: float = 2.0, alph
         "kd_teacher": "shapes_cnn",
         "kd": {"temperature": temperature, "alpha": alpha},
         "students": {
-            "cnn_small": {"model": {}, "fit": {"epochs": epochs(12), "lr": 2e-3, "warmup_epochs": 1.0}},
-            "vit": {"model": TOKEN_STUDENT, "fit": {"epochs": epochs(20), "lr": 1e-3, "warmup_epochs": 2.0}},
-            "mixer": {"model": {"patch_size": 8, "embed_dim": 128}, "fit": {"epochs": epochs(12), "lr": 2e-3,
-                                                                            "warmup_epochs": 2.0}},
+            "cnn_small": {"model": {}, "fit": fit(12, 2e-3, 1.0)},
+            "vit": {"model": TOKEN_STUDENT, "fit": fit(20, 1e-3, 2.0)},
+            "mixer": {"model": {"patch_size": 8, "embed_dim": 128}, "fit": fit(12, 2e-3, 2.0)},
         },
         "cka_samples": by_profile(profile, smoke=256, cpu=1000, gpu=2000),
     }

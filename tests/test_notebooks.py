@@ -49,12 +49,14 @@ def _numbers(value):
 
 
 def check_primer(rec: dict) -> None:
+    """What a 40-second run can show; the claims that need real training are checked on the shipped
+    reference run (tests/test_reference_results.py), which the stale check ties to the current recipe."""
     chance = 1 / rec["num_classes"]
-    for key, acc in rec["accuracy"].items():
-        assert acc > chance, f"{key} accuracy {acc:.3f} not above chance {chance:.2f}"
-    assert rec["teacher_acc"]["shapes_cnn"] > 0.8
-    cka = rec["cka_diagonal_mean"]
-    assert cka["cnn_vs_cnn"] > cka["cnn_vs_vit"], "same-family stages must be more alike than cross-family ones"
+    for key in ("cnn_small · labels only", "cnn_small · Hinton KD"):
+        assert rec["accuracy"][key] > chance, f"{key} accuracy {rec['accuracy'][key]:.3f} not above chance"
+    assert all(0.0 <= acc <= 1.0 for acc in rec["accuracy"].values())
+    assert rec["teacher_acc"]["shapes_cnn"] > 0.9 and rec["teacher_acc"]["shapes_vit"] > 0.9
+    assert all(0.0 <= v <= 1.0 + 1e-6 for v in _numbers([rec["cka_diagonal_mean"], rec["logit_cka"]]))
 
 
 CHECKS = {"00_primer": check_primer}

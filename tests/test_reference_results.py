@@ -36,3 +36,13 @@ def test_recipes_differ_by_profile_rebuild_from_knobs_and_validate():
         primer("turbo")
     with pytest.raises(KeyError, match="no reference"):
         reference_recipe("99_nothing")
+
+
+def test_primer_reference_shows_what_the_primer_claims():
+    """The calibration goals (issue 2, data/README.md), measured in the 5-seed reference run."""
+    metrics = json.loads((DATA_DIR / "results" / "00_primer.json").read_text())["metrics"]
+    acc, cka = metrics["accuracy"], metrics["cka_diagonal_mean"]
+    assert acc["cnn_small · labels only"] >= 0.85
+    for token in ("vit", "mixer"):
+        assert 0.5 <= acc[f"{token} · labels only"] < acc["cnn_small · labels only"]
+    assert cka["cnn_vs_cnn"] > cka["cnn_vs_vit"] and cka["cnn_vs_cnn"] > cka["vit_vs_mixer"]
