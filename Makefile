@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 env: $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers and cloud shells often are root.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(AS_ROOT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
