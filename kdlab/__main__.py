@@ -5,7 +5,7 @@
     python -m kdlab run 00_primer [--profile cpu] [--out build] [-p TEMPERATURE=2]
     python -m kdlab run --all
     python -m kdlab reference 00_primer                    # declared long run -> data/results/00_primer.json
-    python -m kdlab bench models | data
+    python -m kdlab bench models | data | ofa [--student vit --teacher cnn_small]
 """
 from __future__ import annotations
 
@@ -121,7 +121,12 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    rows = bench.models(args.batch_size, args.seconds) if args.what == "models" else bench.data(args.n)
+    runs = {
+        "models": lambda: bench.models(args.batch_size, args.seconds),
+        "data": lambda: bench.data(args.n),
+        "ofa": lambda: bench.ofa(args.student, args.teacher, args.batch_size, args.seconds),
+    }
+    rows = runs[args.what]()
     for row in rows:
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     return 0
@@ -149,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     teachers.add_argument("keys", nargs="*", help="teacher keys (default: all)")
     teachers.add_argument("--device", default="cpu", help="device to train on when building (default cpu)")
 
-    bench = sub.add_parser("bench", help="measure model and data-generation throughput")
-    bench.add_argument("what", choices=["models", "data"])
+    bench = sub.add_parser("bench", help="measure model, data-generation and OFA training-step throughput")
+    bench.add_argument("what", choices=["models", "data", "ofa"])
+    bench.add_argument("--student", default="vit", help="student model (ofa)")
+    bench.add_argument("--teacher", default="cnn_small", help="teacher model (ofa)")
     bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     bench.add_argument("--n", type=int, default=10000, help="images to generate (data)")

@@ -59,3 +59,54 @@ def data(n: int = 10000) -> list[dict[str, object]]:
         train, _ = load_dataset(name, n_train=n, n_test=2)
         rows.append({"dataset": name, "images": len(train), "seconds": round(time.perf_counter() - start, 2)})
     return rows
+
+
+def _forward_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of ``fn`` (PyTorch's flop counter: matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def ofa(student: str = "vit", teacher: str = "cnn_small", batch_size: int = 64, seconds: float = 3.0,
+        img_size: int = 32) -> list[dict[str, object]]:
+    """One training step of no KD, Hinton KD and OFA (default stages) on the same student and teacher.
+
+    ``step_vs_no_kd`` is the step time relative to no KD, measured in the same run. ``branch_params``
+    and ``train_fwd_gflops`` (student + branches, teacher excluded) show what the OFA branches add
+    while training; at inference they are dropped, so the deployed student is unchanged.
+    """
+    from .methods import KD, OFA, Supervised
+
+    device = pick_device("auto")
+    x = torch.rand(batch_size, 3, img_size, img_size, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    teacher_model = create(teacher, img_size=img_size).to(device)
+    methods = {
+        "no KD": lambda s: Supervised(s),
+        "Hinton KD": lambda s: KD(s, teacher_model),
+        "OFA": lambda s: OFA(s, teacher_model, img_size=img_size),
+    }
+    rows: list[dict[str, object]] = []
+    for label, make in methods.items():
+        torch.manual_seed(0)
+        distiller = make(create(student, img_size=img_size)).to(device).train()
+        opt = torch.optim.AdamW(distiller.trainable_parameters(), lr=1e-3)
+
+        def train_step() -> None:
+            opt.zero_grad()
+            _, terms = distiller(x, y)
+            sum(terms.values()).backward()
+            opt.step()
+
+        step_ms = 1000 * batch_size / _rate(train_step, batch_size, seconds)
+        is_ofa = isinstance(distiller, OFA)
+        forward = (lambda: distiller.branch_logits(x)) if is_ofa else (lambda: distiller.student(x))
+        rows.append({"method": label, "student": student, "teacher": teacher, "device": str(device),
+                     "step_ms": round(step_ms, 1),
+                     "step_vs_no_kd": round(step_ms / rows[0]["step_ms"], 2) if rows else 1.0,
+                     "branch_params": distiller.branch_parameters() if is_ofa else 0,
+                     "train_fwd_gflops": round(_forward_flops(forward) / 1e9, 3)})
+    return rows
