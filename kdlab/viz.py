@@ -262,6 +262,60 @@ def plot_softmax_temperature(logits: Any, temperatures: Sequence[float], title: 
     return plot_bars(series, title=title, ylabel="probability", xticklabels=class_names)
 
 
+# --------------------------------------------------------------------------------------------- OFA
+def plot_ofa_weights(gammas: Sequence[float] = (1.0, 1.2, 1.5, 2.0), target_probs: Any = None,
+                     title: str = "OFA loss weights against teacher confidence", num_points: int = 201) -> Figure:
+    r"""The OFA class weights against the teacher's probability of the class, one colour per $\gamma$.
+
+    Left, the target class: the official code's $w_y = (1+q_y)^\gamma - 1$ (solid; the hard cross-entropy is a
+    separate term) and the paper's $(1+q_y)^\gamma$ (dashed; it holds the hard cross-entropy's 1). Right, a
+    non-target class: the code's $w_c = q_c^\gamma$ (solid) and the paper's $q_c$ for every $\gamma$ (dashed).
+
+    The weights come from :func:`kdlab.methods.ofa.ofa_weights` on two-class teacher logits
+    $(\log q, \log(1-q))$, whose softmax is $(q, 1-q)$: with class 0 as the target, column 0 is $w_y(q)$ and
+    column 1 is $w_c(1-q)$. ``target_probs`` (the teacher's $q_y$ on real examples) adds their histogram
+    behind the left curves, counted on a right-hand axis.
+    """
+    # imported here so that the plotting helpers load without torch and timm
+    import torch
+
+    from .methods.ofa import ofa_weights
+
+    if len(gammas) == 0:
+        raise ValueError("plot_ofa_weights needs at least one gamma")
+    q = torch.linspace(0.0, 1.0, num_points, dtype=torch.float64)
+    teacher_logits = torch.stack([q.log(), (1 - q).log()], dim=1)
+    target = torch.zeros(num_points, dtype=torch.long)
+    fig, axes = _figure(1, 2, figsize=(12, 4.5))
+    target_ax, other_ax = axes[0]
+    for gamma in gammas:
+        code = ofa_weights(teacher_logits, target, float(gamma), form="code").numpy()
+        paper = ofa_weights(teacher_logits, target, float(gamma), form="paper").numpy()
+        (line,) = target_ax.plot(q, code[:, 0], label=f"code, γ = {gamma:g}")
+        target_ax.plot(q, paper[:, 0], linestyle="--", color=line.get_color(), label=f"paper, γ = {gamma:g}")
+        other_ax.plot(1 - q, code[:, 1], color=line.get_color(), label=f"code, γ = {gamma:g}")
+    other_ax.plot(1 - q, paper[:, 1], linestyle="--", color="0.4", label="paper, every γ")
+    if target_probs is not None:
+        probs = _to_numpy(target_probs).ravel()
+        if probs.size == 0 or not np.all((probs >= 0) & (probs <= 1)):
+            raise ValueError("target_probs must be non-empty teacher probabilities in [0, 1]")
+        counts = target_ax.twinx()
+        counts.hist(probs, bins=20, range=(0.0, 1.0), color="0.6", alpha=0.3)
+        counts.set_ylabel("examples (count)", fontsize=LABEL_SIZE)
+        target_ax.set_zorder(counts.get_zorder() + 1)  # curves over the histogram
+        target_ax.patch.set_visible(False)
+    _label(target_ax, r"target: code $(1+q_y)^\gamma-1$ (solid), paper $(1+q_y)^\gamma$ (dashed)",
+           "teacher probability of the target class q_y", "weight w_y")
+    _label(other_ax, r"non-target: code $q_c^\gamma$ (solid), paper $q_c$ (dashed)",
+           "teacher probability of a non-target class q_c", "weight w_c")
+    for ax in (target_ax, other_ax):
+        ax.set_xlim(0.0, 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=TICK_SIZE - 1, ncol=2 if ax is target_ax else 1)
+    fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig
+
+
 # --------------------------------------------------------------------------------------------- tables
 def format_mean_std(values: Any, pct: bool = True, digits: int = 1) -> str:
     """``"81.2 ± 0.4%"``: mean ± sample standard deviation (ddof = 1) of ``values``; one value prints alone.

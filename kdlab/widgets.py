@@ -23,9 +23,12 @@ from typing import Any, NamedTuple
 
 import ipywidgets as widgets
 import numpy as np
+import torch
 from IPython.display import clear_output, display
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .methods.ofa import ofa_loss, ofa_weights
 from .viz import TITLE_SIZE, _figure, _to_numpy, plot_bars, softmax
 
 DEFAULT_TEACHER_LOGITS = (6.0, 3.0, 2.5, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0, -3.0)
@@ -70,6 +73,48 @@ class Explorer:
         display(self.ui)
 
 
+def _logit_pair(teacher_logits: Any, student_logits: Any) -> tuple[list[float], list[float]]:
+    """Teacher and student logits as lists of equal length (``None``: the ``DEFAULT_*_LOGITS``)."""
+    pair = []
+    for name, logits, default in (("teacher", teacher_logits, DEFAULT_TEACHER_LOGITS),
+                                  ("student", student_logits, DEFAULT_STUDENT_LOGITS)):
+        values = _to_numpy(default if logits is None else logits)
+        if values.ndim != 1:
+            raise ValueError(f"expected a 1-D vector of {name} logits, got shape {values.shape}")
+        pair.append(values.tolist())
+    teacher, student = pair
+    if len(teacher) != len(student):
+        raise ValueError(f"teacher has {len(teacher)} logits but student has {len(student)}")
+    return teacher, student
+
+
+def _slider(name: str, description: str, value: float, low: float, high: float, step: float) -> widgets.FloatSlider:
+    """A FloatSlider over [low, high] that refuses (rather than silently clamps) a start value outside it."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}] (the slider's range), got {value!r}")
+    return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
+                               continuous_update=False, readout_format=".1f")
+
+
+def _check_target(target: Any, num_classes: int) -> None:
+    """Raise a ``ValueError`` unless ``target`` is an integer class index in 0..num_classes-1."""
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < num_classes:
+        raise ValueError(f"target must be a class index in 0..{num_classes - 1}, got {target!r}")
+
+
+def _target_dropdown(num_classes: int, target: int) -> widgets.Dropdown:
+    """A dropdown of the class indices 0..num_classes-1, starting at ``target``."""
+    _check_target(target, num_classes)
+    return widgets.Dropdown(options=[(f"class {i}", i) for i in range(num_classes)], value=target,
+                            description="target")
+
+
+def _probability_panel(ax: Axes, q: np.ndarray, p: np.ndarray, target: int) -> None:
+    """Bars of the softened teacher $q$ and student $p$, the target class shaded and read out in the title."""
+    plot_bars({"teacher $q$": q, "student $p$": p}, ylabel="probability", highlight=target, ax=ax,
+              title=f"softmax(z / T): target q = {q[target]:.2f}, p = {p[target]:.2f}")
+
+
 class KDView(NamedTuple):
     """Hinton KD on one example: teacher and student soft distributions, the loss and its gradient."""
 
@@ -109,9 +154,7 @@ def render_temperature(teacher_logits: Any, student_logits: Any, temperature: fl
     fig, axes = _figure(1, 3, figsize=(15, 4))
     plot_bars({"teacher $z_t$": teacher_logits, "student $z_s$": student_logits}, title="logits",
               ylabel="logit", highlight=target, ax=axes[0, 0])
-    q, p = view.teacher_probs, view.student_probs
-    plot_bars({"teacher $q$": q, "student $p$": p}, ylabel="probability", highlight=target, ax=axes[0, 1],
-              title=f"softmax(z / T): target q = {q[target]:.2f}, p = {p[target]:.2f}")
+    _probability_panel(axes[0, 1], view.teacher_probs, view.student_probs, target)
     plot_bars({"T (p - q)": view.grad}, title="KD gradient on the student logits",
               ylabel=r"$\partial\mathcal{L}_{KD}/\partial z_s$", highlight=target, ax=axes[0, 2])
     loss = rf"$T^2\,\mathrm{{KL}}(q\,\|\,p)$ = {view.loss:.4f}"
@@ -130,13 +173,85 @@ class TemperatureExplorer(Explorer):
 
     def __init__(self, logits: Any = None, temperature: float = 4.0, student_logits: Any = None,
                  target: int = 0) -> None:
-        teacher = _to_numpy(DEFAULT_TEACHER_LOGITS if logits is None else logits).ravel().tolist()
-        student = _to_numpy(DEFAULT_STUDENT_LOGITS if student_logits is None else student_logits).ravel().tolist()
-        if len(teacher) != len(student):
-            raise ValueError(f"teacher has {len(teacher)} logits but student has {len(student)}")
-        self.temperature = widgets.FloatSlider(value=temperature, min=0.5, max=20.0, step=0.5, description="T",
-                                               continuous_update=False, readout_format=".1f")
-        self.target = widgets.Dropdown(options=[(f"class {i}", i) for i in range(len(teacher))], value=target,
-                                       description="target")
+        teacher, student = _logit_pair(logits, student_logits)
+        self.temperature = _slider("temperature", "T", temperature, 0.5, 20.0, 0.5)
+        self.target = _target_dropdown(len(teacher), target)
         super().__init__({"temperature": self.temperature, "target": self.target},
                          teacher_logits=teacher, student_logits=student)
+
+
+class OFAView(NamedTuple):
+    """The OFA loss on one example: soft distributions, class weights, the loss and its gradient."""
+
+    teacher_probs: np.ndarray  # q = softmax(z_t / T)
+    student_probs: np.ndarray  # p = softmax(z_s / T)
+    weights: np.ndarray  # w from ofa_weights; code form: (q + m)^gamma - m
+    loss: float  # -sum_c w_c log p_c
+    grad: np.ndarray  # d loss / d z_s, by autograd
+
+
+def ofa_view(teacher_logits: Any, student_logits: Any, target: int, gamma: float, temperature: float,
+             form: str = "code") -> OFAView:
+    r"""The OFA loss of one example, its class weights and its gradient with respect to the student logits.
+
+    With $q = \mathrm{softmax}(z_t/T)$, $p = \mathrm{softmax}(z_s/T)$ and $m = \mathrm{onehot}(y)$, the code form
+    weights the classes by $w = (q+m)^\gamma - m$ ($w_y = (1+q_y)^\gamma - 1$, $w_{c\neq y} = q_c^\gamma$) and
+    $\ell = -\sum_c w_c \log p_c$ (the paper form: $w_y = (1+q_y)^\gamma$, $w_{c\neq y} = q_c$).
+
+    Gradient: $\partial \log p_c / \partial z_{s,k} = (\delta_{ck} - p_k)/T$ and $w$ does not depend on $z_s$, so
+    $\partial\ell/\partial z_{s,k} = \frac1T\big[(\sum_c w_c)\,p_k - w_k\big]$ in either form; at $\gamma = 1$
+    (code form) $w = q$ and it is $(p - q)/T$. The weights and the loss are those of
+    :func:`~kdlab.methods.ofa.ofa_weights` and :func:`~kdlab.methods.ofa.ofa_loss`, and the gradient is their
+    autograd gradient, so the picture shows exactly what training does.
+    """
+    z_t = torch.as_tensor(_to_numpy(teacher_logits))
+    z_s = torch.as_tensor(_to_numpy(student_logits)).requires_grad_(True)
+    if z_t.ndim != 1 or z_t.shape != z_s.shape:
+        raise ValueError(f"expected two 1-D logit vectors of equal length, got shapes {tuple(z_t.shape)} and "
+                         f"{tuple(z_s.shape)}")
+    _check_target(target, len(z_t))
+    y = torch.tensor([int(target)])
+    weights = ofa_weights(z_t[None], y, gamma, temperature, form)[0]
+    loss = ofa_loss(z_s[None], z_t[None], y, gamma, temperature, form)
+    loss.backward()
+    return OFAView(softmax(z_t, temperature), softmax(z_s, temperature), weights.numpy(), loss.item(),
+                   z_s.grad.numpy())
+
+
+def render_ofa(teacher_logits: Any, student_logits: Any, target: int, gamma: float, temperature: float,
+               form: str = "code") -> Figure:
+    r"""Three panels for one example: the softened distributions $q$ vs $p$, the OFA class weights $w$ next to
+    $q$, and the gradient $\frac1T[(\sum_c w_c)p - w]$ on the student logits (see :func:`ofa_view`). The title
+    gives $\gamma$, $T$ and the loss $-\sum_c w_c\log p_c$; the ``target`` class is shaded.
+    """
+    view = ofa_view(teacher_logits, student_logits, target, gamma, temperature, form)
+    q, w = view.teacher_probs, view.weights
+    fig, axes = _figure(1, 3, figsize=(15, 4))
+    _probability_panel(axes[0, 0], q, view.student_probs, target)
+    plot_bars({"teacher $q$": q, f"weight $w$ ({form} form)": w}, ylabel="probability / weight", highlight=target,
+              ax=axes[0, 1], title=rf"OFA weights: $w_y$ = {w[target]:.2f}, $\sum_c w_c$ = {w.sum():.2f}")
+    plot_bars({r"$\frac{1}{T}[(\sum_c w_c)\,p - w]$": view.grad}, title="OFA gradient on the student logits",
+              ylabel=r"$\partial\mathcal{L}_{OFA}/\partial z_s$", highlight=target, ax=axes[0, 2])
+    fig.suptitle(f"γ = {gamma:g}, T = {temperature:g}    OFA loss ({form} form) = {view.loss:.4f}",
+                 fontsize=TITLE_SIZE)
+    return fig
+
+
+class OFAExplorer(Explorer):
+    """Move γ and T and watch the OFA weights shift towards the target class and the gradient follow.
+
+    ``logits`` are the teacher's (default :data:`DEFAULT_TEACHER_LOGITS`), ``student_logits`` the student's
+    (default :data:`DEFAULT_STUDENT_LOGITS`); ``target`` is the true class, shaded. ``form`` is ``"code"`` (the
+    official code's weights) or ``"paper"``.
+    """
+
+    render = staticmethod(render_ofa)
+
+    def __init__(self, logits: Any = None, gamma: float = 1.5, temperature: float = 1.0, student_logits: Any = None,
+                 target: int = 0, form: str = "code") -> None:
+        teacher, student = _logit_pair(logits, student_logits)
+        self.gamma = _slider("gamma", "γ", gamma, 1.0, 3.0, 0.1)
+        self.temperature = _slider("temperature", "T", temperature, 0.5, 8.0, 0.5)
+        self.target = _target_dropdown(len(teacher), target)
+        super().__init__({"gamma": self.gamma, "temperature": self.temperature, "target": self.target},
+                         teacher_logits=teacher, student_logits=student, form=form)

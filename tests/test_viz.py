@@ -29,6 +29,7 @@ def test_figures_are_not_kept_by_pyplot():
     before = len(plt.get_fignums())
     viz.plot_history(ROWS)
     viz.plot_softmax_temperature([1.0, 0.0], [1.0])
+    viz.plot_ofa_weights(target_probs=[0.5])
     assert len(plt.get_fignums()) == before
 
 
@@ -160,6 +161,47 @@ def test_plot_bars_length_check_and_highlight():
     assert fig.axes[0].get_title() == "bars"
     with pytest.raises(ValueError, match="same length"):
         viz.plot_bars({"a": [1, 2], "b": [1, 2, 3]}, title="bars")
+
+
+def test_plot_ofa_weights_curves_labels_and_legend():
+    fig = viz.plot_ofa_weights()
+    assert isinstance(fig, Figure) and fig.get_suptitle()
+    target_ax, other_ax = fig.axes
+    assert target_ax.get_xlabel() == "teacher probability of the target class q_y"
+    assert target_ax.get_ylabel() == "weight w_y"
+    assert other_ax.get_xlabel() == "teacher probability of a non-target class q_c"
+    assert other_ax.get_ylabel() == "weight w_c"
+    assert "code" in target_ax.get_title() and "paper" in target_ax.get_title() and other_ax.get_title()
+    gammas = (1.0, 1.2, 1.5, 2.0)
+    assert legend_texts(target_ax) == [f"{form}, γ = {g:g}" for g in gammas for form in ("code", "paper")]
+    assert legend_texts(other_ax) == [f"code, γ = {g:g}" for g in gammas] + ["paper, every γ"]
+    lines = target_ax.get_lines()
+    for gamma, code, paper in zip(gammas, lines[::2], lines[1::2], strict=True):
+        q = code.get_xdata()
+        assert (q.min(), q.max()) == (0.0, 1.0)
+        np.testing.assert_allclose(code.get_ydata(), (1 + q) ** gamma - 1, atol=1e-12)
+        np.testing.assert_allclose(paper.get_ydata(), (1 + q) ** gamma, atol=1e-12)
+        assert paper.get_linestyle() == "--" and paper.get_color() == code.get_color()
+    np.testing.assert_allclose(lines[0].get_ydata(), lines[0].get_xdata(), atol=1e-12)  # code, gamma = 1: w_y = q_y
+    for gamma, line in zip(gammas, other_ax.get_lines()):
+        np.testing.assert_allclose(line.get_ydata(), line.get_xdata() ** gamma, atol=1e-12)
+    paper_other = other_ax.get_lines()[-1]
+    np.testing.assert_allclose(paper_other.get_ydata(), paper_other.get_xdata(), atol=1e-12)
+
+
+def test_plot_ofa_weights_histogram_and_bad_inputs():
+    fig = viz.plot_ofa_weights(gammas=[1.5], target_probs=torch.tensor([0.9, 0.95, 0.2]), title="OFA")
+    assert fig.get_suptitle() == "OFA" and len(fig.axes) == 3  # the histogram's count axis
+    counts = fig.axes[2]
+    assert counts.get_ylabel() == "examples (count)"
+    assert sum(patch.get_height() for patch in counts.patches) == 3
+    assert legend_texts(fig.axes[0]) == ["code, γ = 1.5", "paper, γ = 1.5"]
+    with pytest.raises(ValueError, match="at least one gamma"):
+        viz.plot_ofa_weights(gammas=())
+    with pytest.raises(ValueError, match="gamma must be a finite number > 0, got 0"):
+        viz.plot_ofa_weights(gammas=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        viz.plot_ofa_weights(target_probs=[0.5, 1.5])
 
 
 def test_format_mean_std():

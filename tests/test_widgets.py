@@ -18,8 +18,11 @@ from kdlab.widgets import (  # noqa: E402
     DEFAULT_STUDENT_LOGITS,
     DEFAULT_TEACHER_LOGITS,
     Explorer,
+    OFAExplorer,
     TemperatureExplorer,
     kd_view,
+    ofa_view,
+    render_ofa,
     render_temperature,
 )
 
@@ -101,6 +104,10 @@ def test_temperature_explorer_custom_logits_and_checks():
     assert [value for _, value in explorer.target.options] == [0, 1, 2]
     with pytest.raises(ValueError, match="teacher has 3 logits but student has 2"):
         TemperatureExplorer(logits=[1.0, 0.0, -1.0], student_logits=[0.0, 0.0])
+    with pytest.raises(ValueError, match=r"temperature must be in \[0.5, 20\]"):
+        TemperatureExplorer(temperature=50.0)  # refused, not silently clamped to the slider's end
+    with pytest.raises(ValueError, match=r"target must be a class index in 0..9, got 10"):
+        TemperatureExplorer(target=10)
 
 
 def test_explorer_subclass_api():
@@ -125,3 +132,109 @@ def test_explorer_subclass_api():
 
     with pytest.raises(NotImplementedError):
         Explorer({"x": widgets.IntSlider()})
+
+
+# ------------------------------------------------------------------------------------------------- OFA
+@pytest.mark.parametrize("form", ["code", "paper"])
+@pytest.mark.parametrize("gamma,temperature", [(1.0, 1.0), (1.0, 4.0), (1.5, 1.0), (2.5, 2.0)])
+def test_ofa_view_gradient_is_the_closed_form(gamma, temperature, form):
+    view = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 2, gamma, temperature, form)
+    q, p, w = view.teacher_probs, view.student_probs, view.weights
+    teacher = torch.tensor(DEFAULT_TEACHER_LOGITS, dtype=torch.float64)
+    np.testing.assert_allclose(q, F.softmax(teacher / temperature, dim=0))
+    np.testing.assert_allclose(view.grad, (w.sum() * p - w) / temperature, atol=1e-12)  # autograd = formula
+    assert view.loss == pytest.approx(-np.sum(w * np.log(p)), rel=1e-12)
+    others = np.arange(len(q)) != 2
+    if form == "code":
+        assert w[2] == pytest.approx((1 + q[2]) ** gamma - 1, rel=1e-12)
+        np.testing.assert_allclose(w[others], q[others] ** gamma, rtol=1e-12)
+    else:
+        assert w[2] == pytest.approx((1 + q[2]) ** gamma, rel=1e-12)
+        np.testing.assert_allclose(w[others], q[others], rtol=1e-12)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
+def test_ofa_view_at_gamma_one_is_soft_target_cross_entropy(temperature):
+    view = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 0, 1.0, temperature)
+    np.testing.assert_allclose(view.weights, view.teacher_probs, atol=1e-12)  # code form, gamma = 1: w = q
+    np.testing.assert_allclose(view.grad, (view.student_probs - view.teacher_probs) / temperature, atol=1e-12)
+    _, kd_grad = autograd_kd(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, temperature)
+    np.testing.assert_allclose(view.grad, kd_grad / temperature**2, atol=1e-12)  # Hinton KD without its T^2
+
+
+def test_ofa_view_bad_inputs():
+    with pytest.raises(ValueError, match="gamma must be a finite number > 0, got 0"):
+        ofa_view([1.0, 0.0], [0.0, 0.0], 0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="gamma must be a finite number > 0, got -1"):
+        render_ofa([1.0, 0.0], [0.0, 0.0], 0, -1.0, 1.0)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        ofa_view([1.0, 0.0], [0.0, 0.0], 0, 1.0, 0.0)
+    with pytest.raises(ValueError, match=r"1-D logit vectors of equal length, got shapes \(1, 2\) and \(1, 2\)"):
+        ofa_view([[1.0, 0.0]], [[0.0, 0.0]], 0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="equal length"):
+        ofa_view([1.0, 0.0, 2.0], [0.0, 0.0], 0, 1.0, 1.0)
+    for target in (2, -1, 1.0, True):
+        with pytest.raises(ValueError, match=r"target must be a class index in 0..1"):
+            ofa_view([1.0, 0.0], [0.0, 0.0], target, 1.0, 1.0)
+    with pytest.raises(ValueError, match="unknown form 'both'"):
+        ofa_view([1.0, 0.0], [0.0, 0.0], 0, 1.0, 1.0, form="both")
+
+
+def test_render_ofa_figure_shows_the_numbers():
+    fig = render_ofa(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, target=1, gamma=2.0, temperature=2.0)
+    probs_ax, weights_ax, grad_ax = fig.axes
+    view = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 1, 2.0, 2.0)
+    title = fig.get_suptitle()
+    assert "γ = 2" in title and "T = 2" in title and f"{view.loss:.4f}" in title and "code form" in title
+    for ax in fig.axes:
+        assert ax.get_title() and ax.get_xlabel() == "class" and ax.get_ylabel()
+        spans = [patch for patch in ax.patches if patch.get_facecolor()[:3] == pytest.approx((0.85,) * 3)]
+        assert len(spans) == 1 and spans[0].get_x() == pytest.approx(0.5)  # the target column, class 1
+    np.testing.assert_allclose(bar_heights(probs_ax).reshape(2, -1), [view.teacher_probs, view.student_probs])
+    np.testing.assert_allclose(bar_heights(weights_ax).reshape(2, -1), [view.teacher_probs, view.weights])
+    np.testing.assert_allclose(bar_heights(grad_ax), view.grad, atol=1e-12)
+    assert f"= {view.weights[1]:.2f}" in weights_ax.get_title()
+    assert "paper form" in render_ofa([1.0, 0.0], [0.0, 0.0], 0, 1.5, 1.0, form="paper").get_suptitle()
+
+
+def test_ofa_explorer_rerenders_on_value_change():
+    explorer = OFAExplorer()
+    assert isinstance(explorer.gamma, widgets.FloatSlider) and isinstance(explorer.temperature, widgets.FloatSlider)
+    assert (explorer.gamma.min, explorer.gamma.max, explorer.temperature.min, explorer.temperature.max) == (1, 3, 0.5, 8)
+    assert isinstance(explorer.target, widgets.Dropdown) and isinstance(explorer.ui, widgets.VBox)
+    first = explorer.figure
+    assert isinstance(first, Figure) and "γ = 1.5, T = 1 " in first.get_suptitle()
+
+    explorer.gamma.value = 2.5
+    state = explorer.state()
+    assert state["gamma"] == 2.5 and state["form"] == "code"
+    assert state["teacher_logits"] == list(DEFAULT_TEACHER_LOGITS)
+    assert explorer.figure is not first and "γ = 2.5" in explorer.figure.get_suptitle()
+    view = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 0, 2.5, 1.0)
+    np.testing.assert_allclose(bar_heights(explorer.figure.axes[2]), view.grad, atol=1e-12)
+
+    explorer.temperature.value = 4.0
+    assert "T = 4" in explorer.figure.get_suptitle()
+    explorer.target.value = 3
+    view = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 3, 2.5, 4.0)
+    assert f"{view.loss:.4f}" in explorer.figure.get_suptitle()
+    np.testing.assert_allclose(bar_heights(explorer.figure.axes[1])[10:], view.weights, atol=1e-12)
+
+
+def test_ofa_explorer_custom_logits_and_checks():
+    explorer = OFAExplorer(logits=torch.tensor([1.0, 0.0, -1.0]), student_logits=np.zeros(3), gamma=1.0,
+                           temperature=2.0, target=2, form="paper")
+    assert explorer.state()["teacher_logits"] == [1.0, 0.0, -1.0] and explorer.state()["form"] == "paper"
+    assert [value for _, value in explorer.target.options] == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"gamma must be in \[1, 3\] \(the slider's range\), got 0"):
+        OFAExplorer(gamma=0.0)
+    with pytest.raises(ValueError, match=r"temperature must be in \[0.5, 8\]"):
+        OFAExplorer(temperature=10.0)
+    with pytest.raises(ValueError, match=r"1-D vector of teacher logits, got shape \(2, 5\)"):
+        OFAExplorer(logits=np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="teacher has 3 logits but student has 10"):
+        OFAExplorer(logits=[1.0, 0.0, -1.0])
+    with pytest.raises(ValueError, match=r"target must be a class index in 0..2, got 3"):
+        OFAExplorer(logits=[1.0, 0.0, -1.0], student_logits=[0.0, 0.0, 0.0], target=3)
+    with pytest.raises(ValueError, match="unknown form"):
+        OFAExplorer(form="both")
