@@ -18,6 +18,7 @@ from kdlab.record import read_records
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 _RUNS: dict[str, dict] = {}
+CELL_TIMEOUT_S = 600  # a smoke cell takes seconds; a stuck kernel must fail the test, not hang CI
 
 
 def run_smoke(path: Path, out_dir: Path, monkeypatch) -> dict:
@@ -26,7 +27,8 @@ def run_smoke(path: Path, out_dir: Path, monkeypatch) -> dict:
     monkeypatch.setenv("KDLAB_PROFILE", "smoke")
     start = time.perf_counter()
     papermill.execute_notebook(str(path), str(out_dir / path.name), parameters={"PROFILE": "smoke", "SEED": 0},
-                               cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+                               cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+                               execution_timeout=CELL_TIMEOUT_S)
     print(f"{path.name}: smoke run took {time.perf_counter() - start:.1f} s")
     return read_records(records)
 
