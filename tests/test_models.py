@@ -79,3 +79,18 @@ def test_tokens_and_maps_round_trip():
         map_to_tokens(torch.randn(2, 3, 4))
     with pytest.raises(ValueError):
         stage_features(create("vit"), torch.rand(3, 32, 32))
+
+
+@pytest.mark.parametrize("name", ["cnn_small", "vit", "swin", "mixer"])
+def test_logits_and_stage_features_is_one_forward_equal_to_two(name):
+    from kdlab.models.features import logits_and_stage_features
+
+    model, x = create(name).eval(), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        logits, feats = logits_and_stage_features(model, x, [0, 2])
+        assert torch.allclose(logits, model(x), atol=1e-5)
+        for got, want in zip(feats, stage_features(model, x, [0, 2]), strict=True):
+            assert torch.allclose(got, want, atol=1e-5)
+        assert logits_and_stage_features(model, x, [])[1] == []
+    with pytest.raises(ValueError, match="batch"):
+        logits_and_stage_features(model, torch.rand(3, 32, 32), [0])

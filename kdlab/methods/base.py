@@ -72,6 +72,13 @@ class Supervised(Distiller):
         return logits, {"ce": F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)}
 
 
+def check_loss_weights(**weights: float) -> None:
+    """Raise a ``ValueError`` unless every named loss weight is a real number >= 0 (not a bool, not NaN)."""
+    for name, value in weights.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
 def check_logits(student_logits: Tensor, teacher_logits: Tensor) -> None:
     """Raise a ``ValueError`` unless both are (B, K) tensors of the same shape."""
     if student_logits.ndim != 2 or student_logits.shape != teacher_logits.shape:

@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.features import stage_features, stage_shapes
+from ..models.features import logits_and_stage_features, stage_features, stage_shapes
 from ..models.registry import count_parameters
-from .base import Distiller
-from .ofa import logits_and_stages
+from .base import Distiller, check_loss_weights
 
 Pair = tuple[int, int]
 
@@ -124,9 +123,7 @@ class FitNet(Distiller):
     def __init__(self, student: nn.Module, teacher: nn.Module, pairs: Sequence[Sequence[int]] | None = None,
                  hint_weight: float = 1.0, ce_weight: float = 1.0, img_size: int = 32) -> None:
         super().__init__(student, teacher)
-        for name, value in (("hint_weight", hint_weight), ("ce_weight", ce_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        check_loss_weights(hint_weight=hint_weight, ce_weight=ce_weight)
         student_shapes, teacher_shapes = stage_shapes(student, img_size), stage_shapes(teacher, img_size)
         n_s, n_t = len(student_shapes), len(teacher_shapes)
         self.pairs = default_pairs(n_s, n_t) if pairs is None else check_pairs(pairs, n_s, n_t)
@@ -147,7 +144,7 @@ class FitNet(Distiller):
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         student_stages = sorted({s for s, _ in self.pairs})
-        logits, feats = logits_and_stages(self.student, x, student_stages)
+        logits, feats = logits_and_stage_features(self.student, x, [s - 1 for s in student_stages])
         student_maps = dict(zip(student_stages, feats))
         teacher_maps = self.teacher_stages(x)
         hints = [hint_loss(regressor(student_maps[s]), teacher_maps[t])

@@ -42,9 +42,9 @@ from timm.models.swin_transformer import PatchMerging
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from ..models.features import stage_shapes
+from ..models.features import logits_and_stage_features, stage_shapes
 from ..models.registry import count_parameters, family_of
-from .base import Distiller, check_logits
+from .base import Distiller, check_logits, check_loss_weights
 
 FORMS = ("code", "paper")  # "code": the official code's form (the default); "paper": the paper's equation
 TOKEN_GRID = 4  # target grid of the token branches at 32 px (the official 7x7 at 224 px)
@@ -248,16 +248,6 @@ def build_branches(student: nn.Module, stages: Sequence[int] | None, num_classes
     return branches
 
 
-def logits_and_stages(model: nn.Module, x: Tensor, stages: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
-    """Final logits and the chosen stages' (B, C, H, W) features from ONE forward (timm
-    ``forward_intermediates``; ViT prefix tokens are dropped, as in ``stage_features``)."""
-    if not stages:
-        return model(x), []
-    kwargs = {"output_fmt": "NCHW"} if family_of(model) == "vit" else {}
-    final, intermediates = model.forward_intermediates(x, indices=[s - 1 for s in stages], **kwargs)
-    return model.forward_head(final), list(intermediates)
-
-
 # ---------------------------------------------------------------------------------------- distiller
 
 
@@ -282,9 +272,7 @@ class OFA(Distiller):
         for name, value in (("gamma", gamma), ("gamma_last", gamma_last), ("temperature", temperature)):
             _check_positive(name, value)
         ce_weight = (1.0 if form == "code" else 0.0) if ce_weight is None else ce_weight
-        for name, value in (("kd_weight", kd_weight), ("ofa_weight", ofa_weight), ("ce_weight", ce_weight)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        check_loss_weights(kd_weight=kd_weight, ofa_weight=ofa_weight, ce_weight=ce_weight)
         num_classes = student.num_classes
         self.branches = build_branches(student, stages, num_classes, getattr(teacher, "num_features", None),
                                        img_size)
@@ -299,7 +287,7 @@ class OFA(Distiller):
 
     def branch_logits(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor]]:
         """Student logits and every branch's (B, K) logits, keyed by stage, from one student forward."""
-        logits, feats = logits_and_stages(self.student, x, self.stages)
+        logits, feats = logits_and_stage_features(self.student, x, [s - 1 for s in self.stages])
         return logits, {s: branch(f) for (s, branch), f in zip(zip(self.stages, self.branches.values()), feats)}
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:

@@ -1,8 +1,9 @@
 """Models: the registry of tiny timm models, uniform stage features, hooks and the teacher zoo."""
-from .features import map_to_tokens, pre_logits, stage_features, stage_shapes, tokens_to_map
+from .features import (logits_and_stage_features, map_to_tokens, pre_logits, stage_features, stage_shapes,
+                       tokens_to_map)
 from .registry import FAMILIES, MODELS, count_parameters, create, family_of, list_models
 
 __all__ = [
     "FAMILIES", "MODELS", "count_parameters", "create", "family_of", "list_models",
-    "map_to_tokens", "pre_logits", "stage_features", "stage_shapes", "tokens_to_map",
+    "logits_and_stage_features", "map_to_tokens", "pre_logits", "stage_features", "stage_shapes", "tokens_to_map",
 ]

@@ -20,13 +20,25 @@ def stage_features(model: nn.Module, x: Tensor, indices: int | list[int] | None 
     ``indices`` selects stages (ViT/Mixer: blocks) as in timm's ``forward_intermediates``: ``None`` means
     every stage, an int ``n`` the last ``n``. Gradients flow unless the caller disables them.
     """
+    return list(model.forward_intermediates(x, **_intermediates_kwargs(model, x, indices), intermediates_only=True))
+
+
+def logits_and_stage_features(model: nn.Module, x: Tensor, indices: list[int]) -> tuple[Tensor, list[Tensor]]:
+    """The final logits and the chosen stages' (B, C, H, W) maps from ONE forward pass (methods that supervise
+    both, such as OFA's branches and FitNet's hints, must not run the student twice). ``indices`` are 0-based."""
+    if not indices:
+        return model(x), []
+    final, intermediates = model.forward_intermediates(x, **_intermediates_kwargs(model, x, indices))
+    return model.forward_head(final), list(intermediates)
+
+
+def _intermediates_kwargs(model: nn.Module, x: Tensor, indices: int | list[int] | None) -> dict:
     if x.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
-    family = family_of(model)
-    kwargs = {"indices": indices, "intermediates_only": True}
-    if family == "vit":
+    kwargs: dict = {"indices": indices}
+    if family_of(model) == "vit":
         kwargs["output_fmt"] = "NCHW"  # timm reshapes patch tokens and drops the prefix tokens
-    return list(model.forward_intermediates(x, **kwargs))
+    return kwargs
 
 
 def stage_shapes(model: nn.Module, img_size: int = 32, in_chans: int = 3) -> list[tuple[int, int, int]]:
