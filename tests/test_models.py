@@ -94,3 +94,12 @@ def test_logits_and_stage_features_is_one_forward_equal_to_two(name):
         assert logits_and_stage_features(model, x, [])[1] == []
     with pytest.raises(ValueError, match="batch"):
         logits_and_stage_features(model, torch.rand(3, 32, 32), [0])
+
+
+def test_vit_distilled_is_the_vit_plus_a_distillation_token_and_head():
+    vit, deit = create("vit"), create("vit_distilled")
+    assert family_of(deit) == "vit" and deit.num_prefix_tokens == 2
+    assert stage_shapes(deit) == stage_shapes(vit), "prefix tokens are dropped from the stage maps"
+    assert count_parameters(deit) - count_parameters(vit) == 96 + 96 + (96 * 10 + 10)  # token, position, head_dist
+    deit.train()
+    assert deit(torch.rand(2, 3, 32, 32)).shape == (2, 10), "the mean of both heads, in training too"

@@ -4,15 +4,16 @@ Every model is a plain timm module (``pretrained=False``, nothing downloaded) si
 [0, 1]. Each gets two attributes that the rest of kdlab reads: ``kdlab_name`` (registry key) and
 ``kdlab_family`` (``cnn``, ``vit``, ``swin`` or ``mixer``).
 
-========== ======== ====================================================================
-name        family   architecture (defaults; every keyword can be overridden in ``create``)
-========== ======== ====================================================================
-cnn         cnn      ResNet-style, 4 stages of basic blocks, widths 32/64/128/256 (~1.2 M)
-cnn_small   cnn      the same, widths 16/32/64/128 (~0.3 M)
-vit         vit      ViT/DeiT-style, patch 4, dim 96, depth 4, 3 heads, MLP ratio 2
-swin        swin     Swin, patch 2, window 4, dims 32/64/128, depths 2/2/2
-mixer       mixer    MLP-Mixer, patch 4, dim 128, 4 blocks
-========== ======== ====================================================================
+============= ======== ====================================================================
+name           family   architecture (defaults; every keyword can be overridden in ``create``)
+============= ======== ====================================================================
+cnn            cnn      ResNet-style, 4 stages of basic blocks, widths 32/64/128/256 (~1.2 M)
+cnn_small      cnn      the same, widths 16/32/64/128 (~0.3 M)
+vit            vit      ViT/DeiT-style, patch 4, dim 96, depth 4, 3 heads, MLP ratio 2
+vit_distilled  vit      the same ViT plus DeiT's distillation token and head (``head_dist``)
+swin           swin     Swin, patch 2, window 4, dims 32/64/128, depths 2/2/2
+mixer          mixer    MLP-Mixer, patch 4, dim 128, 4 blocks
+============= ======== ====================================================================
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from typing import Any, Callable
 
 from torch import nn
 from timm.models.byobnet import ByobNet, ByoBlockCfg, ByoModelCfg
+from timm.models.deit import VisionTransformerDistilled
 from timm.models.mlp_mixer import MlpMixer
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
 FAMILIES = ("cnn", "vit", "swin", "mixer")
+VIT_DEFAULTS = dict(patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0)
 
 
 def _resnet(num_classes: int, img_size: int, in_chans: int, *, widths, depths, drop_path_rate=0.0) -> nn.Module:
@@ -45,6 +48,12 @@ def _resnet(num_classes: int, img_size: int, in_chans: int, *, widths, depths, d
 
 def _vit(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
     return VisionTransformer(img_size=img_size, in_chans=in_chans, num_classes=num_classes, **kwargs)
+
+
+def _vit_distilled(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
+    """DeiT's distilled ViT: a class and a distillation token, read by ``head`` and ``head_dist``; in eval
+    mode (and in training unless ``set_distilled_training``) it outputs the mean of the two heads."""
+    return VisionTransformerDistilled(img_size=img_size, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
 
 def _swin(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
@@ -67,7 +76,8 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "cnn": ModelSpec("cnn", _resnet, dict(widths=(32, 64, 128, 256), depths=(1, 1, 1, 1))),
     "cnn_small": ModelSpec("cnn", _resnet, dict(widths=(16, 32, 64, 128), depths=(1, 1, 1, 1))),
-    "vit": ModelSpec("vit", _vit, dict(patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0)),
+    "vit": ModelSpec("vit", _vit, VIT_DEFAULTS),
+    "vit_distilled": ModelSpec("vit", _vit_distilled, VIT_DEFAULTS),
     "swin": ModelSpec("swin", _swin, dict(patch_size=2, window_size=4, embed_dim=32, depths=(2, 2, 2),
                                           num_heads=(2, 4, 8), mlp_ratio=2.0)),
     "mixer": ModelSpec("mixer", _mixer, dict(patch_size=4, embed_dim=128, num_blocks=4)),
