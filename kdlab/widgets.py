@@ -29,7 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .methods.ofa import ofa_loss, ofa_weights
-from .viz import TITLE_SIZE, _figure, _to_numpy, plot_bars, softmax
+from .viz import TITLE_SIZE, _figure, _to_numpy, plot_bars, plot_histories, softmax
 
 DEFAULT_TEACHER_LOGITS = (6.0, 3.0, 2.5, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0, -3.0)
 """A confident teacher: class 0 wins, classes 1-2 are plausible look-alikes, the rest unlikely."""
@@ -64,10 +64,73 @@ class Explorer:
     def refresh(self) -> Figure:
         """Render the current state into ``figure`` and show it in ``output``."""
         self.figure = self.render(**self.state())
-        with self.output:
-            clear_output(wait=True)
-            display(self.figure)
+        _show(self.output, self.figure)
         return self.figure
+
+    def _ipython_display_(self) -> None:
+        display(self.ui)
+
+
+def _show(output: widgets.Output, figure: Figure) -> None:
+    """Replace what ``output`` shows by ``figure``."""
+    with output:
+        clear_output(wait=True)
+        display(figure)
+
+
+class RetrainPanel:
+    """Controls, a *Train* button and the curves of every run so far: retrain briefly with other knobs, compare.
+
+    ``train_fn(**state)`` trains and returns the run's per-epoch records: a list of dicts holding ``epoch`` and
+    ``metric``, or an object with such a ``rows`` list (a :class:`kdlab.train.History`). Each run is labelled
+    by its state (``"gamma=1.5, stages=(1, 2)"``); a run with the same state replaces the earlier one.
+    :meth:`run` is what the button calls (a test calls it directly); *Clear* forgets the runs.
+    """
+
+    def __init__(self, controls: dict[str, widgets.ValueWidget], train_fn: Any, metric: str = "val/acc",
+                 title: str = "Retrained runs") -> None:
+        if not callable(train_fn):
+            raise TypeError(f"train_fn must be callable, got {type(train_fn).__name__}")
+        self.controls, self.train_fn, self.metric, self.title = controls, train_fn, metric, title
+        self.runs: dict[str, list[dict[str, Any]]] = {}
+        self.figure: Figure | None = None
+        self.train_button = widgets.Button(description="Train", icon="play", button_style="primary")
+        self.clear_button = widgets.Button(description="Clear", icon="trash")
+        self.status = widgets.Label("Pick the knobs and press Train.")
+        self.output = widgets.Output()
+        self.train_button.on_click(lambda _button: self.run())
+        self.clear_button.on_click(lambda _button: self.clear())
+        self.ui = widgets.VBox([widgets.HBox([*controls.values(), self.train_button, self.clear_button]),
+                                self.status, self.output])
+
+    def state(self) -> dict[str, Any]:
+        return {name: control.value for name, control in self.controls.items()}
+
+    def run(self) -> Figure:
+        """Train once with the current state, add its curve and redraw all runs."""
+        state = self.state()
+        label = ", ".join(f"{name}={value}" for name, value in state.items())
+        self.status.value, self.train_button.disabled = f"training {label} ...", True
+        try:
+            result = self.train_fn(**state)
+            rows = list(result.rows if hasattr(result, "rows") else result)
+        finally:
+            self.train_button.disabled = False
+        values = [row[self.metric] for row in rows if self.metric in row]
+        if not values:
+            self.status.value = f"{label}: the run returned no {self.metric!r} values"
+            raise ValueError(f"train_fn returned no per-epoch records with {self.metric!r}")
+        self.runs[label] = rows
+        self.status.value = f"{label}: last {self.metric} = {values[-1]:.3f}"
+        self.figure = plot_histories(self.runs, self.metric, title=self.title)
+        _show(self.output, self.figure)
+        return self.figure
+
+    def clear(self) -> None:
+        self.runs.clear()
+        self.figure = None
+        self.output.clear_output()
+        self.status.value = "Cleared. Pick the knobs and press Train."
 
     def _ipython_display_(self) -> None:
         display(self.ui)
@@ -212,8 +275,9 @@ def ofa_view(teacher_logits: Any, student_logits: Any, target: int, gamma: float
     _check_target(target, len(z_t))
     y = torch.tensor([int(target)])
     weights = ofa_weights(z_t[None], y, gamma, temperature, form)[0]
-    loss = ofa_loss(z_s[None], z_t[None], y, gamma, temperature, form)
-    loss.backward()
+    with torch.enable_grad():  # the gradient is the point, even when called under no_grad
+        loss = ofa_loss(z_s[None], z_t[None], y, gamma, temperature, form)
+        loss.backward()
     return OFAView(softmax(z_t, temperature), softmax(z_s, temperature), weights.numpy(), loss.item(),
                    z_s.grad.numpy())
 

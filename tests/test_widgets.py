@@ -19,6 +19,7 @@ from kdlab.widgets import (  # noqa: E402
     DEFAULT_TEACHER_LOGITS,
     Explorer,
     OFAExplorer,
+    RetrainPanel,
     TemperatureExplorer,
     kd_view,
     ofa_view,
@@ -238,3 +239,51 @@ def test_ofa_explorer_custom_logits_and_checks():
         OFAExplorer(logits=[1.0, 0.0, -1.0], student_logits=[0.0, 0.0, 0.0], target=3)
     with pytest.raises(ValueError, match="unknown form"):
         OFAExplorer(form="both")
+
+
+def _fake_training(calls):
+    def train(gamma, epochs):
+        calls.append((gamma, epochs))
+        return [{"epoch": e + 1, "val/acc": gamma * (e + 1) / 10} for e in range(epochs)]
+    return train
+
+
+def test_retrain_panel_trains_with_the_controls_and_overlays_runs():
+    calls = []
+    gamma, epochs = widgets.FloatSlider(value=1.0, min=1, max=3), widgets.IntSlider(value=2, min=1, max=5)
+    panel = RetrainPanel({"gamma": gamma, "epochs": epochs}, _fake_training(calls))
+    assert panel.figure is None and calls == []  # nothing trains until asked
+    panel.run()
+    gamma.value, epochs.value = 2.0, 3
+    figure = panel.train_button.click() or panel.figure  # the button calls run()
+    assert calls == [(1.0, 2), (2.0, 3)]
+    assert list(panel.runs) == ["gamma=1.0, epochs=2", "gamma=2.0, epochs=3"]
+    assert isinstance(figure, Figure) and len(figure.axes[0].lines) == 2
+    assert "0.600" in panel.status.value and not panel.train_button.disabled
+    panel.run()  # the same state again replaces its run instead of adding a third line
+    assert len(panel.runs) == 2
+    panel.clear()
+    assert panel.runs == {} and panel.figure is None
+
+
+def test_retrain_panel_accepts_a_history_and_rejects_runs_without_the_metric():
+    class FakeHistory:
+        rows = [{"epoch": 1, "val/acc": 0.5}]
+
+    panel = RetrainPanel({}, lambda: FakeHistory())
+    panel.run()
+    assert list(panel.runs.values()) == [FakeHistory.rows]
+    empty = RetrainPanel({}, lambda: [{"epoch": 1, "train/loss": 1.0}])
+    with pytest.raises(ValueError, match="val/acc"):
+        empty.run()
+    assert not empty.train_button.disabled and "no 'val/acc'" in empty.status.value
+    with pytest.raises(TypeError, match="callable"):
+        RetrainPanel({}, train_fn=3)
+
+
+def test_ofa_view_gradient_under_no_grad():
+    """A notebook may build the explorer inside ``torch.no_grad()``: the gradient must still come out."""
+    free = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 0, 1.5, 2.0)
+    with torch.no_grad():
+        guarded = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 0, 1.5, 2.0)
+    np.testing.assert_allclose(guarded.grad, free.grad)
