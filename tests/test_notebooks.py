@@ -61,7 +61,29 @@ def check_primer(rec: dict) -> None:
     assert all(0.0 <= v <= 1.0 + 1e-6 for v in _numbers([rec["cka_diagonal_mean"], rec["logit_cka"]]))
 
 
-CHECKS = {"00_primer": check_primer}
+def check_ofa(rec: dict) -> None:
+    """Smoke-sized: 2 epochs cannot lift a student off chance, so check that every row trains (its loss falls),
+    that the numbers are well-formed, and the claims that hold at any size (gamma = 1 is soft-target CE, the
+    deployed student has no branch parameters); the method's effect is checked on the shipped reference run."""
+    rows = {"labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages"}
+    assert set(rec["accuracy"]) == {"cnn_to_vit", "vit_to_cnn"}
+    for pair, accuracy in rec["accuracy"].items():
+        assert set(accuracy) == rows and all(0.0 <= acc <= 1.0 for acc in accuracy.values())
+        for row, (first, last) in rec["train_loss_first_last"][pair].items():
+            assert math.isfinite(first) and last < first, f"{pair} · {row}: train loss {first:.3f} -> {last:.3f}"
+        assert set(rec["branch_accuracy"][pair]) == {"final head", "stage 1", "stage 2", "stage 3", "stage 4"}
+        anatomy = rec["anatomy"][pair]
+        assert anatomy["deployed_params"] == anatomy["student_params"] and anatomy["branch_params"] > 0
+    assert rec["anatomy"]["cnn_to_vit"]["branch_params"] > rec["anatomy"]["vit_to_cnn"]["branch_params"]
+    assert rec["gamma1_soft_ce_error"] < 1e-5
+    assert set(rec["gamma_accuracy"]) == {"1", "2"}
+    assert rec["teacher_acc"]["shapes_cnn"] > 0.9 and rec["teacher_acc"]["shapes_vit"] > 0.9
+    assert all(0.0 <= v <= 1.0 + 1e-6 for v in _numbers([rec["cka_diagonal_mean"], rec["teacher_logit_cka"],
+                                                        rec["teacher_cka_diagonal_mean"]]))
+    assert rec["retrain_runs"] == 3, "the retrain panel ran once with the defaults and twice in solution 3"
+
+
+CHECKS = {"00_primer": check_primer, "01_ofa": check_ofa}
 
 
 def test_there_are_notebooks():

@@ -46,3 +46,20 @@ def test_primer_reference_shows_what_the_primer_claims():
     for token in ("vit", "mixer"):
         assert 0.5 <= acc[f"{token} · labels only"] < acc["cnn_small · labels only"]
     assert cka["cnn_vs_cnn"] > cka["cnn_vs_vit"] and cka["cnn_vs_cnn"] > cka["vit_vs_mixer"]
+
+
+def test_ofa_recipe_rebuilds_from_knobs_and_follows_the_spec_weights():
+    ofa = RECIPES["01_ofa"]
+    cpu = ofa("cpu")
+    assert cpu["seeds"] == [0] and ofa("gpu")["seeds"] == [0, 1, 2]
+    custom = ofa("cpu", seed=2, gamma=1.5, temperature=2.0, n_seeds=2)
+    assert custom["seeds"] == [2, 3] and ofa(**custom["knobs"]) == custom
+    assert {pair["ofa"]["gamma"] for pair in custom["pairs"].values()} == {1.5}
+    # the official arguments: lambda_ofa = 1 for a token student, 0.1 for a CIFAR CNN student
+    assert cpu["pairs"]["cnn_to_vit"]["ofa"]["ofa_weight"] == 1.0
+    assert cpu["pairs"]["vit_to_cnn"]["ofa"]["ofa_weight"] == 0.1
+    assert ofa("smoke")["gamma_sweep"]["gammas"] == [1.0, 2.0] and len(ofa("gpu")["gamma_sweep"]["gammas"]) == 4
+    assert reference_recipe("01_ofa")["gamma_sweep"]["gammas"] == [1.0, 1.2, 1.5, 2.0]
+    for profile in ("smoke", "cpu", "gpu"):
+        for pair in ofa(profile)["pairs"].values():
+            assert pair["fit"]["warmup_epochs"] <= pair["fit"]["epochs"] / 4
