@@ -20,14 +20,21 @@ import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 TITLE_SIZE = 13
 LABEL_SIZE = 11
 TICK_SIZE = 10
 CKA_CMAP = "viridis"
+OVERLAY_ALPHA = 0.55
+"""Opacity of a map drawn over an image (:func:`show_heatmaps`, :func:`show_label_maps`)."""
+MARK_HATCH = "///"
+"""Hatching of the label-map cells whose label differs from the reference (global) label."""
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -179,6 +186,21 @@ def cka_heatmaps(panels: Mapping[str, tuple[Any, Sequence[str], Sequence[str]]],
 
 
 # --------------------------------------------------------------------------------------------- images
+def _image_batch(x: Any) -> np.ndarray:
+    """An (N, C, H, W) batch with C = 1 or 3 as a float NumPy array, or a ``ValueError`` saying what is wrong."""
+    images = _to_numpy(x)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape (N, C, H, W) with C in (1, 3), got {images.shape}")
+    return images
+
+
+def _draw_image(ax: Axes, image: np.ndarray) -> None:
+    """One (C, H, W) image with values in [0, 1] (clipped), grey when C = 1, without axis ticks."""
+    pixels = np.clip(image.transpose(1, 2, 0), 0.0, 1.0)
+    ax.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_axis_off()
+
+
 def show_images(x: Any, labels: Sequence[int] | None = None, classes: Sequence[str] | None = None, n: int = 16,
                 ncols: int = 8, title: str = "Samples", masks: Any = None) -> Figure:
     """A grid of the first ``n`` images of an (N, C, H, W) batch with values in [0, 1] and C = 1 or 3.
@@ -187,9 +209,7 @@ def show_images(x: Any, labels: Sequence[int] | None = None, classes: Sequence[s
     or boolean, is overlaid half-transparently, one colour per value 1-9 (matplotlib's tab10), with 0
     (background) left clear.
     """
-    images = _to_numpy(x)
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"expected images of shape (N, C, H, W) with C in (1, 3), got {images.shape}")
+    images = _image_batch(x)
     count = min(n, len(images))
     if count == 0:
         raise ValueError("show_images needs at least one image")
@@ -202,8 +222,7 @@ def show_images(x: Any, labels: Sequence[int] | None = None, classes: Sequence[s
         ax.set_axis_off()
         if i >= count:
             continue
-        image = np.clip(images[i].transpose(1, 2, 0), 0.0, 1.0)
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0.0, vmax=1.0)
+        _draw_image(ax, images[i])
         if mask_values is not None:
             ax.imshow(np.ma.masked_equal(mask_values[i], 0), cmap="tab10", vmin=0, vmax=9, alpha=0.5,
                       interpolation="nearest")
@@ -211,6 +230,170 @@ def show_images(x: Any, labels: Sequence[int] | None = None, classes: Sequence[s
             caption = classes[label_values[i]] if classes is not None else str(label_values[i])
             ax.set_title(caption, fontsize=TICK_SIZE)
     fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- maps over images
+def _overlay(ax: Axes, image: np.ndarray, values: np.ndarray, **style: Any) -> AxesImage:
+    """A (C, H, W) image with an (h, w) map over it: h x w cells stretched over the H x W image (nearest
+    neighbour, no smoothing, so every cell stays visible), :data:`OVERLAY_ALPHA` opaque. ``style`` goes to
+    ``imshow`` (``cmap``, ``norm``); returns the map's image."""
+    _draw_image(ax, image)
+    height, width = image.shape[1:]
+    return ax.imshow(values, extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="nearest",
+                     alpha=OVERLAY_ALPHA, **style)
+
+
+def _per_image(name: str, values: Any, count: int, dims: Sequence[str]) -> np.ndarray:
+    """``values`` as a finite array of shape ``dims`` (e.g. ``("N", "h", "w")``) with N = ``count`` images."""
+    array = _to_numpy(values)
+    if array.ndim != len(dims) or len(array) != count:
+        shape = f"({', '.join(dims)}{',' if len(dims) == 1 else ''})"
+        raise ValueError(f"{name} must have shape {shape} with N = {count} (one per image), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds non-finite values")
+    return array
+
+
+def _overlay_inputs(images: Any, maps: Mapping[str, Any], n: int | None,
+                    caller: str) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """The checked (N, C, H, W) images, each (N, h, w) map by name, and how many rows to show (``n``, at most N)."""
+    batch = _image_batch(images)
+    if len(batch) == 0:
+        raise ValueError(f"{caller} needs at least one image")
+    if not maps:
+        raise ValueError(f"{caller} needs at least one map")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"n (the number of rows) must be an int >= 1 or None, got {n!r}")
+    arrays = {name: _per_image(f"map {name!r}", values, len(batch), ("N", "h", "w")) for name, values in maps.items()}
+    return batch, arrays, len(batch) if n is None else min(n, len(batch))
+
+
+def _overlay_grid(images: np.ndarray, names: Sequence[str], *, title: str,
+                  extra_width: float) -> tuple[Figure, np.ndarray]:
+    """One row per image: the image, then one axis per map (titled on the first row), for the caller to fill."""
+    ncols = 1 + len(names)
+    fig, axes = _figure(len(images), ncols, figsize=(2.4 * ncols + extra_width, 2.4 * len(images) + 0.7))
+    for ax, image in zip(axes[:, 0], images):
+        _draw_image(ax, image)
+    for ax, name in zip(axes[0], ["image", *names]):
+        ax.set_title(name, fontsize=LABEL_SIZE)
+    fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig, axes
+
+
+def show_heatmaps(images: Any, maps: Mapping[str, Any], *, title: str, cmap: str = "magma", n: int | None = None,
+                  vmin: float | None = None, vmax: float | None = None) -> Figure:
+    """Maps over images: one row per image (N, C, H, W, values in [0, 1]), first the image alone, then one column
+    per named map (N, h, w), e.g. a CNN's dense logit of the true class or a ViT's class-token attention.
+
+    Each map is drawn over its image as h x w cells (nearest neighbour, half transparent) with one colour bar
+    per column, labelled with the map's name (put the unit there). A column's colour scale spans its shown
+    values unless ``vmin`` / ``vmax`` fix it for every column. ``n`` limits the rows to the first ``n`` images.
+    """
+    batch, arrays, count = _overlay_inputs(images, maps, n, "show_heatmaps")
+    if vmin is not None and vmax is not None and not vmin < vmax:
+        raise ValueError(f"vmin must be below vmax, got vmin={vmin!r}, vmax={vmax!r}")
+    fig, axes = _overlay_grid(batch[:count], list(arrays), title=title, extra_width=1.2 * len(arrays))
+    for column, (name, values) in zip(axes[:, 1:].T, arrays.items()):
+        shown = values[:count]
+        norm = Normalize(shown.min() if vmin is None else vmin, shown.max() if vmax is None else vmax)
+        for ax, image, cells in zip(column, batch, shown):
+            _overlay(ax, image, cells, cmap=cmap, norm=norm)
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(column), label=name, shrink=0.8)
+    return fig
+
+
+def _class_colours(num_classes: int) -> list[tuple[float, float, float]]:
+    """One fixed colour per class index: tab10 up to 10 classes, tab20 up to 20, evenly spaced hues beyond."""
+    palette = "tab10" if num_classes <= 10 else "tab20" if num_classes <= 20 else "husl"
+    return sns.color_palette(palette, num_classes)
+
+
+def _class_indices(name: str, values: np.ndarray, num_classes: int) -> np.ndarray:
+    """``values`` as integer class indices, or a ``ValueError`` unless they are whole numbers in 0..num_classes-1."""
+    if values.size and (np.any(values != np.round(values)) or values.min() < 0 or values.max() >= num_classes):
+        raise ValueError(f"{name} must hold integer class labels in 0..{num_classes - 1}, "
+                         f"got values from {values.min():g} to {values.max():g}")
+    return values.astype(np.int64)
+
+
+def _draw_label_map(ax: Axes, image: Any, labels: Any, classes: Sequence[str],
+                    reference: int | None = None) -> float | None:
+    """An (h, w) map of class labels over a (C, H, W) image, one colour per class (:func:`_class_colours`).
+
+    With a ``reference`` label (the global prediction), the cells whose label differs from it are hatched
+    (:data:`MARK_HATCH`); returns the fraction of such cells (``None`` without a reference).
+    """
+    image, labels = _to_numpy(image), _to_numpy(labels).astype(np.int64)
+    colours = ListedColormap(_class_colours(len(classes)))
+    _overlay(ax, image, labels, cmap=colours, norm=Normalize(-0.5, len(classes) - 0.5))
+    if reference is None:
+        return None
+    differ = labels != int(reference)
+    cell_height, cell_width = image.shape[1] / labels.shape[0], image.shape[2] / labels.shape[1]
+    for row, col in zip(*np.nonzero(differ)):
+        ax.add_patch(Rectangle((col * cell_width - 0.5, row * cell_height - 0.5), cell_width, cell_height,
+                               fill=False, hatch=MARK_HATCH, edgecolor="black", linewidth=0.8))
+    return float(differ.mean())
+
+
+def _class_legend(fig: Figure, classes: Sequence[str], shown: np.ndarray, marked: bool) -> None:
+    """One legend, right of the figure, naming the classes among the ``shown`` labels (and the hatching)."""
+    colours = _class_colours(len(classes))
+    handles = [Patch(facecolor=colours[k], label=classes[k]) for k in np.unique(shown)]
+    if marked:
+        handles.append(Patch(facecolor="none", edgecolor="black", hatch=MARK_HATCH, label="≠ global label"))
+    fig.legend(handles=handles, loc="outside right upper", title="class", fontsize=TICK_SIZE)
+
+
+def show_label_maps(images: Any, maps: Mapping[str, Any], classes: Sequence[str], *, title: str,
+                    n: int | None = None, reference: Any = None) -> Figure:
+    """Class-label maps over images, laid out as :func:`show_heatmaps`: each map (N, h, w) holds integer labels
+    (e.g. the teacher's dense argmax or CSKD's fused targets $Y^T$), drawn as coloured cells, one fixed colour per
+    class, with a single legend of the class names shown.
+
+    ``reference`` (N,), the global labels, makes "local vs global" readable: each row's titles name it
+    ("global: star") and the share of cells that differ from it, and those cells are hatched.
+    """
+    batch, arrays, count = _overlay_inputs(images, maps, n, "show_label_maps")
+    if not classes:
+        raise ValueError("show_label_maps needs at least one class name")
+    labels = {name: _class_indices(f"map {name!r}", values[:count], len(classes)) for name, values in arrays.items()}
+    refs = None
+    if reference is not None:
+        refs = _class_indices("reference", _per_image("reference", reference, len(batch), ("N",))[:count],
+                              len(classes))
+    fig, axes = _overlay_grid(batch[:count], list(labels), title=title, extra_width=1.8)
+    for i, (row, image) in enumerate(zip(axes, batch)):
+        if refs is not None:
+            row[0].set_title(f"global: {classes[refs[i]]}", fontsize=LABEL_SIZE)
+        for ax, (name, values) in zip(row[1:], labels.items()):
+            differ = _draw_label_map(ax, image, values[i], classes, None if refs is None else refs[i])
+            if differ is not None:
+                ax.set_title(f"{name}\n{differ:.0%} of cells ≠ global", fontsize=LABEL_SIZE)
+    shown = np.concatenate([values.ravel() for values in labels.values()] + ([] if refs is None else [refs]))
+    _class_legend(fig, classes, shown, marked=refs is not None)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- lines
+def plot_lines(x: Any, series: Mapping[str, Any], *, title: str, xlabel: str, ylabel: str) -> Figure:
+    """Several named curves over the same x values on one axis (name -> 1-D values, each as long as ``x``)."""
+    xs = _to_numpy(x).ravel()
+    if not series:
+        raise ValueError("plot_lines needs at least one series")
+    arrays = {name: _to_numpy(values).ravel() for name, values in series.items()}
+    wrong = {name: len(values) for name, values in arrays.items() if len(values) != len(xs)}
+    if wrong:
+        raise ValueError(f"every series needs {len(xs)} values (one per x), got {wrong}")
+    fig, axes = _figure(figsize=(7, 4.5))
+    ax = axes[0, 0]
+    for name, values in arrays.items():
+        ax.plot(xs, values, marker="o", markersize=3, label=name)
+    _label(ax, title, xlabel, ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=TICK_SIZE)
     return fig
 
 
@@ -313,6 +496,63 @@ def plot_ofa_weights(gammas: Sequence[float] = (1.0, 1.2, 1.5, 2.0), target_prob
         ax.grid(alpha=0.3)
         ax.legend(fontsize=TICK_SIZE - 1, ncol=2 if ax is target_ax else 1)
     fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- CSKD
+ALPHA_LABEL = "α (weight of the dense, local logits)"
+
+
+def _draw_alpha_steps(ax: Axes, epochs: int, kind: str, **style: Any) -> Line2D:
+    r"""The official per-epoch $\alpha(e)$, $e = 0,\dots,E-1$, as a step curve over $[0, E]$ (constant within each
+    epoch); ``style`` goes to ``ax.step``."""
+    from .methods.cskd import alpha_schedule  # see plot_ofa_weights: viz loads without torch and timm
+
+    values = [alpha_schedule(e, epochs, kind) for e in range(epochs)]
+    (line,) = ax.step(np.arange(epochs + 1), [*values, values[-1]], where="post", **style)
+    return line
+
+
+def plot_alpha_schedules(epochs: int, kinds: Sequence[str] = ("linear", "x2", "cos"), steps_per_epoch: int = 20,
+                         title: str = "CSKD: the weight α of the dense logits over training") -> Figure:
+    r"""CSKD's cumulative knowledge fusion schedule: $lpha$, the weight of the dense (local) teacher logits in
+    $Y^T = rg\max_c(lpha P^T + (1-lpha) P^T_g)$, over $E$ = ``epochs``.
+
+    For each kind (:data:`kdlab.methods.cskd.SCHEDULES`; $x = e/E$: ``linear`` $1-x$, ``x2`` $(1-x)^2$, ``cos``
+    $\cos(\pi x/2)$) a solid step curve shows the official per-epoch $lpha(e)$, $e = 0,\dots,E-1$ (it ends at
+    $lpha(E-1) > 0$, e.g. $1/E$ for ``linear``), and a thin dashed curve of the same colour the per-iteration
+    $lpha$ at $e + i/I$ (``steps_per_epoch`` $= I$), which reaches 0 at $E$. A dotted curve on the right axis
+    is the global weight $1-lpha$ per epoch, of the first kind only (``linear`` by default), to stay readable.
+    Values come from :func:`kdlab.methods.cskd.alpha_schedule`.
+    """
+    from .methods.cskd import alpha_schedule, check_schedule
+
+    if len(kinds) == 0:
+        raise ValueError("plot_alpha_schedules needs at least one kind of schedule")
+    for kind in kinds:
+        check_schedule(epochs, kind)
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be an int >= 1, got {steps_per_epoch!r}")
+    fig, axes = _figure(figsize=(10, 4.5))
+    ax = axes[0, 0]
+    progress = np.arange(epochs * steps_per_epoch + 1) / steps_per_epoch
+    steps = []
+    for kind in kinds:
+        steps.append(_draw_alpha_steps(ax, epochs, kind, linewidth=2, label=f"{kind}, per epoch (official)"))
+        ax.plot(progress, [alpha_schedule(float(e), epochs, kind) for e in progress], linestyle="--",
+                linewidth=1, color=steps[-1].get_color(), label=f"{kind}, per iteration")
+    twin = ax.twinx()
+    twin.step(steps[0].get_xdata(), 1 - steps[0].get_ydata(), where="post", linestyle=":", linewidth=2, color="0.25",
+              label=f"1 − α, {kinds[0]} only (right axis)")
+    _label(ax, title, "epoch", ALPHA_LABEL)
+    twin.set_ylabel("1 − α (weight of the global logits)", fontsize=LABEL_SIZE)
+    twin.tick_params(labelsize=TICK_SIZE)
+    for axis in (ax, twin):
+        axis.set_ylim(-0.02, 1.02)
+    ax.set_xlim(0, epochs)
+    _epoch_axis(ax)
+    handles, labels = zip(*(pair for axis in (ax, twin) for pair in zip(*axis.get_legend_handles_labels())))
+    fig.legend(handles, labels, loc="outside right upper", fontsize=TICK_SIZE)
     return fig
 
 

@@ -16,9 +16,13 @@ A new explorer is a subclass that builds its controls, passes them (and any fixe
         @staticmethod
         def render(sigma, image):
             ...  # return a Figure
+
+Controls that depend on each other (an epoch slider bounded by an epochs slider) are kept consistent in
+``sync``, which runs before the redraw; the changes it makes do not redraw again.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 import ipywidgets as widgets
@@ -28,8 +32,10 @@ from IPython.display import clear_output, display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .methods.cskd import SCHEDULES, alpha_schedule, check_schedule, cskd_targets
 from .methods.ofa import ofa_loss, ofa_weights
-from .viz import TITLE_SIZE, _figure, _to_numpy, plot_bars, plot_histories, softmax
+from .viz import (ALPHA_LABEL, LABEL_SIZE, TICK_SIZE, TITLE_SIZE, _class_legend, _draw_alpha_steps, _draw_label_map,
+                  _epoch_axis, _figure, _label, _to_numpy, plot_bars, plot_histories, softmax)
 
 DEFAULT_TEACHER_LOGITS = (6.0, 3.0, 2.5, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0, -3.0)
 """A confident teacher: class 0 wins, classes 1-2 are plausible look-alikes, the rest unlikely."""
@@ -51,8 +57,9 @@ class Explorer:
         self.output = widgets.Output()
         self.figure: Figure | None = None
         self.ui = widgets.VBox([widgets.HBox(list(controls.values())), self.output])
+        self._syncing = False
         for control in controls.values():
-            control.observe(lambda _change: self.refresh(), names="value")
+            control.observe(self._changed, names="value")
         self.refresh()
 
     def state(self) -> dict[str, Any]:
@@ -60,6 +67,19 @@ class Explorer:
 
     def render(self, **state: Any) -> Figure:
         raise NotImplementedError("an Explorer subclass defines render(**state) -> Figure")
+
+    def sync(self, control: widgets.ValueWidget) -> None:
+        """Called after ``control``'s value changed, before the redraw: a subclass adjusts linked controls here."""
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        if self._syncing:  # a change made by sync(): the redraw below covers it
+            return
+        self._syncing = True
+        try:
+            self.sync(change["owner"])
+        finally:
+            self._syncing = False
+        self.refresh()
 
     def refresh(self) -> Figure:
         """Render the current state into ``figure`` and show it in ``output``."""
@@ -157,6 +177,13 @@ def _slider(name: str, description: str, value: float, low: float, high: float, 
         raise ValueError(f"{name} must be in [{low:g}, {high:g}] (the slider's range), got {value!r}")
     return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
                                continuous_update=False, readout_format=".1f")
+
+
+def _int_slider(name: str, description: str, value: int, low: int, high: int) -> widgets.IntSlider:
+    """An IntSlider over [low, high] that refuses (rather than silently clamps) a start value outside it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int in [{low}, {high}] (the slider's range), got {value!r}")
+    return widgets.IntSlider(value=value, min=low, max=high, description=description, continuous_update=False)
 
 
 def _check_target(target: Any, num_classes: int) -> None:
@@ -319,3 +346,91 @@ class OFAExplorer(Explorer):
         self.target = _target_dropdown(len(teacher), target)
         super().__init__({"gamma": self.gamma, "temperature": self.temperature, "target": self.target},
                          teacher_logits=teacher, student_logits=student, form=form)
+
+
+class AlphaView(NamedTuple):
+    """CSKD's fused targets for one image at one epoch of the cumulative knowledge fusion schedule."""
+
+    alpha: float  # the weight of the dense logits, alpha_schedule(epoch, epochs, kind)
+    labels: np.ndarray  # Y^T (h, w) = argmax_c(alpha P^T + (1 - alpha) P^T_g)
+    global_label: int  # argmax_c P^T_g
+    differ: float  # fraction of the h * w cells whose label is not the global label
+
+
+def alpha_view(dense_logits: Any, global_logits: Any, kind: str, epochs: int, epoch: int) -> AlphaView:
+    r"""The fused label map of one image at ``epoch`` of ``epochs``: $\alpha = \alpha(e)$
+    (:func:`~kdlab.methods.cskd.alpha_schedule`, per epoch) and, with :func:`~kdlab.methods.cskd.cskd_targets`,
+
+    $$Y^T[i,j] = \arg\max_c\big(\alpha P^T[c,i,j] + (1-\alpha) P^T_g[c]\big).$$
+
+    ``dense_logits`` $P^T$ is (K, h, w) and ``global_logits`` $P^T_g$ (K,). A cell's label, once it is the global
+    label $\arg\max_c P^T_g$, stays so as $\alpha$ decreases (the fused margin is linear in $\alpha$ and positive at
+    both ends), so ``differ`` never rises over the epochs and is 0 at $\alpha = 0$ (when the global argmax is unique).
+    """
+    dense, global_ = torch.as_tensor(_to_numpy(dense_logits)), torch.as_tensor(_to_numpy(global_logits))
+    if dense.ndim != 3 or global_.shape != dense.shape[:1]:
+        raise ValueError("expected one image's dense teacher logits (K, h, w) and global logits (K,), got shapes "
+                         f"{tuple(dense.shape)} and {tuple(global_.shape)}")
+    alpha = alpha_schedule(epoch, epochs, kind)
+    labels = cskd_targets(dense[None], global_[None], alpha)[0].numpy()
+    global_label = int(global_.argmax())
+    return AlphaView(alpha, labels, global_label, float(np.mean(labels != global_label)))
+
+
+def render_alpha(kind: str, epochs: int, epoch: int, image: Any, dense_logits: Any, global_logits: Any,
+                 classes: list[str]) -> Figure:
+    r"""Two panels at ``epoch`` of ``epochs``: left, the ``kind`` schedule's per-epoch $\alpha$ with the current
+    epoch marked and $\alpha$ read out; right, the fused targets $Y^T$ (:func:`alpha_view`) over the (C, H, W)
+    ``image``, one colour per class, with the cells that differ from the global label hatched and their share in
+    the title. ``classes`` names the K classes of the logits.
+    """
+    view = alpha_view(dense_logits, global_logits, kind, epochs, epoch)
+    num_classes = len(_to_numpy(global_logits))
+    if len(classes) != num_classes:
+        raise ValueError(f"the logits have {num_classes} classes but {len(classes)} class names were given")
+    pixels = _to_numpy(image)
+    if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
+        raise ValueError(f"expected one image of shape (C, H, W) with C in (1, 3), got {pixels.shape}")
+    fig, axes = _figure(1, 2, figsize=(12, 4.5))
+    curve_ax, map_ax = axes[0]
+    _draw_alpha_steps(curve_ax, epochs, kind, linewidth=2, label=f"{kind}, per epoch")
+    curve_ax.plot([epoch], [view.alpha], "o", color="black", markersize=8, label=f"epoch {epoch}")
+    _label(curve_ax, f"{kind} schedule: α({epoch}) = {view.alpha:.3f}", "epoch", ALPHA_LABEL)
+    curve_ax.set_xlim(0, epochs)
+    curve_ax.set_ylim(-0.02, 1.02)
+    _epoch_axis(curve_ax)
+    curve_ax.legend(fontsize=TICK_SIZE)
+    _draw_label_map(map_ax, pixels, view.labels, classes, view.global_label)
+    map_ax.set_title(f"$Y^T$ at α = {view.alpha:.2f}: {view.differ:.0%} of cells ≠ global label "
+                     f"({classes[view.global_label]})", fontsize=LABEL_SIZE + 1)
+    _class_legend(fig, classes, np.append(view.labels.ravel(), view.global_label), marked=True)
+    fig.suptitle(f"CSKD cumulative knowledge fusion: epoch {epoch} of 0..{epochs - 1}", fontsize=TITLE_SIZE)
+    return fig
+
+
+class AlphaExplorer(Explorer):
+    """Step through training and watch CSKD's fused targets $Y^T$ of one image move from the teacher's dense
+    (local) labels to its global label as α decreases.
+
+    ``image`` (C, H, W), ``dense_logits`` (K, h, w) and ``global_logits`` (K,) are one image's CNN-teacher outputs
+    (e.g. from :func:`~kdlab.methods.cskd.dense_and_global_logits`), ``classes`` its K class names. Controls: the
+    schedule ``kind``, the number of ``epochs`` (1-100) and the current ``epoch`` (0 to epochs - 1; lowering
+    ``epochs`` clamps it, with one redraw).
+    """
+
+    render = staticmethod(render_alpha)
+
+    def __init__(self, image: Any, dense_logits: Any, global_logits: Any, classes: list[str], kind: str = "linear",
+                 epochs: int = 30, epoch: int = 0) -> None:
+        check_schedule(epochs, kind)
+        self.kind = widgets.Dropdown(options=list(SCHEDULES), value=kind, description="schedule")
+        self.epochs = _int_slider("epochs", "epochs E", epochs, 1, 100)
+        self.epoch = _int_slider("epoch", "epoch e", epoch, 0, epochs - 1)
+        super().__init__({"kind": self.kind, "epochs": self.epochs, "epoch": self.epoch}, image=_to_numpy(image),
+                         dense_logits=_to_numpy(dense_logits), global_logits=_to_numpy(global_logits),
+                         classes=list(classes))
+
+    def sync(self, control: widgets.ValueWidget) -> None:
+        """Keep ``epoch`` within 0..epochs-1 (lowering its ``max`` clamps its value)."""
+        if control is self.epochs:
+            self.epoch.max = self.epochs.value - 1

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kdlab.models import create
-from kdlab.models.hooks import attention_paths, capture_attention, capture_outputs
+from kdlab.models.hooks import attention_paths, capture_attention, capture_outputs, cls_attention
 
 
 def test_vit_attention_rows_are_distributions_and_match_fused_output():
@@ -44,3 +44,38 @@ def test_capture_outputs_records_and_removes_hooks():
         model(torch.rand(2, 3, 32, 32))
     assert store["stages.2"].shape == (2, 64, 8, 8)
     assert not model.stages[2]._forward_hooks
+
+
+# ------------------------------------------------------------------------------------------- cls attention
+SMALL_VIT = dict(patch_size=8, embed_dim=128, num_heads=4)
+
+
+@pytest.mark.parametrize("name,prefix", [("vit", 1), ("vit_distilled", 2)])
+def test_cls_attention_is_the_head_mean_class_row_on_the_patch_grid(name, prefix):
+    torch.manual_seed(0)
+    model = create(name, **SMALL_VIT)
+    x = torch.rand(3, 3, 32, 32)
+    maps = cls_attention(model, x)
+    assert model.num_prefix_tokens == prefix
+    assert maps.shape == (3, 4, 4)  # 32 / 8 patches a side
+    torch.testing.assert_close(maps.sum(dim=(1, 2)), torch.ones(3))
+    assert (maps >= 0).all()
+    att = capture_attention(model, x, ["blocks.3.attn"])["blocks.3.attn"]  # the last of 4 blocks
+    row = att[:, :, 0, prefix:].mean(dim=1)
+    torch.testing.assert_close(maps, (row / row.sum(dim=1, keepdim=True)).reshape(3, 4, 4))  # row-major grid
+    first = capture_attention(model, x, ["blocks.0.attn"])["blocks.0.attn"][:, :, 0, prefix:].mean(dim=1)
+    torch.testing.assert_close(cls_attention(model, x, block=0).flatten(1), first / first.sum(1, keepdim=True))
+    torch.testing.assert_close(cls_attention(model, x, block=-4), cls_attention(model, x, block=0))
+
+
+def test_cls_attention_rejects_models_without_a_class_token_and_bad_blocks():
+    x = torch.rand(1, 3, 32, 32)
+    for name in ("mixer", "swin", "cnn_small"):
+        with pytest.raises(ValueError, match="needs a ViT with a class token"):
+            cls_attention(create(name), x)
+    with pytest.raises(ValueError, match="needs a ViT with a class token"):
+        cls_attention(create("vit", class_token=False, global_pool="avg"), x)
+    model = create("vit", **SMALL_VIT)
+    for block in (4, -5, 1.0, True):
+        with pytest.raises(ValueError, match=r"block must be an int in -4..3 for a 4-block ViT"):
+            cls_attention(model, x, block=block)

@@ -8,10 +8,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from kdlab import viz  # noqa: E402
+from kdlab.methods.cskd import SCHEDULES, alpha_schedule  # noqa: E402
 
 ROWS = [
     {"epoch": 1, "train/loss": 2.0, "train/ce": 1.5, "train/kd": 0.5, "val/acc": 0.30, "lr": 0.1, "time_s": 3.0},
@@ -30,6 +32,9 @@ def test_figures_are_not_kept_by_pyplot():
     viz.plot_history(ROWS)
     viz.plot_softmax_temperature([1.0, 0.0], [1.0])
     viz.plot_ofa_weights(target_probs=[0.5])
+    viz.plot_alpha_schedules(3)
+    viz.show_heatmaps(torch.rand(1, 3, 8, 8), {"m": torch.rand(1, 2, 2)}, title="h")
+    viz.show_label_maps(torch.rand(1, 3, 8, 8), {"m": torch.zeros(1, 2, 2)}, ["a"], title="l", reference=[0])
     assert len(plt.get_fignums()) == before
 
 
@@ -227,3 +232,178 @@ def test_results_table_text_and_html():
     assert str(viz.results_table(rows)).splitlines()[0] == "| method | acc | loss |"  # default columns
     with pytest.raises(ValueError, match="column"):
         viz.results_table([])
+
+
+# ------------------------------------------------------------------------------------------- CSKD alpha
+@pytest.mark.parametrize("epochs", [1, 4, 10])
+def test_plot_alpha_schedules_steps_smooth_curves_and_global_weight(epochs):
+    fig = viz.plot_alpha_schedules(epochs, steps_per_epoch=5, title="CKF")
+    ax, twin = fig.axes
+    assert ax.get_title() == "CKF" and ax.get_xlabel() == "epoch"
+    assert ax.get_ylabel() == "α (weight of the dense, local logits)"
+    assert twin.get_ylabel() == "1 − α (weight of the global logits)"
+    assert ax.get_xlim() == (0, epochs)
+    lines = ax.get_lines()
+    assert len(lines) == 2 * len(SCHEDULES)
+    for kind, steps, smooth in zip(SCHEDULES, lines[::2], lines[1::2], strict=True):
+        per_epoch = [alpha_schedule(e, epochs, kind) for e in range(epochs)]
+        assert steps.get_drawstyle() == "steps-post"  # constant over each epoch [e, e + 1)
+        np.testing.assert_array_equal(steps.get_xdata(), np.arange(epochs + 1))
+        np.testing.assert_allclose(steps.get_ydata(), [*per_epoch, per_epoch[-1]])
+        x = smooth.get_xdata()
+        assert len(x) == 5 * epochs + 1 and (x[0], x[-1]) == (0.0, epochs)
+        np.testing.assert_allclose(smooth.get_ydata(), [SCHEDULES[kind](e / epochs) for e in x], atol=1e-12)
+        np.testing.assert_allclose(smooth.get_ydata()[::5][:-1], per_epoch)  # they meet at each epoch's start
+        assert smooth.get_linestyle() == "--" and smooth.get_color() == steps.get_color()
+        assert smooth.get_linewidth() < steps.get_linewidth()
+    assert lines[0].get_ydata()[-1] == pytest.approx(1 / epochs)  # linear, per epoch: never 0
+    assert lines[1].get_ydata()[-1] == pytest.approx(0.0)  # per iteration: 0 at the end
+    (global_weight,) = twin.get_lines()
+    np.testing.assert_allclose(global_weight.get_ydata(), 1 - lines[0].get_ydata())
+    assert global_weight.get_drawstyle() == "steps-post"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        *(f"{kind}, {how}" for kind in SCHEDULES for how in ("per epoch (official)", "per iteration")),
+        "1 − α, linear only (right axis)",
+    ]
+
+
+def test_plot_alpha_schedules_other_kinds_and_bad_inputs():
+    fig = viz.plot_alpha_schedules(6, kinds=["cos"])
+    assert len(fig.axes[0].get_lines()) == 2
+    np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), 1 - fig.axes[0].get_lines()[0].get_ydata())
+    assert fig.legends[0].get_texts()[-1].get_text() == "1 − α, cos only (right axis)"
+    for epochs in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="epochs must be an int >= 1"):
+            viz.plot_alpha_schedules(epochs)
+    with pytest.raises(ValueError, match="unknown alpha schedule 'exp'; expected one of linear, x2, cos"):
+        viz.plot_alpha_schedules(5, kinds=("linear", "exp"))
+    with pytest.raises(ValueError, match="at least one kind"):
+        viz.plot_alpha_schedules(5, kinds=())
+    for steps in (0, 1.5, True):
+        with pytest.raises(ValueError, match="steps_per_epoch must be an int >= 1"):
+            viz.plot_alpha_schedules(5, steps_per_epoch=steps)
+
+
+# ------------------------------------------------------------------------------------------- maps over images
+def test_show_heatmaps_grid_overlays_and_colour_bars():
+    images = torch.rand(4, 3, 16, 16)
+    cam = torch.randn(4, 4, 4)
+    attention = torch.rand(4, 2, 2)
+    fig = viz.show_heatmaps(images, {"dense logit (nats)": cam, "attention (fraction)": attention}, title="maps", n=3)
+    assert fig.get_suptitle() == "maps"
+    grid, bars = fig.axes[:9], fig.axes[9:]
+    assert [ax.get_title() for ax in grid[:3]] == ["image", "dense logit (nats)", "attention (fraction)"]
+    assert [bar.get_ylabel() for bar in bars] == ["dense logit (nats)", "attention (fraction)"]  # one bar per map
+    for row in range(3):
+        image_ax, cam_ax, attention_ax = grid[3 * row: 3 * row + 3]
+        assert len(image_ax.images) == 1 and len(cam_ax.images) == 2
+        np.testing.assert_allclose(image_ax.images[0].get_array(), images[row].permute(1, 2, 0).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(cam_ax.images[1].get_array(), cam[row].numpy(), rtol=1e-6)
+        overlay = attention_ax.images[1]
+        np.testing.assert_allclose(overlay.get_array(), attention[row].numpy(), rtol=1e-6)
+        assert overlay.get_extent() == [-0.5, 15.5, 15.5, -0.5]  # the 2x2 cells cover the 16x16 image
+        assert overlay.get_interpolation() == "nearest" and 0 < overlay.get_alpha() < 1
+        assert overlay.cmap.name == "magma"
+        shown = cam[:3]  # the fourth image is not shown and does not stretch the scale
+        assert cam_ax.images[1].get_clim() == pytest.approx((shown.min().item(), shown.max().item()))
+
+
+def test_show_heatmaps_fixed_scale_defaults_and_bad_inputs():
+    images = np.random.rand(2, 1, 8, 8)
+    fig = viz.show_heatmaps(images, {"m": np.random.rand(2, 4, 4)}, title="t", cmap="viridis", vmin=0.0, vmax=2.0)
+    assert len(fig.axes) == 2 * 2 + 1  # all rows without n
+    assert fig.axes[1].images[1].get_clim() == (0.0, 2.0) and fig.axes[1].images[1].cmap.name == "viridis"
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        viz.show_heatmaps(np.random.rand(8, 8), {"m": np.zeros((1, 2, 2))}, title="t")
+    with pytest.raises(ValueError, match=r"map 'm' must have shape \(N, h, w\) with N = 2 \(one per image\), "
+                                         r"got \(2, 4\)"):
+        viz.show_heatmaps(images, {"m": np.zeros((2, 4))}, title="t")
+    with pytest.raises(ValueError, match=r"map 'm' must have shape \(N, h, w\) with N = 2 .* got \(3, 4, 4\)"):
+        viz.show_heatmaps(images, {"m": np.zeros((3, 4, 4))}, title="t")
+    with pytest.raises(ValueError, match="non-finite"):
+        viz.show_heatmaps(images, {"m": np.full((2, 4, 4), np.nan)}, title="t")
+    with pytest.raises(ValueError, match="at least one map"):
+        viz.show_heatmaps(images, {}, title="t")
+    with pytest.raises(ValueError, match="at least one image"):
+        viz.show_heatmaps(np.zeros((0, 3, 8, 8)), {"m": np.zeros((0, 2, 2))}, title="t")
+    for n in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n .* must be an int >= 1"):
+            viz.show_heatmaps(images, {"m": np.zeros((2, 4, 4))}, title="t", n=n)
+    with pytest.raises(ValueError, match="vmin must be below vmax"):
+        viz.show_heatmaps(images, {"m": np.zeros((2, 4, 4))}, title="t", vmin=1.0, vmax=1.0)
+
+
+CLASSES = ["circle", "square", "star", "triangle"]
+
+
+def test_show_label_maps_colours_hatching_titles_and_legend():
+    images = torch.rand(3, 3, 12, 12)
+    dense = torch.tensor([[[0, 1, 2], [2, 2, 2], [3, 2, 2]]] * 3)
+    fused = torch.full((3, 3, 3), 2)
+    fused[1, 0, 0] = 0
+    fig = viz.show_label_maps(images, {"dense": dense, "fused": fused}, CLASSES, title="labels", n=2,
+                              reference=torch.tensor([2, 0, 1]))
+    assert fig.get_suptitle() == "labels" and len(fig.axes) == 2 * 3
+    palette = viz._class_colours(4)
+    assert palette == sns.color_palette("tab10", 4)
+    for row, reference in enumerate([2, 0]):
+        image_ax, dense_ax, fused_ax = fig.axes[3 * row: 3 * row + 3]
+        assert image_ax.get_title() == f"global: {CLASSES[reference]}"
+        for ax, name, labels in ((dense_ax, "dense", dense[row]), (fused_ax, "fused", fused[row])):
+            overlay = ax.images[1]
+            np.testing.assert_array_equal(overlay.get_array(), labels.numpy())
+            for k in range(4):  # one fixed colour per class
+                assert overlay.cmap(overlay.norm(k))[:3] == pytest.approx(palette[k])
+            differ = (labels != reference).numpy()
+            marks = [patch for patch in ax.patches if patch.get_hatch() == viz.MARK_HATCH]
+            assert len(marks) == differ.sum()  # one hatched cell per label that is not the global one
+            corners = {(round(m.get_x() + 0.5), round(m.get_y() + 0.5)) for m in marks}
+            assert corners == {(4 * c, 4 * r) for r, c in zip(*np.nonzero(differ))}  # 3x3 cells of 4x4 pixels
+            assert ax.get_title() == f"{name}\n{differ.mean():.0%} of cells ≠ global"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["circle", "square", "star", "triangle", "≠ global label"]  # the shown rows' classes
+
+
+def test_show_label_maps_without_reference_and_large_palettes():
+    classes = [f"c{i}" for i in range(12)]
+    fig = viz.show_label_maps(np.random.rand(2, 3, 8, 8), {"argmax": np.array([[[11, 0]], [[3, 3]]])}, classes,
+                              title="no reference")
+    assert [ax.get_title() for ax in fig.axes] == ["image", "argmax", "", ""]
+    assert not any(ax.patches for ax in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["c0", "c3", "c11"]
+    assert viz._class_colours(12) == sns.color_palette("tab20", 12)
+    many = viz._class_colours(25)
+    assert len(set(many)) == 25  # distinct colours beyond tab20
+
+
+def test_show_label_maps_bad_inputs():
+    images = np.random.rand(2, 3, 8, 8)
+    good = np.zeros((2, 2, 2))
+    with pytest.raises(ValueError, match=r"map 'm' must hold integer class labels in 0..3, got values from 0 to 0.5"):
+        viz.show_label_maps(images, {"m": np.full((2, 2, 2), 0.5) * [0, 1]}, CLASSES, title="t")
+    with pytest.raises(ValueError, match=r"map 'm' must hold integer class labels in 0..3, got values from -1 to 4"):
+        viz.show_label_maps(images, {"m": np.array([[[-1, 4]], [[0, 0]]])}, CLASSES, title="t")
+    with pytest.raises(ValueError, match=r"reference must have shape \(N,\) with N = 2 .* got \(2, 1\)"):
+        viz.show_label_maps(images, {"m": good}, CLASSES, title="t", reference=[[0], [1]])
+    with pytest.raises(ValueError, match=r"reference must hold integer class labels in 0..3"):
+        viz.show_label_maps(images, {"m": good}, CLASSES, title="t", reference=[0, 7])
+    with pytest.raises(ValueError, match="at least one class name"):
+        viz.show_label_maps(images, {"m": good}, [], title="t")
+    with pytest.raises(ValueError, match=r"map 'm' must have shape \(N, h, w\)"):
+        viz.show_label_maps(images, {"m": np.zeros((2, 4))}, CLASSES, title="t")
+
+
+def test_plot_lines_draws_one_labelled_curve_per_series_and_checks_lengths():
+    from kdlab.viz import plot_lines
+
+    fig = plot_lines([0, 1, 2], {"a": [0.1, 0.2, 0.3], "b": np.array([1.0, 0.5, 0.0])}, title="t", xlabel="epoch",
+                     ylabel="share")
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["a", "b"]
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [1.0, 0.5, 0.0])
+    assert ax.get_title() == "t" and ax.get_xlabel() == "epoch" and ax.get_ylabel() == "share"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="3 values"):
+        plot_lines([0, 1, 2], {"short": [1, 2]}, title="t", xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="at least one"):
+        plot_lines([0], {}, title="t", xlabel="x", ylabel="y")

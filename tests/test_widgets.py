@@ -13,16 +13,20 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from kdlab.viz import _figure  # noqa: E402
+from kdlab.methods.cskd import SCHEDULES, alpha_schedule  # noqa: E402
+from kdlab.viz import MARK_HATCH, _figure  # noqa: E402
 from kdlab.widgets import (  # noqa: E402
     DEFAULT_STUDENT_LOGITS,
     DEFAULT_TEACHER_LOGITS,
+    AlphaExplorer,
     Explorer,
     OFAExplorer,
     RetrainPanel,
     TemperatureExplorer,
+    alpha_view,
     kd_view,
     ofa_view,
+    render_alpha,
     render_ofa,
     render_temperature,
 )
@@ -287,3 +291,126 @@ def test_ofa_view_gradient_under_no_grad():
     with torch.no_grad():
         guarded = ofa_view(DEFAULT_TEACHER_LOGITS, DEFAULT_STUDENT_LOGITS, 0, 1.5, 2.0)
     np.testing.assert_allclose(guarded.grad, free.grad)
+
+
+
+# ------------------------------------------------------------------------------------------------ CSKD alpha
+CLASSES = ["circle", "square", "star", "triangle"]
+
+
+def teacher_outputs():
+    """One image's dense (K, h, w) teacher logits with mixed local labels and a clear global winner (star)."""
+    generator = torch.Generator().manual_seed(0)
+    dense = torch.randn(4, 5, 5, generator=generator)
+    global_logits = torch.tensor([0.0, 0.5, 3.0, -1.0])
+    return torch.rand(3, 20, 20, generator=generator), dense, global_logits
+
+
+def map_axis(explorer):
+    return explorer.figure.axes[1]
+
+
+def test_alpha_view_is_the_fused_argmax():
+    _, dense, global_logits = teacher_outputs()
+    view = alpha_view(dense, global_logits, "x2", 10, 4)
+    alpha = alpha_schedule(4, 10, "x2")
+    assert view.alpha == pytest.approx(0.36)
+    expected = (alpha * dense + (1 - alpha) * global_logits[:, None, None]).argmax(0).numpy()
+    np.testing.assert_array_equal(view.labels, expected)
+    assert view.global_label == 2 and view.differ == pytest.approx(np.mean(expected != 2))
+
+
+def test_alpha_view_moves_from_local_to_global_and_never_back():
+    _, dense, global_logits = teacher_outputs()
+    first = alpha_view(dense, global_logits, "linear", 100, 0)
+    np.testing.assert_array_equal(first.labels, dense.argmax(0).numpy())  # alpha = 1: the dense argmax
+    assert first.alpha == 1.0 and first.differ > 0.5
+    for kind in SCHEDULES:
+        differ = [alpha_view(dense, global_logits, kind, 100, e).differ for e in range(100)]
+        assert all(a >= b for a, b in zip(differ, differ[1:]))  # the fused margin is linear in alpha
+    last = alpha_view(dense, global_logits, "linear", 100, 99)  # alpha = 1/100
+    assert last.differ == 0.0 and (last.labels == 2).all()
+
+
+def test_alpha_explorer_controls_state_and_figure():
+    image, dense, global_logits = teacher_outputs()
+    explorer = AlphaExplorer(image, dense, global_logits, CLASSES, epochs=10)
+    assert isinstance(explorer.kind, widgets.Dropdown) and list(explorer.kind.options) == list(SCHEDULES)
+    assert isinstance(explorer.epochs, widgets.IntSlider) and (explorer.epochs.min, explorer.epochs.max) == (1, 100)
+    assert isinstance(explorer.epoch, widgets.IntSlider) and (explorer.epoch.min, explorer.epoch.max) == (0, 9)
+    state = explorer.state()
+    assert (state["kind"], state["epochs"], state["epoch"], state["classes"]) == ("linear", 10, 0, CLASSES)
+    curve_ax, labels_ax = explorer.figure.axes
+    assert curve_ax.get_title() == "linear schedule: α(0) = 1.000"
+    assert curve_ax.get_xlabel() == "epoch" and curve_ax.get_ylabel().startswith("α (weight of the dense")
+    np.testing.assert_array_equal(labels_ax.images[1].get_array(), dense.argmax(0).numpy())  # alpha = 1
+    differ = np.mean(dense.argmax(0).numpy() != 2)
+    assert labels_ax.get_title() == f"$Y^T$ at α = 1.00: {differ:.0%} of cells ≠ global label (star)"
+    assert len([p for p in labels_ax.patches if p.get_hatch() == MARK_HATCH]) == round(differ * 25)
+    assert "epoch 0 of 0..9" in explorer.figure.get_suptitle()
+    assert [t.get_text() for t in explorer.figure.legends[0].get_texts()][-1] == "≠ global label"
+
+    first = explorer.figure
+    explorer.kind.value = "cos"
+    explorer.epoch.value = 6
+    assert explorer.figure is not first
+    alpha = alpha_schedule(6, 10, "cos")
+    curve_ax, labels_ax = explorer.figure.axes
+    assert curve_ax.get_title() == f"cos schedule: α(6) = {alpha:.3f}"
+    marker = curve_ax.get_lines()[1]
+    assert (marker.get_xdata()[0], marker.get_ydata()[0]) == (6, pytest.approx(alpha))
+    steps = curve_ax.get_lines()[0].get_ydata()[:10]
+    np.testing.assert_allclose(steps, [alpha_schedule(e, 10, "cos") for e in range(10)])
+    expected = alpha_view(dense, global_logits, "cos", 10, 6).labels
+    np.testing.assert_array_equal(labels_ax.images[1].get_array(), expected)
+
+    explorer.epochs.value = 100
+    explorer.kind.value = "linear"
+    explorer.epoch.value = 99  # alpha = 1/100: every cell takes the global label
+    assert explorer.figure.axes[0].get_title() == "linear schedule: α(99) = 0.010"
+    assert (map_axis(explorer).images[1].get_array() == 2).all()
+    assert "0% of cells" in map_axis(explorer).get_title() and not map_axis(explorer).patches
+
+
+def test_alpha_explorer_lowering_epochs_clamps_the_epoch_with_one_redraw():
+    image, dense, global_logits = teacher_outputs()
+    rendered = []
+
+    class Counting(AlphaExplorer):
+        def render(self, **state):
+            rendered.append((state["epochs"], state["epoch"]))
+            return render_alpha(**state)
+
+    explorer = Counting(image, dense, global_logits, CLASSES, epochs=30, epoch=20)
+    explorer.epochs.value = 5
+    assert (explorer.epoch.value, explorer.epoch.max) == (4, 4)
+    assert rendered == [(30, 20), (5, 4)]  # one redraw, never an epoch beyond the schedule
+    explorer.epochs.value = 50
+    assert (explorer.epoch.value, explorer.epoch.max) == (4, 49) and rendered[-1] == (50, 4)
+    explorer.epochs.value = 1
+    assert (explorer.epoch.value, explorer.epoch.max) == (0, 0) and len(rendered) == 4
+    assert explorer.figure.axes[0].get_title() == "linear schedule: α(0) = 1.000"
+
+
+def test_alpha_explorer_bad_inputs():
+    image, dense, global_logits = teacher_outputs()
+    with pytest.raises(ValueError, match="the logits have 4 classes but 3 class names were given"):
+        AlphaExplorer(image, dense, global_logits, CLASSES[:3])
+    with pytest.raises(ValueError, match=r"dense teacher logits \(K, h, w\) and global logits \(K,\), got shapes "
+                                         r"\(1, 4, 5, 5\) and \(4,\)"):
+        AlphaExplorer(image, dense[None], global_logits, CLASSES)
+    with pytest.raises(ValueError, match=r"got shapes \(4, 5, 5\) and \(3,\)"):
+        AlphaExplorer(image, dense, global_logits[:3], CLASSES)
+    with pytest.raises(ValueError, match=r"one image of shape \(C, H, W\) with C in \(1, 3\), got \(1, 3, 20, 20\)"):
+        AlphaExplorer(image[None], dense, global_logits, CLASSES)
+    with pytest.raises(ValueError, match="unknown alpha schedule 'step'"):
+        AlphaExplorer(image, dense, global_logits, CLASSES, kind="step")
+    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
+        AlphaExplorer(image, dense, global_logits, CLASSES, epochs=0)
+    with pytest.raises(ValueError, match=r"epochs must be an int in \[1, 100\] \(the slider's range\), got 200"):
+        AlphaExplorer(image, dense, global_logits, CLASSES, epochs=200)
+    for epoch in (10, -1, 2.0):
+        with pytest.raises(ValueError, match=r"epoch must be an int in \[0, 9\]"):
+            AlphaExplorer(image, dense, global_logits, CLASSES, epochs=10, epoch=epoch)
+    with pytest.raises(ValueError, match="epoch must be an int in"):
+        render_alpha("linear", 10, 10, image, dense, global_logits, CLASSES)  # the pure render checks too

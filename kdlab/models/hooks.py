@@ -4,15 +4,19 @@ timm computes attention with a fused kernel that never materialises the attentio
 it, :func:`capture_attention` switches the chosen attention modules to their explicit path
 (``fused_attn = False``, numerically the same) for the duration of the call, and records the input of
 their ``attn_drop`` module: the post-softmax attention probabilities, (B, heads, N, N) for a ViT and
-(B * windows, heads, N, N) for a Swin window attention.
+(B * windows, heads, N, N) for a Swin window attention. :func:`cls_attention` reads one ViT block's
+class-token row off it and lays it on the patch grid.
 """
 from __future__ import annotations
 
+import numbers
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 from torch import Tensor, nn
+
+from .features import tokens_to_map
 
 
 def _modules(model: nn.Module, paths: list[str]) -> dict[str, nn.Module]:
@@ -82,3 +86,34 @@ def capture_attention(model: nn.Module, x: Tensor, paths: list[str] | None = Non
             m.fused_attn = fused[p]
         model.train(was_training)
     return store
+
+
+def cls_attention(model: nn.Module, x: Tensor, block: int = -1) -> Tensor:
+    r"""Where the class token looks: its attention to the patches in one ViT block, (N, g_h, g_w).
+
+    With $A\in\mathbb{R}^{N\times H\times T\times T}$ the block's post-softmax attention
+    (:func:`capture_attention`, eval mode), $H$ heads and $p$ prefix tokens (the class token first, then
+    DeiT's distillation token or register tokens; ``model.num_prefix_tokens``),
+
+    $$a[n, k] = \frac{\bar A[n, 0, p + k]}{\sum_{k'} \bar A[n, 0, p + k']},\qquad
+      \bar A = \frac1H\sum_h A[:, h],\quad k = 0,\dots,g_hg_w-1,$$
+
+    the head-averaged row of token 0 restricted to the patch tokens and renormalised to sum to 1, laid on the
+    ``patch_embed.grid_size`` grid row-major (as :func:`~kdlab.models.features.tokens_to_map`). ``block``
+    indexes ``model.blocks`` (default the last). Works for timm's ``VisionTransformer`` and
+    ``VisionTransformerDistilled``; a model without a class token or patch grid (MLP-Mixer, Swin, a ViT with
+    ``class_token=False``) raises a ``ValueError``.
+    """
+    blocks = getattr(model, "blocks", None)
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    if getattr(model, "cls_token", None) is None or not isinstance(blocks, nn.Sequential) or grid is None:
+        raise ValueError(f"cls_attention needs a ViT with a class token, blocks and a patch grid (timm "
+                         f"VisionTransformer); {type(model).__name__} has none")
+    depth = len(blocks)
+    if isinstance(block, bool) or not isinstance(block, numbers.Integral) or not -depth <= block < depth:
+        raise ValueError(f"block must be an int in {-depth}..{depth - 1} for a {depth}-block ViT, got {block!r}")
+    path = f"blocks.{block % depth}.attn"
+    row = capture_attention(model, x, [path])[path][:, :, 0].mean(dim=1)  # (N, T): token 0, mean over heads
+    patches = row[:, model.num_prefix_tokens:]
+    patches = patches / patches.sum(dim=1, keepdim=True)
+    return tokens_to_map(patches[:, :, None], tuple(grid), 0)[:, 0]
