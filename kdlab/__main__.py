@@ -6,6 +6,7 @@
     python -m kdlab run --all
     python -m kdlab reference 00_primer                    # declared long run -> data/results/00_primer.json
     python -m kdlab bench models | data | ofa [--student vit --teacher cnn_small]
+    python -m kdlab bench swtat [--sizes 16 32 64 --window 8 --repeats 3]
 """
 from __future__ import annotations
 
@@ -122,14 +123,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
     runs = {
-        "models": lambda: bench.models(args.batch_size, args.seconds),
+        "models": lambda: bench.models(args.batch_size or 64, args.seconds),
         "data": lambda: bench.data(args.n),
-        "ofa": lambda: bench.ofa(args.student, args.teacher, args.batch_size, args.seconds),
+        "ofa": lambda: bench.ofa(args.student, args.teacher, args.batch_size or 64, args.seconds),
+        "swtat": lambda: bench.swtat(tuple(args.sizes), args.channels, args.batch_size or 8, args.window,
+                                     args.repeats),
     }
-    rows = runs[args.what]()
-    for row in rows:
-        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    print(format_table(runs[args.what]()))
     return 0
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """Rows of equal keys as an aligned text table: a header line, then one line per row."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    cells = [columns] + [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in cells)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,13 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     teachers.add_argument("keys", nargs="*", help="teacher keys (default: all)")
     teachers.add_argument("--device", default="cpu", help="device to train on when building (default cpu)")
 
-    bench = sub.add_parser("bench", help="measure model, data-generation and OFA training-step throughput")
-    bench.add_argument("what", choices=["models", "data", "ofa"])
+    bench = sub.add_parser("bench", help="measure model, data-generation, OFA training-step and TaT-loss costs")
+    bench.add_argument("what", choices=["models", "data", "ofa", "swtat"])
     bench.add_argument("--student", default="vit", help="student model (ofa)")
     bench.add_argument("--teacher", default="cnn_small", help="teacher model (ofa)")
-    bench.add_argument("--batch-size", type=int, default=64)
+    bench.add_argument("--batch-size", type=int, default=None, help="default 64 (models, ofa), 8 (swtat)")
     bench.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     bench.add_argument("--n", type=int, default=10000, help="images to generate (data)")
+    bench.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64], help="square map sides (swtat)")
+    bench.add_argument("--channels", type=int, default=64, help="map channels (swtat)")
+    bench.add_argument("--window", type=int, default=8, help="window size M (swtat)")
+    bench.add_argument("--repeats", type=int, default=3, help="timed steps per loss, median reported (swtat)")
     return parser
 
 

@@ -110,3 +110,84 @@ def ofa(student: str = "vit", teacher: str = "cnn_small", batch_size: int = 64, 
                      "branch_params": distiller.branch_parameters() if is_ofa else 0,
                      "train_fwd_gflops": round(_forward_flops(forward) / 1e9, 3)})
     return rows
+
+
+def _peak_bytes(step: Callable[[], None], device: torch.device) -> int:
+    """Peak bytes of tensor memory that one call of ``step`` allocates on top of what exists before it.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after a reset. CPU: replay the allocation and free events that
+    ``torch.profiler`` records with ``profile_memory=True`` in time order and take the running maximum.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    held = peak = 0
+    for event in events:
+        held += event.nbytes()
+        peak = max(peak, held)
+    return peak
+
+
+def _median_ms(step: Callable[[], None], device: torch.device, repeats: int) -> float:
+    """Median wall time of ``step`` in ms over ``repeats`` calls, after one warm-up call."""
+    step()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(1000 * (time.perf_counter() - start))
+    return sorted(times)[len(times) // 2]
+
+
+def swtat(sizes: tuple[int, ...] = (16, 32, 64), channels: int = 64, batch_size: int = 8, window: int = 8,
+          repeats: int = 3) -> list[dict[str, object]]:
+    """Forward + backward of the TaT losses on random (B, C, S, S) maps: global, windowed (shift 0), shifted
+    windows (shift M/2) and SW-TaT (both passes, sequential), with their Conv1x1 + BN embeddings.
+
+    ``ms`` is the median of ``repeats`` steps; ``peak_mb`` the tensor memory one step allocates on top of the
+    inputs (:func:`_peak_bytes`); ``logits`` the analytic attention-logit count of the batch
+    (:func:`~kdlab.methods.swtat.tat_cost`). ``speedup`` and ``mem_saving`` are global's time and peak over
+    the row's, measured in the same run.
+    """
+    from .methods.swtat import SWTaTLoss, TaTEmbedding, tat_cost, tat_loss, window_tat_loss
+
+    device = pick_device("auto")
+    rows: list[dict[str, object]] = []
+    for size in sizes:
+        torch.manual_seed(0)
+        shape = (channels, size, size)
+        student = torch.randn(batch_size, *shape, device=device, requires_grad=True)
+        teacher = torch.randn(batch_size, *shape, device=device)
+        embedding = TaTEmbedding(shape, shape).to(device)
+        sw = SWTaTLoss(shape, shape, window).to(device)
+        windowed = tat_cost(size, size, channels, window)["logits"]
+        losses = {
+            "global": (lambda: tat_loss(student, teacher, *embedding.qkv).backward(),
+                       tat_cost(size, size, channels)["logits"]),
+            "window": (lambda: window_tat_loss(student, teacher, *embedding.qkv, window).backward(), windowed),
+            "shifted window": (lambda: window_tat_loss(student, teacher, *embedding.qkv, window,
+                                                       window // 2).backward(), windowed),
+            "SW-TaT (2 passes)": (lambda: sw(student, teacher).backward(), 2 * windowed),
+        }
+        measured = {label: (_median_ms(step, device, repeats), _peak_bytes(step, device), logits)
+                    for label, (step, logits) in losses.items()}
+        global_ms, global_peak, _ = measured["global"]
+        for label, (ms, peak, logits) in measured.items():
+            rows.append({"map": f"{size}x{size}", "loss": label, "device": str(device), "ms": round(ms, 2),
+                         "peak_mb": round(peak / 2**20, 2), "logits": batch_size * logits,
+                         "speedup": round(global_ms / ms, 1), "mem_saving": round(global_peak / peak, 1)})
+    return rows

@@ -14,3 +14,22 @@ def test_ofa_bench_compares_three_methods_on_one_student():
 def test_data_bench_times_every_dataset():
     rows = bench.data(n=64)
     assert {row["dataset"] for row in rows} and all(row["images"] == 64 for row in rows)
+
+
+def test_swtat_bench_measures_every_loss_per_size_against_global():
+    rows = bench.swtat(sizes=(8, 12), channels=4, batch_size=2, window=4, repeats=1)
+    labels = ["global", "window", "shifted window", "SW-TaT (2 passes)"]
+    assert [(row["map"], row["loss"]) for row in rows] == [(m, label) for m in ("8x8", "12x12") for label in labels]
+    assert [row["logits"] for row in rows[4:]] == [2 * 144**2, 2 * 144 * 16, 2 * 144 * 16, 2 * 2 * 144 * 16]
+    assert all(row["ms"] > 0 and row["peak_mb"] >= 0 for row in rows)
+    assert all(row["speedup"] == row["mem_saving"] == 1.0 for row in rows if row["loss"] == "global")
+
+
+def test_bench_swtat_command_prints_one_table(capsys):
+    from kdlab.__main__ import main
+
+    args = ["bench", "swtat", "--sizes", "8", "--channels", "4", "--batch-size", "1", "--window", "4", "--repeats", "1"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["map", "loss", "device", "ms", "peak_mb", "logits", "speedup", "mem_saving"]
+    assert len(lines) == 5 and "SW-TaT (2 passes)" in lines[-1]

@@ -5,10 +5,15 @@ from .cskd import (CSKD, DeiTHard, alpha_at_progress, alpha_schedule, cskd_loss,
 from .fitnet import FitNet, hint_loss
 from .kd import KD, kd_loss
 from .ofa import OFA, build_branches, ofa_loss, ofa_weights
+from .swtat import (PatchMergingTaTLoss, SWTaT, SWTaTLoss, SWTaTSeg, TaT, TaTEmbedding, TaTPatchGroup, additive_mask,
+                    anchor_tat_loss, patch_group_tat_loss, shifted_window_mask, swtat_loss, tat_loss, window_partition,
+                    window_reverse, window_tat_loss)
 
 __all__ = [
-    "CSKD", "DeiTHard", "Distiller", "FitNet", "KD", "OFA", "Supervised",
-    "alpha_at_progress", "alpha_schedule", "build_branches", "cskd_loss", "cskd_targets",
-    "dense_and_global_logits", "dense_teacher_logits", "distilled_vit_logits", "hint_loss", "kd_loss",
-    "ofa_loss", "ofa_weights",
+    "CSKD", "DeiTHard", "Distiller", "FitNet", "KD", "OFA", "PatchMergingTaTLoss", "SWTaT", "SWTaTLoss", "SWTaTSeg",
+    "Supervised", "TaT", "TaTEmbedding", "TaTPatchGroup",
+    "additive_mask", "alpha_at_progress", "alpha_schedule", "anchor_tat_loss", "build_branches", "cskd_loss",
+    "cskd_targets", "dense_and_global_logits", "dense_teacher_logits", "distilled_vit_logits", "hint_loss", "kd_loss",
+    "ofa_loss", "ofa_weights", "patch_group_tat_loss", "shifted_window_mask", "swtat_loss", "tat_loss",
+    "window_partition", "window_reverse", "window_tat_loss",
 ]

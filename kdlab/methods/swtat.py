@@ -1,0 +1,686 @@
+r"""SW-TaT: knowledge distillation with a shift-window target-aware transformer (Feng & Ong, Applied
+Intelligence 2025), built on TaT, the target-aware transformer (Lin et al., CVPR 2022).
+
+**TaT** distils "one-to-all": every teacher location is matched by an attention-weighted mix of *all*
+student locations. With a teacher map $F^T$ (B, C, H, W), a student map $F^S$ (B, C', H, W), their
+flattened rows $f^t, f^s$ ($N=HW$ tokens) and embeddings $\gamma$ (student), $\theta$ (teacher),
+$\phi$ (value), the official code's student-query form is
+
+$$f^{s'} = \mathrm{softmax}_j\big(\gamma(f^s)\,\theta(f^t)^\top\big)\,\phi(f^s),\qquad
+  \mathcal{L}_{TaT} = \frac{1}{BCHW}\big\lVert f^{s'} - f^t\big\rVert_2^2,$$
+
+with the softmax over the teacher (key) axis, no $1/\sqrt d$ scaling, one head, and the **raw** teacher
+map as the target. The paper's prose makes the teacher the query instead,
+$f^{s'}_i = \sum_j \mathrm{softmax}_j(\langle\theta(f^t_i), \gamma(f^s_j)\rangle)\,\phi(f^s_j)$
+(``query_side="teacher"``). Global attention costs $2(HW)^2C$ MACs and $(HW)^2$ logits per image.
+
+**Windowed TaT** $\mathcal{L}^W_s$ [our choice, spec §2.4]: pad $Q, K, V$ bottom/right to multiples of the
+window $M$, roll them by $(-s, -s)$, attend inside each of the $n_W = H_pW_p/M^2$ windows,
+
+$$O^{(w)} = \mathrm{softmax}_j\big(Q^{(w)}K^{(w)\top}\ \text{with disallowed } (i, j)\text{ replaced by }
+  \min_{\text{dtype}}\big)\,V^{(w)},$$
+
+undo the roll and the padding, and take the MSE to $F^T$ over the real positions. Allowed pairs follow
+Swin's shifted-window mask: the $3\times3$ band labels $3a+b$ of the padded, rolled canvas, with padded
+positions given a label of their own, so a real token never attends to a padded one or to content that the
+cyclic roll wrapped in from the opposite border. Cost: $2H_pW_pM^2C$ MACs and $H_pW_pM^2$ logits.
+
+**SW-TaT** stacks a regular and a shifted pass ($s=\lfloor M/2\rfloor$), like Swin's W-MSA / SW-MSA blocks.
+Default ``stacking="sequential"`` [our choice]: the shifted pass reconfigures the regular pass's output with
+its own embeddings $\gamma_2, \phi_2$ (and $\theta_2$),
+
+$$O_1 = \mathrm{WTaT}_0\big(\gamma(F^S), \theta(F^T), \phi(F^S)\big),\quad
+  O_2 = \mathrm{WTaT}_{s}\big(\gamma_2(O_1), \theta_2(F^T), \phi_2(O_1)\big),\quad
+  \mathcal{L}^{SW}_{TaT} = \mathrm{MSE}(O_2, F^T),$$
+
+so each output location draws on two overlapping windows. ``stacking="parallel"``:
+$\mathcal{L}^{SW}_{TaT} = \frac12(\mathcal{L}^W_0 + \mathcal{L}^W_s)$ with shared embeddings.
+
+**Patch-merging distillation** [our choice, spec §2.4]: a parameter-free $2\times2$ space-to-depth $U$ on
+the teacher, $(C, H, W)\to(4C, H/2, W/2)$ per level, and a merger $m_\ell$ on the student (the same
+space-to-depth, or Swin's learnable 2x2 concat -> LayerNorm -> Linear), then TaT at every level,
+
+$$\mathcal{L}^{PM}_{TaT} = \frac1L\sum_{\ell=1}^{L}\mathcal{L}_{TaT}\big(S_\ell, U^\ell(F^T)\big),\qquad
+  S_\ell = m_\ell(S_{\ell-1}),\ S_0 = F^S,$$
+
+global at each level while the merged map has at most 256 tokens, windowed (shift 0) above. No learnable
+merger on the teacher side: trained by this loss it could collapse both sides to constants.
+
+**TaT's own answer to large maps** (the segmentation baseline): patch groups, where the map is cut into
+$n\times m$ patches of $h\times w$ and $p_g$ consecutive patches share one attention whose logits are summed
+over the group, $w_{ab} = \mathrm{softmax}_b\sum_{P\in G}\langle q^{(P)}_a, k^{(P)}_b\rangle$,
+$o^{(P)}_a = \sum_b w_{ab}v^{(P)}_b$; plus anchor points, global TaT on average-pooled $Q, K, V, F^T$.
+
+**Objectives.** Classification: $\mathcal{L} = \alpha\,\mathrm{CE} + \beta\,\mathrm{KL}_T + \varepsilon\,
+\mathcal{L}^{(SW)}_{TaT}$ on one (student stage, teacher stage) pair. Segmentation:
+$\mathcal{L}_{seg} = \alpha\,\mathrm{CE}_{pixel} + \delta\,\mathcal{L}^{SW}_{TaT} + \zeta\,\mathcal{L}^{PM}_{TaT}$
+(SW-TaT) or $\alpha\,\mathrm{CE}_{pixel} + \delta\,\mathcal{L}^{P}_{TaT} + \zeta\,\mathcal{L}^{A}_{TaT}$ (TaT).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from timm.models.swin_transformer import PatchMerging
+from torch import Tensor, nn
+
+from ..models.features import logits_and_stage_features, map_to_tokens, stage_shapes, tokens_to_map
+from .base import Distiller, check_loss_weights
+from .fitnet import HintRegressor
+from .kd import kd_loss
+from .ofa import Permute
+
+QUERY_SIDES = ("student", "teacher")  # "student": the official code's direction (default); "teacher": the prose
+STACKINGS = ("sequential", "parallel")
+MERGES = ("unshuffle", "swin")
+PAD_LABEL = 9  # the band labels are 0..8; padded positions form a region of their own
+Shape = tuple[int, int, int]
+Pair = tuple[int, int]
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def _is_int(value: object, low: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+def _pair(name: str, value: int | Sequence[int], low: int = 1) -> Pair:
+    """``value`` as an (H, W) pair of ints >= ``low``; an int means the same on both axes."""
+    pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(pair) != 2 or not all(_is_int(v, low) for v in pair):
+        raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _window_and_shift(window: int | Sequence[int], shift: int | Sequence[int]) -> tuple[Pair, Pair]:
+    r"""Validated per-axis (window, shift) with $0\le s < M$."""
+    window, shift = _pair("window", window), _pair("shift", shift, low=0)
+    if any(s >= m for s, m in zip(shift, window)):
+        raise ValueError(f"shift must be smaller than the window on each axis, got shift {shift} for window {window}")
+    return window, shift
+
+
+def _shift_or_half(window: int | Sequence[int], shift: int | Sequence[int] | None) -> tuple[Pair, Pair]:
+    r"""Validated (window, shift); ``shift=None`` means half the window, $\lfloor M/2\rfloor$ per axis."""
+    window = _pair("window", window)
+    return _window_and_shift(window, tuple(m // 2 for m in window) if shift is None else shift)
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
+
+
+def _check_maps(student_feat: Tensor, teacher_feat: Tensor) -> None:
+    if student_feat.ndim != 4 or teacher_feat.ndim != 4 or student_feat.shape[0] != teacher_feat.shape[0]:
+        raise ValueError("expected (B, C, H, W) student and teacher maps with the same batch size, got shapes "
+                         f"{tuple(student_feat.shape)} and {tuple(teacher_feat.shape)}")
+
+
+# --------------------------------------------------------------------------------------- embeddings
+
+
+def embed_maps(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module, value: nn.Module,
+               query_side: str = "student") -> tuple[Tensor, Tensor, Tensor]:
+    r"""$(Q, K, V)$ maps: $(\gamma(F^S), \theta(F^T), \phi(F^S))$ for ``query_side="student"``,
+    $(\theta(F^T), \gamma(F^S), \phi(F^S))$ for ``"teacher"``.
+
+    ``query`` embeds the query side's map and ``key`` the other side's; ``value`` always embeds the student
+    map (the output reconfigures the student). The embeddings must bring $Q, K$ to one (B, d, H, W) shape and
+    $V$ to the teacher map's (B, C, H, W) shape (they may resize, like :class:`TaTEmbedding`'s).
+    """
+    _check_choice("query_side", query_side, QUERY_SIDES)
+    _check_maps(student_feat, teacher_feat)
+    query_map, key_map = (student_feat, teacher_feat) if query_side == "student" else (teacher_feat, student_feat)
+    q, k, v = query(query_map), key(key_map), value(student_feat)
+    if q.shape != k.shape or v.shape != teacher_feat.shape or q.shape[2:] != v.shape[2:]:
+        raise ValueError(
+            "the embeddings must give query and key of one (B, d, H, W) shape and a value of the teacher map's "
+            f"shape {tuple(teacher_feat.shape)}, got query {tuple(q.shape)}, key {tuple(k.shape)}, "
+            f"value {tuple(v.shape)}"
+        )
+    return q, k, v
+
+
+class TaTEmbedding(nn.Module):
+    r"""TaT's embeddings $\gamma$ (student), $\theta$ (teacher) and $\phi$ (value), arranged as
+    ``query``, ``key``, ``value`` for ``query_side``.
+
+    $\gamma$ and $\phi$ are :class:`~kdlab.methods.fitnet.HintRegressor`\ s: resize the student map to the
+    teacher's size (when they differ), then Conv1x1 $C'\to C$ (no bias) + BN, no ReLU; kdlab's default for
+    both the ImageNet (official: Conv3x3) and segmentation settings [our choice]. $\theta$ is the identity
+    (official ImageNet code), or with ``teacher_embedding=True`` a trainable Conv1x1 $C\to C$ + BN (official
+    segmentation code). ``student_shape`` and ``teacher_shape`` are (C, H, W).
+    """
+
+    def __init__(self, student_shape: Shape, teacher_shape: Shape, query_side: str = "student",
+                 teacher_embedding: bool = False) -> None:
+        super().__init__()
+        _check_choice("query_side", query_side, QUERY_SIDES)
+        self.query_side = query_side
+        student = HintRegressor(student_shape, teacher_shape)
+        teacher = HintRegressor(teacher_shape, teacher_shape) if teacher_embedding else nn.Identity()
+        self.query, self.key = (student, teacher) if query_side == "student" else (teacher, student)
+        self.value = HintRegressor(student_shape, teacher_shape)
+
+    @property
+    def qkv(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """``(query, key, value)``, in the order the loss functions take them."""
+        return self.query, self.key, self.value
+
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The embedded $(Q, K, V)$ maps (see :func:`embed_maps`)."""
+        return embed_maps(student_feat, teacher_feat, *self.qkv, self.query_side)
+
+
+# ------------------------------------------------------------------------------ windows and the mask
+
+
+def window_partition(x: Tensor, window: int | Sequence[int]) -> Tensor:
+    r"""Swin's partition: (B, H, W, C) -> (B n_W, M_h M_w, C), channels last, H and W multiples of the window.
+
+    Window $w = b\,n_W + r\,(W/M_w) + c$ and token $t = yM_w + x$ inside it, both row-major.
+    """
+    wh, ww = _pair("window", window)
+    if x.ndim != 4 or x.shape[1] % wh or x.shape[2] % ww:
+        raise ValueError(f"expected a (B, H, W, C) tensor with H, W multiples of the window ({wh}, {ww}), "
+                         f"got shape {tuple(x.shape)}; pad first (to_windows does)")
+    b, h, w, c = x.shape
+    return x.view(b, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, wh * ww, c)
+
+
+def window_reverse(windows: Tensor, window: int | Sequence[int], height: int, width: int) -> Tensor:
+    """The exact inverse of :func:`window_partition`: (B n_W, M_h M_w, C) -> (B, H, W, C)."""
+    wh, ww = _pair("window", window)
+    if (windows.ndim != 3 or height % wh or width % ww or windows.shape[1] != wh * ww
+            or windows.shape[0] % ((height // wh) * (width // ww))):
+        raise ValueError(f"expected (B * n_W, {wh * ww}, C) windows of a {height}x{width} map (multiples of the "
+                         f"window ({wh}, {ww})), got shape {tuple(windows.shape)}")
+    c = windows.shape[2]
+    x = windows.view(-1, height // wh, width // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, height, width, c)
+
+
+def effective_window(height: int, width: int, window: int | Sequence[int],
+                     shift: int | Sequence[int] = 0) -> tuple[Pair, Pair]:
+    r"""Per axis, the window and shift actually used on an $H\times W$ map: an axis no longer than the window
+    gets window = its size and shift 0 (timm's per-axis rule; Swin's reference does the same on square maps),
+    because a shift there would only split the map."""
+    (wh, sh), (ww, sw) = ((n, 0) if n <= m else (m, s)
+                          for n, m, s in zip((height, width), *_window_and_shift(window, shift)))
+    return (wh, ww), (sh, sw)
+
+
+def _padded(size: int, window: int) -> int:
+    return math.ceil(size / window) * window
+
+
+def _bands(size: int, window: int, shift: int, device: torch.device | None) -> Tensor:
+    """Swin's band of every position of a padded, rolled axis: 0 on [0, S-M), 1 on [S-M, S-s), 2 on [S-s, S)."""
+    pos = torch.arange(size, device=device)
+    return (pos >= size - window).long() + (pos >= size - shift).long()
+
+
+def shifted_window_mask(height: int, width: int, window: int | Sequence[int], shift: int | Sequence[int],
+                        device: torch.device | str | None = None) -> Tensor:
+    r"""(n_W, N, N) boolean mask, True where query $i$ may attend to key $j$ of the same window.
+
+    Swin semantics for any $H, W$ (pad, then roll; the reference / torchvision order): label the padded canvas
+    $H_p\times W_p$, in rolled coordinates, with the $3\times3$ band labels $3a+b$ (row bands $[0,H_p-M)$,
+    $[H_p-M,H_p-s)$, $[H_p-s,H_p)$, likewise columns); give the padded positions, rolled like the features,
+    a label of their own; partition like the features; allow $(i, j)$ iff the labels match. Every row
+    allows at least its own position. With ``shift=0`` and divisible sizes nothing is masked.
+    """
+    (wh, ww), (sh, sw) = _window_and_shift(window, shift)
+    if not (_is_int(height, 1) and _is_int(width, 1)):
+        raise ValueError(f"height and width must be ints >= 1, got {height!r} and {width!r}")
+    hp, wp = _padded(height, wh), _padded(width, ww)
+    labels = 3 * _bands(hp, wh, sh, device)[:, None] + _bands(wp, ww, sw, device)[None, :]
+    pad = (torch.arange(hp, device=device) >= height)[:, None] | (torch.arange(wp, device=device) >= width)[None, :]
+    labels = labels.masked_fill(torch.roll(pad, (-sh, -sw), (0, 1)), PAD_LABEL)
+    ids = window_partition(labels[None, :, :, None], (wh, ww))[..., 0]
+    return ids[:, :, None] == ids[:, None, :]
+
+
+def additive_mask(allowed: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    r"""The additive form of a boolean mask, for code that adds masks to logits (timm's ``WindowAttention``):
+    0 where allowed, ``torch.finfo(dtype).min`` elsewhere (never Swin's $-100$, which unscaled TaT logits
+    overcome). kdlab's own attention replaces masked logits instead (:func:`attention_weights`)."""
+    zeros = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return zeros.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def to_windows(x: Tensor, window: int | Sequence[int], shift: int | Sequence[int] = 0) -> Tensor:
+    """(B, C, H, W) map -> (B, n_W, M_h M_w, C) window tokens: zero-pad bottom/right to multiples of the window,
+    roll by (-shift, -shift) (content moves up/left), partition (:func:`window_partition`)."""
+    (wh, ww), (sh, sw) = _window_and_shift(window, shift)
+    if x.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) map, got shape {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    x = F.pad(x.permute(0, 2, 3, 1), (0, 0, 0, _padded(w, ww) - w, 0, _padded(h, wh) - h))
+    return window_partition(torch.roll(x, (-sh, -sw), (1, 2)), (wh, ww)).unflatten(0, (b, -1))
+
+
+def from_windows(windows: Tensor, window: int | Sequence[int], shift: int | Sequence[int], height: int,
+                 width: int) -> Tensor:
+    """The inverse of :func:`to_windows`: (B, n_W, N, C) -> (B, C, H, W) (reverse, roll back by +shift, crop)."""
+    (wh, ww), (sh, sw) = _window_and_shift(window, shift)
+    if windows.ndim != 4:
+        raise ValueError(f"expected (B, n_W, N, C) windows, got shape {tuple(windows.shape)}")
+    x = window_reverse(windows.flatten(0, 1), (wh, ww), _padded(height, wh), _padded(width, ww))
+    return torch.roll(x, (sh, sw), (1, 2))[:, :height, :width].permute(0, 3, 1, 2)
+
+
+# ---------------------------------------------------------------------------------------- attention
+
+
+def attention_weights(query: Tensor, key: Tensor, allowed: Tensor | None = None, scale: bool = False) -> Tensor:
+    r"""$A = \mathrm{softmax}_j(q_i\cdot k_j\,[/\sqrt d])$ over the key axis: (..., N, d), (..., M, d) -> (..., N, M).
+
+    Disallowed logits (``allowed`` False, broadcast to (..., N, M)) are replaced by ``torch.finfo.min``
+    (masked_fill, not an added $-\infty$), so they get exactly zero weight and no row can turn into NaN.
+    """
+    logits = query @ key.transpose(-2, -1)
+    if scale:
+        logits = logits * query.shape[-1] ** -0.5
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
+    return torch.softmax(logits, dim=-1)
+
+
+def global_attention(query: Tensor, key: Tensor, value: Tensor, scale: bool = False) -> Tensor:
+    r"""$O = \mathrm{softmax}_j(QK^\top)V$ over all $HW$ positions: (B, d, H, W) x2, (B, C, H, W) -> (B, C, H, W)."""
+    attn = attention_weights(map_to_tokens(query), map_to_tokens(key), scale=scale)
+    return tokens_to_map(attn @ map_to_tokens(value), tuple(value.shape[2:]))
+
+
+def window_attention(query: Tensor, key: Tensor, value: Tensor, window: int | Sequence[int],
+                     shift: int | Sequence[int] = 0, scale: bool = False) -> Tensor:
+    r"""$O^{(w)} = \mathrm{softmax}_j(Q^{(w)}K^{(w)\top}$, masked$)\,V^{(w)}$ in every (shifted) window, back in
+    the original (B, C, H, W) coordinates.
+
+    Window and shift per :func:`effective_window`; pad -> roll -> partition (:func:`to_windows`); the
+    :func:`shifted_window_mask` (also used without a shift when the map was padded, so padded keys never
+    receive weight); reverse -> roll back -> crop (:func:`from_windows`).
+    """
+    height, width = value.shape[2:]
+    window, shift = effective_window(height, width, window, shift)
+    padded = height % window[0] or width % window[1]
+    allowed = shifted_window_mask(height, width, window, shift, query.device) if padded or any(shift) else None
+    q, k, v = (to_windows(m, window, shift) for m in (query, key, value))
+    return from_windows(attention_weights(q, k, allowed, scale) @ v, window, shift, height, width)
+
+
+def tat_cost(height: int, width: int, channels: int, window: int | Sequence[int] | None = None) -> dict[str, int]:
+    r"""Per image and pass, ignoring the embeddings: global $2(HW)^2C$ MACs and $(HW)^2$ logits; windowed
+    $2H_pW_pM^2C$ MACs and $H_pW_pM^2$ logits (with :func:`effective_window`'s window)."""
+    if window is None:
+        logits = (height * width) ** 2
+    else:
+        (wh, ww), _ = effective_window(height, width, window)
+        logits = _padded(height, wh) * _padded(width, ww) * wh * ww
+    return {"macs": 2 * logits * channels, "logits": logits}
+
+
+# ------------------------------------------------------------------------------------------- losses
+
+
+def tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module, value: nn.Module,
+             query_side: str = "student", scale: bool = False) -> Tensor:
+    r"""$\mathcal{L}_{TaT} = \frac{1}{BCHW}\lVert\mathrm{softmax}(QK^\top)V - F^T\rVert_2^2$, global attention.
+
+    $(Q, K, V)$ from :func:`embed_maps`; the target is the raw teacher map. ``scale`` divides the logits by
+    $\sqrt d$ (official TaT does not).
+    """
+    q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
+    return F.mse_loss(global_attention(q, k, v, scale), teacher_feat)
+
+
+def window_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module, value: nn.Module,
+                    window: int | Sequence[int], shift: int | Sequence[int] = 0, query_side: str = "student",
+                    scale: bool = False) -> Tensor:
+    r"""$\mathcal{L}^W_s$: TaT inside (shifted) windows (:func:`window_attention`), MSE to $F^T$ over the real
+    positions (padding is cropped before the loss and masked as keys). With a window covering the map and
+    ``shift=0`` it is :func:`tat_loss`."""
+    q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
+    return F.mse_loss(window_attention(q, k, v, window, shift, scale), teacher_feat)
+
+
+def swtat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module, value: nn.Module,
+               window: int | Sequence[int], shift: int | Sequence[int] | None = None, *,
+               second: Sequence[nn.Module] | None = None, stacking: str = "sequential", query_side: str = "student",
+               scale: bool = False) -> Tensor:
+    r"""$\mathcal{L}^{SW}_{TaT}$: a regular and a shifted window pass (``shift=None``: $\lfloor M/2\rfloor$).
+
+    ``"sequential"`` (default): $O_1 = \mathrm{WTaT}_0(Q, K, V)$, then the shifted pass on $O_1$ with the
+    ``second`` (query, key, value) embeddings, $\mathrm{MSE}(O_2, F^T)$. ``"parallel"``:
+    $\frac12(\mathrm{MSE}(O_0, F^T) + \mathrm{MSE}(O_s, F^T))$ with shared embeddings and no ``second``.
+    """
+    _check_choice("stacking", stacking, STACKINGS)
+    if (second is None) != (stacking == "parallel"):
+        raise ValueError("stacking='sequential' needs the shifted pass's own (query, key, value) embeddings as "
+                         "`second`; stacking='parallel' shares the first pass's and takes no `second`")
+    window, shift = _shift_or_half(window, shift)
+    q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
+    regular = window_attention(q, k, v, window, 0, scale)
+    if stacking == "parallel":
+        shifted = window_attention(q, k, v, window, shift, scale)
+        return (F.mse_loss(regular, teacher_feat) + F.mse_loss(shifted, teacher_feat)) / 2
+    q2, k2, v2 = embed_maps(regular, teacher_feat, *second, query_side)
+    return F.mse_loss(window_attention(q2, k2, v2, window, shift, scale), teacher_feat)
+
+
+def _group_patches(x: Tensor, patches: Pair, group_size: int) -> Tensor:
+    """(B, C, H, W) -> (B G, h w, p_g C): row-major patches (border rows/columns beyond n h, m w dropped),
+    ``group_size`` consecutive patches concatenated along channels."""
+    (n, m), (b, c, height, width) = patches, x.shape
+    h, w = height // n, width // m
+    cells = window_partition(x[:, :, :n * h, :m * w].permute(0, 2, 3, 1), (h, w))  # (B n m, h w, C)
+    return cells.view(b, -1, group_size, h * w, c).transpose(2, 3).reshape(-1, h * w, group_size * c)
+
+
+def patch_group_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module,
+                         value: nn.Module, patches: int | Sequence[int] = 4, group_size: int = 1,
+                         query_side: str = "student", scale: bool = False) -> Tensor:
+    r"""$\mathcal{L}^P_{TaT}$: TaT's patch groups. $n\times m$ patches of $h=\lfloor H/n\rfloor$,
+    $w=\lfloor W/m\rfloor$ (leftover border rows and columns are dropped, as in TaT-seg), groups of
+    ``group_size`` $=p_g$ consecutive patches; $w_{ab}=\mathrm{softmax}_b\sum_{P\in G}\langle q^{(P)}_a,
+    k^{(P)}_b\rangle$, $o^{(P)}_a=\sum_b w_{ab}v^{(P)}_b$, MSE to the teacher grouped the same way."""
+    q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
+    n, m = _pair("patches", patches)
+    height, width = teacher_feat.shape[2:]
+    if n > height or m > width:
+        raise ValueError(f"cannot cut a {height}x{width} map into {n}x{m} patches")
+    if not _is_int(group_size, 1) or (n * m) % group_size:
+        raise ValueError(f"group_size must be an int >= 1 dividing the {n * m} patches, got {group_size!r}")
+    q, k, v, target = (_group_patches(t, (n, m), group_size) for t in (q, k, v, teacher_feat))
+    return F.mse_loss(attention_weights(q, k, scale=scale) @ v, target)
+
+
+def anchor_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module, value: nn.Module,
+                    anchors: int | Sequence[int] = 4, query_side: str = "student", scale: bool = False) -> Tensor:
+    r"""$\mathcal{L}^A_{TaT}$: TaT's anchor points. Average-pool the embedded $Q, K, V$ and the raw $F^T$ with
+    kernel (and stride) $(\lfloor H/a_h\rfloor, \lfloor W/a_w\rfloor)$, then global TaT on the anchors."""
+    q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
+    a_h, a_w = _pair("anchors", anchors)
+    height, width = teacher_feat.shape[2:]
+    if a_h > height or a_w > width:
+        raise ValueError(f"cannot place {a_h}x{a_w} anchors on a {height}x{width} map")
+    q, k, v, target = (F.avg_pool2d(t, (height // a_h, width // a_w)) for t in (q, k, v, teacher_feat))
+    return F.mse_loss(global_attention(q, k, v, scale), target)
+
+
+# ------------------------------------------------------------------------------------- loss modules
+
+
+class SWTaTLoss(nn.Module):
+    r"""$\mathcal{L}^{SW}_{TaT}(F^S, F^T)$ (:func:`swtat_loss`) with its embeddings: ``embedding`` for the regular
+    pass and, for ``stacking="sequential"``, ``shifted_embedding`` ($C\to C$, on the first pass's output)."""
+
+    def __init__(self, student_shape: Shape, teacher_shape: Shape, window: int = 4, shift: int | None = None,
+                 stacking: str = "sequential", query_side: str = "student", teacher_embedding: bool = False,
+                 scale: bool = False) -> None:
+        super().__init__()
+        _check_choice("stacking", stacking, STACKINGS)
+        _shift_or_half(window, shift)
+        self.window, self.shift, self.stacking, self.scale = window, shift, stacking, scale
+        self.embedding = TaTEmbedding(student_shape, teacher_shape, query_side, teacher_embedding)
+        self.shifted_embedding = (TaTEmbedding(teacher_shape, teacher_shape, query_side, teacher_embedding)
+                                  if stacking == "sequential" else None)
+
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+        second = None if self.shifted_embedding is None else self.shifted_embedding.qkv
+        return swtat_loss(student_feat, teacher_feat, *self.embedding.qkv, self.window, self.shift, second=second,
+                          stacking=self.stacking, query_side=self.embedding.query_side, scale=self.scale)
+
+
+def swin_merger(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Swin's learnable patch merging on a (B, C, H, W) map: 2x2 concat -> LayerNorm(4C) -> Linear(4C -> out)."""
+    return nn.Sequential(Permute(0, 2, 3, 1), PatchMerging(in_channels, out_channels), Permute(0, 3, 1, 2))
+
+
+class PatchMergingTaTLoss(nn.Module):
+    r"""$\mathcal{L}^{PM}_{TaT} = \frac1L\sum_{\ell=1}^L\mathcal{L}_{TaT}(S_\ell, U^\ell(F^T))$, $L$ = ``levels``.
+
+    Teacher: parameter-free space-to-depth $U$ (``F.pixel_unshuffle``, $C\to4C$ per level). Student merger
+    $m_\ell$: the same space-to-depth (``"unshuffle"``, default) or :func:`swin_merger` to the merged teacher's
+    width (``"swin"``). One :class:`TaTEmbedding` per level. Each level runs global TaT while it has at most
+    ``max_global_tokens`` positions, else windowed TaT (``window``, shift 0). Both maps must have even sides
+    at every level [our choice: no hidden padding].
+    """
+
+    def __init__(self, student_shape: Shape, teacher_shape: Shape, levels: int = 1, student_merge: str = "unshuffle",
+                 window: int = 8, max_global_tokens: int = 256, query_side: str = "student",
+                 teacher_embedding: bool = False, scale: bool = False) -> None:
+        super().__init__()
+        _check_choice("student_merge", student_merge, MERGES)
+        if not _is_int(levels, 1):
+            raise ValueError(f"levels must be an int >= 1, got {levels!r}")
+        _pair("window", window)
+        self.window, self.max_global_tokens, self.scale = window, max_global_tokens, scale
+        self.mergers, self.embeddings = nn.ModuleList(), nn.ModuleList()
+        (c_s, *size_s), (c_t, *size_t) = student_shape, teacher_shape
+        for level in range(1, levels + 1):
+            if any(side % 2 for side in size_s + size_t):
+                raise ValueError(f"patch merging level {level} needs even map sides, got student {tuple(size_s)} "
+                                 f"and teacher {tuple(size_t)}; use fewer levels or maps with even sides")
+            c_t, size_s, size_t = 4 * c_t, [s // 2 for s in size_s], [s // 2 for s in size_t]
+            if student_merge == "unshuffle":
+                merger, c_s = nn.PixelUnshuffle(2), 4 * c_s
+            else:
+                merger, c_s = swin_merger(c_s, c_t), c_t
+            self.mergers.append(merger)
+            self.embeddings.append(TaTEmbedding((c_s, *size_s), (c_t, *size_t), query_side, teacher_embedding))
+
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+        losses = []
+        for merger, embedding in zip(self.mergers, self.embeddings):
+            student_feat, teacher_feat = merger(student_feat), F.pixel_unshuffle(teacher_feat, 2)
+            args = (student_feat, teacher_feat, *embedding.qkv)
+            if teacher_feat.shape[2] * teacher_feat.shape[3] <= self.max_global_tokens:
+                losses.append(tat_loss(*args, embedding.query_side, self.scale))
+            else:
+                losses.append(window_tat_loss(*args, self.window, 0, embedding.query_side, self.scale))
+        return torch.stack(losses).mean()
+
+
+# ---------------------------------------------------------------------------------------- distillers
+
+
+class ClassificationTaT(Distiller):
+    r"""Shared plumbing of :class:`TaT` and :class:`SWTaT`: ``terms = {"ce": alpha CE(z_s, y),
+    "kd": beta kd_loss(z_s, z_t, T), **feature_terms(F^S, F^T)}``.
+
+    ``stages`` is one 1-based (student stage, teacher stage) pair of
+    :func:`~kdlab.models.features.stage_features` (``None``: both last stages, like the official layer4 ->
+    layer4). The student runs once (logits and its stage map); the teacher's logits and map come under
+    ``no_grad``. :meth:`predict` is the bare student: the embeddings exist only for training.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
+                 alpha: float = 0.5, beta: float = 0.5, epsilon: float = 0.1, temperature: float = 1.0,
+                 img_size: int = 32) -> None:
+        super().__init__(student, teacher)
+        check_loss_weights(alpha=alpha, beta=beta, epsilon=epsilon)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        student_shapes, teacher_shapes = stage_shapes(student, img_size), stage_shapes(teacher, img_size)
+        n_s, n_t = len(student_shapes), len(teacher_shapes)
+        stages = (n_s, n_t) if stages is None else stages
+        if (not isinstance(stages, (tuple, list)) or len(stages) != 2
+                or not (_is_int(stages[0], 1) and stages[0] <= n_s and _is_int(stages[1], 1) and stages[1] <= n_t)):
+            raise ValueError(f"stages must be one 1-based (student stage, teacher stage) pair with student stage in "
+                             f"1..{n_s} and teacher stage in 1..{n_t}, got {stages!r}")
+        self.stages = (int(stages[0]), int(stages[1]))
+        self.student_shape, self.teacher_shape = student_shapes[stages[0] - 1], teacher_shapes[stages[1] - 1]
+        self.alpha, self.beta, self.epsilon, self.temperature = alpha, beta, epsilon, temperature
+
+    def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
+        """The weighted feature-distillation terms (subclasses)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def teacher_outputs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The teacher's logits and distilled stage map, without autograd."""
+        logits, (feat,) = logits_and_stage_features(self.teacher, x, [self.stages[1] - 1])
+        return logits, feat
+
+    def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+        logits, (feat,) = logits_and_stage_features(self.student, x, [self.stages[0] - 1])
+        teacher_logits, teacher_feat = self.teacher_outputs(x)
+        return logits, {
+            "ce": self.alpha * F.cross_entropy(logits, y),
+            "kd": self.beta * kd_loss(logits, teacher_logits, self.temperature),
+            **self.feature_terms(feat, teacher_feat),
+        }
+
+
+class TaT(ClassificationTaT):
+    r"""TaT (global): ``"tat": epsilon * tat_loss`` plus :class:`ClassificationTaT`'s CE and KD terms.
+
+    Defaults $\alpha=\beta=0.5$, $T=1$, $\varepsilon=0.1$: the official ``attn_w_kd`` config. The student map is
+    resized to the teacher's by the embeddings (:class:`TaTEmbedding`).
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
+                 alpha: float = 0.5, beta: float = 0.5, epsilon: float = 0.1, temperature: float = 1.0,
+                 query_side: str = "student", teacher_embedding: bool = False, scale: bool = False,
+                 img_size: int = 32) -> None:
+        super().__init__(student, teacher, stages, alpha, beta, epsilon, temperature, img_size)
+        self.embedding = TaTEmbedding(self.student_shape, self.teacher_shape, query_side, teacher_embedding)
+        self.scale = scale
+
+    def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
+        return {"tat": self.epsilon * tat_loss(student_feat, teacher_feat, *self.embedding.qkv,
+                                               self.embedding.query_side, self.scale)}
+
+
+class SWTaT(ClassificationTaT):
+    r"""SW-TaT for classification: ``"sw_tat": epsilon * L^SW_TaT`` (:class:`SWTaTLoss`) plus the CE and KD terms.
+
+    ``window`` $M$ = 4 and ``shift`` $\lfloor M/2\rfloor$ by default (the paper's values are unknown).
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
+                 window: int = 4, shift: int | None = None, stacking: str = "sequential", alpha: float = 0.5,
+                 beta: float = 0.5, epsilon: float = 0.1, temperature: float = 1.0, query_side: str = "student",
+                 teacher_embedding: bool = False, scale: bool = False, img_size: int = 32) -> None:
+        super().__init__(student, teacher, stages, alpha, beta, epsilon, temperature, img_size)
+        self.sw = SWTaTLoss(self.student_shape, self.teacher_shape, window, shift, stacking, query_side,
+                            teacher_embedding, scale)
+
+    def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
+        return {"sw_tat": self.epsilon * self.sw(student_feat, teacher_feat)}
+
+
+def feature_shape(model: nn.Module, img_size: int = 64, in_chans: int = 3) -> Shape:
+    """(C, h, w) of a segmentation model's ``forward_features`` map, from one dry run on zeros (mode restored)."""
+    for method in ("forward_features", "forward_head"):
+        if not callable(getattr(model, method, None)):
+            raise ValueError(f"a segmentation model must provide forward_features(x) -> (B, C, h, w) and "
+                             f"forward_head(features) -> (B, K, H, W) logits; {type(model).__name__} has no {method}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            weight = next(model.parameters())
+            x = torch.zeros(1, in_chans, img_size, img_size, device=weight.device, dtype=weight.dtype)
+            feat = model.forward_features(x)
+    finally:
+        model.train(was_training)
+    return tuple(feat.shape[1:])
+
+
+class SegmentationTaT(Distiller):
+    r"""Shared plumbing of :class:`SWTaTSeg` and :class:`TaTPatchGroup`: ``terms = {"ce": alpha CE_pixel,
+    **feature_terms(F^S, F^T)}``.
+
+    **Segmentation model interface.** Student and teacher provide ``forward_features(x)`` -> the (B, C, h, w)
+    map to distil (TaT-seg: the decoder's pre-ReLU BN output) and ``forward_head(features)`` -> (B, K, H, W)
+    per-pixel logits, with ``forward(x) == forward_head(forward_features(x))`` (timm's convention). The
+    student runs once per step; the teacher's map comes under ``no_grad``. ``y`` is (B, H, W) class indices
+    (``ignore_index`` skipped). [our choice] Losses are batch means with batch BN statistics (TaT-seg
+    computes them per image); the frozen teacher stays in eval mode (TaT-seg's drifts in train mode).
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float = 1.0, delta: float = 0.1,
+                 zeta: float = 0.05, img_size: int = 64, in_chans: int = 3, ignore_index: int = -100) -> None:
+        super().__init__(student, teacher)
+        check_loss_weights(alpha=alpha, delta=delta, zeta=zeta)
+        self.student_shape = feature_shape(student, img_size, in_chans)
+        self.teacher_shape = feature_shape(teacher, img_size, in_chans)
+        self.alpha, self.delta, self.zeta, self.ignore_index = alpha, delta, zeta, ignore_index
+
+    def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
+        """The weighted feature-distillation terms (subclasses)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def teacher_features(self, x: Tensor) -> Tensor:
+        """The teacher's distilled (B, C, h, w) map, without autograd."""
+        return self.teacher.forward_features(x)
+
+    def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+        feat = self.student.forward_features(x)
+        logits = self.student.forward_head(feat)
+        ce = self.alpha * F.cross_entropy(logits, y, ignore_index=self.ignore_index)
+        return logits, {"ce": ce, **self.feature_terms(feat, self.teacher_features(x))}
+
+
+class SWTaTSeg(SegmentationTaT):
+    r"""SW-TaT for segmentation: ``{"ce": alpha CE_pixel, "sw_tat": delta L^SW_TaT, "pm_tat": zeta L^PM_TaT}``.
+
+    :class:`SWTaTLoss` with ``window``/``shift``/``stacking``; :class:`PatchMergingTaTLoss` with ``pm_levels``
+    levels (0: no PM term, the "SW-TaT without PM" row) and ``student_merge``. Defaults [our choice]:
+    $\alpha=1$, $\delta=0.1$, $\zeta=0.05$, $M=4$.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, window: int = 4, shift: int | None = None,
+                 stacking: str = "sequential", pm_levels: int = 1, student_merge: str = "unshuffle",
+                 alpha: float = 1.0, delta: float = 0.1, zeta: float = 0.05, query_side: str = "student",
+                 teacher_embedding: bool = False, scale: bool = False, img_size: int = 64, in_chans: int = 3,
+                 ignore_index: int = -100) -> None:
+        super().__init__(student, teacher, alpha, delta, zeta, img_size, in_chans, ignore_index)
+        if not _is_int(pm_levels, 0):
+            raise ValueError(f"pm_levels must be an int >= 0, got {pm_levels!r}")
+        self.sw = SWTaTLoss(self.student_shape, self.teacher_shape, window, shift, stacking, query_side,
+                            teacher_embedding, scale)
+        self.pm = (PatchMergingTaTLoss(self.student_shape, self.teacher_shape, pm_levels, student_merge, window,
+                                       query_side=query_side, teacher_embedding=teacher_embedding, scale=scale)
+                   if pm_levels else None)
+
+    def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
+        terms = {"sw_tat": self.delta * self.sw(student_feat, teacher_feat)}
+        if self.pm is not None:
+            terms["pm_tat"] = self.zeta * self.pm(student_feat, teacher_feat)
+        return terms
+
+
+class TaTPatchGroup(SegmentationTaT):
+    r"""TaT's segmentation baseline: ``{"ce": alpha CE_pixel, "patch_tat": delta L^P_TaT, "anchor_tat": zeta
+    L^A_TaT}`` (:func:`patch_group_tat_loss`, :func:`anchor_tat_loss`) with one shared :class:`TaTEmbedding`.
+
+    Defaults [our choice, scaled from TaT-seg's VOC ResNet18 script: 8x8 patches in groups of 4, 32x32
+    anchors on 129x129 maps]: $4\times4$ patches, groups of 4, $4\times4$ anchors, $\alpha=1$,
+    $\delta=0.1$, $\zeta=0.04$.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, patches: int | Sequence[int] = 4, group_size: int = 4,
+                 anchors: int | Sequence[int] = 4, alpha: float = 1.0, delta: float = 0.1, zeta: float = 0.04,
+                 query_side: str = "student", teacher_embedding: bool = False, scale: bool = False,
+                 img_size: int = 64, in_chans: int = 3, ignore_index: int = -100) -> None:
+        super().__init__(student, teacher, alpha, delta, zeta, img_size, in_chans, ignore_index)
+        self.embedding = TaTEmbedding(self.student_shape, self.teacher_shape, query_side, teacher_embedding)
+        self.patches, self.group_size, self.anchors, self.scale = patches, group_size, anchors, scale
+
+    def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
+        args = (student_feat, teacher_feat, *self.embedding.qkv)
+        side = self.embedding.query_side
+        return {
+            "patch_tat": self.delta * patch_group_tat_loss(*args, self.patches, self.group_size, side, self.scale),
+            "anchor_tat": self.zeta * anchor_tat_loss(*args, self.anchors, side, self.scale),
+        }
