@@ -23,7 +23,8 @@ from .config import pick_device
 from .methods.base import Distiller
 
 Metrics = Callable[[Tensor, Tensor], dict[str, float]]
-Augment = Callable[..., Tensor]
+Augment = Callable[..., Tensor | tuple[Tensor, Tensor]]
+"""``augment(x, generator=g) -> x``; for per-pixel targets ``augment(x, y, generator=g) -> (x, y)``."""
 
 
 class TensorData(Protocol):
@@ -189,9 +190,13 @@ def fit(
 ) -> History:
     """Train ``distiller`` for ``epochs`` epochs and return its :class:`History`.
 
-    ``augment(x, generator=g)`` is applied to every training batch on the device. ``seed`` fixes the
-    batch order and the augmentation; seed the model's initialisation yourself (``seed_everything``)
-    before building it. Validation runs after every epoch with ``metrics`` and is stored as ``val/<name>``.
+    ``augment(x, generator=g)`` is applied to every training batch on the device. When the targets are
+    per-pixel maps, ``y`` of shape (N, H, W) with the images' H and W (segmentation masks), it is called as
+    ``augment(x, y, generator=g)`` and must return ``(x, y)`` with the same crop/flip applied to both, as
+    :func:`kdlab.data.standard_augment` does. ``seed`` fixes the batch order and the augmentation; seed
+    the model's initialisation yourself (``seed_everything``) before building it. Validation runs after
+    every epoch with ``metrics`` (``kdlab.metrics.segmentation_metrics`` for masks) and is stored as
+    ``val/<name>``.
     """
     if not isinstance(distiller, Distiller):
         raise TypeError(f"fit expects a kdlab Distiller (wrap a plain model in Supervised), got {type(distiller).__name__}")
@@ -210,6 +215,7 @@ def fit(
     order_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed)
     x_train, y_train = x_train.to(device), y_train.to(device)
+    dense_targets = y_train.ndim == 3 and y_train.shape[1:] == x_train.shape[-2:]  # masks move with the pixels
 
     history = History()
     start = time.perf_counter()
@@ -222,7 +228,9 @@ def fit(
             n_batches = 0
             for index in _batches(len(x_train), batch_size, order_gen):
                 x, y = x_train[index], y_train[index]
-                if augment is not None:
+                if augment is not None and dense_targets:
+                    x, y = augment(x, y, generator=aug_gen)
+                elif augment is not None:
                     x = augment(x, generator=aug_gen)
                 with _autocast(device):
                     _, terms = distiller(x, y, progress=step / total_steps)

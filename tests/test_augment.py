@@ -141,3 +141,16 @@ def test_cuda_matches_generator_device_rules():
     a = crop_flip()(x, generator=gen(3, "cuda"))
     assert torch.equal(a, crop_flip()(x, generator=gen(3, "cuda")))
     assert None not in offsets_of(random_crop(x, 2, gen(4, "cuda")).cpu(), x.cpu(), 2)
+
+
+def test_standard_augment_keeps_shape_masks_on_their_objects():
+    """On 64 px shape scenes (flat-coloured objects) every mask pixel still lies on its object's colour."""
+    from kdlab.data import make_shapes, standard_augment
+
+    scenes = make_shapes(16, img_size=64, seed=0, noise=0.0)
+    colour = torch.stack([scenes.x[i][:, scenes.mask[i] > 0][:, 0] for i in range(len(scenes))])  # (N, 3)
+    x, mask = standard_augment()(scenes.x, scenes.mask, generator=gen(5))
+    assert x.shape == scenes.x.shape and mask.shape == scenes.mask.shape and not torch.equal(mask, scenes.mask)
+    on_object = mask > 0
+    assert torch.equal(x.permute(0, 2, 3, 1)[on_object], colour[:, None, None].expand(-1, 64, 64, 3)[on_object])
+    assert set(mask.unique().tolist()) <= set(scenes.mask.unique().tolist())

@@ -90,6 +90,39 @@ def test_image_set_rejects_bad_indices(call, match):
         call(image_set())
 
 
+def test_segmentation_view_uses_the_masks_as_targets():
+    s = image_set(mask=True)  # masks in [0, 3]: 0 background, 1 + k for class k
+    seg = s.segmentation()
+    assert seg.task == "segmentation" and s.task == "classification"
+    assert seg.y is s.mask and seg.mask is s.mask and seg.x is s.x, "a view: storage is shared"
+    assert seg.classes == ("background", "c0", "c1", "c2") and seg.num_classes == 4 and seg.name == "toy"
+    assert seg.segmentation() is seg
+    assert s.segmentation(background="bg").classes[0] == "bg"
+    assert repr(seg) == "ImageSet('toy', n=10, image=3x4x5, classes=4 per pixel, mask=yes, device=cpu)"
+    sub = seg.subset(torch.tensor([3, 1]))
+    assert sub.task == "segmentation" and torch.equal(sub.y, s.mask[[3, 1]])
+    a, b = seg.split(0.5, seed=0)
+    assert a.y.shape == (5, 4, 5) and b.task == "segmentation"
+
+
+def test_segmentation_view_needs_masks_in_range():
+    with pytest.raises(ValueError, match="no per-pixel masks"):
+        image_set().segmentation()
+    s = image_set(k=3)
+    bad = ImageSet(x=s.x, y=s.y, classes=s.classes, mask=torch.full((10, 4, 5), 4))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\)"):
+        bad.segmentation()
+    with pytest.raises(ValueError, match="background"):
+        image_set(mask=True).segmentation(background=0)
+
+
+def test_image_set_accepts_per_pixel_targets_of_the_image_size_only():
+    x = torch.rand(2, 3, 4, 5)
+    assert ImageSet(x=x, y=torch.zeros(2, 4, 5, dtype=torch.long), classes=("a",)).task == "segmentation"
+    with pytest.raises(ValueError, match=r"\(2, 4, 5\) \(per pixel\)"):
+        ImageSet(x=x, y=torch.zeros(2, 5, 4, dtype=torch.long), classes=("a",))
+
+
 # digits -------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from kdlab.metrics import MinibatchCKA, accuracy, cka_matrix, hsic_cka, linear_cka
+from kdlab.metrics import (MinibatchCKA, accuracy, cka_matrix, confusion_matrix, hsic_cka, linear_cka, mean_iou,
+                           per_class_iou, segmentation_metrics)
 
 
 @pytest.fixture
@@ -94,3 +95,92 @@ def test_accuracy():
         accuracy(logits, targets[:2])
     with pytest.raises(ValueError):
         accuracy(logits, targets, topk=4)
+
+
+# segmentation ---------------------------------------------------------------------------------------
+
+# a hand-made 2x4 "image": true classes 0, 1, 2 (class 3 appears nowhere), two pixels wrong
+TARGET = torch.tensor([[[0, 0, 1, 1], [2, 2, 2, 2]]])
+PRED = torch.tensor([[[0, 1, 1, 1], [2, 2, 0, 2]]])
+
+
+def one_hot_logits(labels, k):
+    return torch.nn.functional.one_hot(labels, k).permute(0, 3, 1, 2).float() * 5 - 1
+
+
+def test_confusion_matrix_counts_by_hand():
+    cm = confusion_matrix(PRED, TARGET, 4)
+    assert cm.dtype == torch.int64 and cm.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 3, 0], [0, 0, 0, 0]]
+    assert cm.sum() == TARGET.numel()
+    ignored = confusion_matrix(PRED, TARGET, 4, ignore_index=2)  # drops the bottom row
+    assert ignored.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_mean_iou_by_hand_excludes_absent_classes():
+    # IoU_0 = 1 / (2 + 2 - 1), IoU_1 = 2 / (2 + 3 - 2), IoU_2 = 3 / (4 + 3 - 3); class 3 absent -> left out
+    iou = per_class_iou(confusion_matrix(PRED, TARGET, 4))
+    assert iou[:3].tolist() == pytest.approx([1 / 3, 2 / 3, 3 / 4]) and math.isnan(iou[3])
+    assert mean_iou(PRED, TARGET, 4) == pytest.approx(7 / 12)
+    assert mean_iou(one_hot_logits(PRED, 4), TARGET, 4) == pytest.approx(7 / 12), "logits: argmax over dim 1"
+    assert mean_iou(TARGET, TARGET, 4) == 1.0
+    # a class that is predicted but never true counts with IoU 0
+    target, pred = torch.zeros(1, 2, 2, dtype=torch.long), torch.tensor([[[0, 0], [0, 3]]])
+    assert mean_iou(pred, target, 4) == pytest.approx((3 / 4 + 0) / 2)
+    # an ignored pixel counts nowhere: dropping the wrong class-2 pixel gives IoU_0 = 1/2, IoU_2 = 1
+    target = TARGET.clone()
+    target[0, 1, 2] = 255
+    assert mean_iou(PRED, target, 4, ignore_index=255) == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+
+
+def test_segmentation_metrics_by_hand():
+    target = TARGET.clone()
+    target[0, 0, 0] = -100  # F.cross_entropy's default ignore_index: this correct class-0 pixel is dropped
+    m = segmentation_metrics(one_hot_logits(PRED, 4), target)
+    assert set(m) == {"miou", "pixel_acc"}
+    # class 0 is left with one pixel, predicted 1: IoU_0 = 0 / (1 + 1 - 0); 5 of the 7 counted pixels are right
+    assert m["pixel_acc"] == pytest.approx(5 / 7)
+    assert m["miou"] == pytest.approx((0 / 2 + 2 / 3 + 3 / 4) / 3)
+
+
+def reference_miou(pred, target, k):
+    """Per-class loop, written from the definition (the test oracle)."""
+    ious = []
+    for c in range(k):
+        inter = ((pred == c) & (target == c)).sum().item()
+        union = ((pred == c) | (target == c)).sum().item()
+        if union:
+            ious.append(inter / union)
+    return sum(ious) / len(ious)
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_mean_iou_matches_the_definition_on_random_masks(device):
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 6, (4, 16, 16), generator=g).to(device)
+    logits = torch.randn(4, 7, 16, 16, generator=g).to(device)  # class 6 never true
+    pred = logits.argmax(1)
+    assert mean_iou(logits, target, 7) == pytest.approx(reference_miou(pred, target, 7))
+    m = segmentation_metrics(logits, target)
+    assert m["miou"] == pytest.approx(reference_miou(pred, target, 7))
+    assert m["pixel_acc"] == pytest.approx((pred == target).float().mean().item())
+    cm = confusion_matrix(pred, target, 7)
+    assert torch.equal(cm.sum(1)[:6], torch.bincount(target.flatten(), minlength=6))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: confusion_matrix(PRED, TARGET[:, :1], 4), "same shape"),
+    (lambda: confusion_matrix(PRED.float(), TARGET, 4), "integer tensor"),
+    (lambda: confusion_matrix(PRED, TARGET > 0, 4), "integer tensor"),
+    (lambda: confusion_matrix(TARGET.clamp(max=1), TARGET, 2), r"target must hold labels in \[0, 2\)"),
+    (lambda: confusion_matrix(PRED + 2, TARGET, 3, ignore_index=2), r"pred_labels must hold labels in \[0, 3\)"),
+    (lambda: confusion_matrix(PRED, TARGET - 1, 4, ignore_index=255), "ignore_index 255 aside"),
+    (lambda: confusion_matrix(PRED, TARGET, 0), "num_classes"),
+    (lambda: mean_iou(torch.randn(1, 3, 2, 4), TARGET, 4), r"shape \(N, K, \*S\)"),
+    (lambda: mean_iou(PRED, torch.full_like(TARGET, -1), 4, ignore_index=-1), "nothing to score"),
+    (lambda: per_class_iou(torch.zeros(3, 4)), "square"),
+    (lambda: segmentation_metrics(torch.randn(1, 4, 8), TARGET), r"\(N, K, H, W\) logits"),
+    (lambda: segmentation_metrics(torch.randn(1, 4, 2, 4), torch.full_like(TARGET, -100)), "nothing to score"),
+])
+def test_segmentation_metrics_reject_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

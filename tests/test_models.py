@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from kdlab.models import (count_parameters, create, family_of, list_models, map_to_tokens, pre_logits,
-                          stage_features, stage_shapes, tokens_to_map)
+from kdlab.models import (SEG_NUM_CLASSES, TASKS, SegCNN, count_parameters, create, family_of, list_models,
+                          map_to_tokens, pre_logits, stage_features, stage_shapes, tokens_to_map)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -103,3 +103,92 @@ def test_vit_distilled_is_the_vit_plus_a_distillation_token_and_head():
     assert count_parameters(deit) - count_parameters(vit) == 96 + 96 + (96 * 10 + 10)  # token, position, head_dist
     deit.train()
     assert deit(torch.rand(2, 3, 32, 32)).shape == (2, 10), "the mean of both heads, in training too"
+
+
+# segmentation models ------------------------------------------------------------------------------
+
+SEG_MODELS = ["seg_cnn", "seg_cnn_small"]
+
+
+def test_registry_lists_models_per_task():
+    assert list_models("segmentation") == SEG_MODELS and TASKS == ("classification", "segmentation")
+    assert not set(SEG_MODELS) & set(list_models()), "the default listing stays classification-only"
+    assert list_models(None) == sorted(list_models() + SEG_MODELS)
+    assert all(create(name).kdlab_task == "classification" for name in ("cnn_small", "mixer"))
+    with pytest.raises(ValueError, match="unknown task"):
+        list_models("detection")
+
+
+@pytest.mark.parametrize("name, dim", [("seg_cnn", 64), ("seg_cnn_small", 32)])
+def test_seg_models_follow_the_segmentation_interface(name, dim):
+    model = create(name).eval()
+    assert isinstance(model, SegCNN) and model.kdlab_name == name and model.kdlab_task == "segmentation"
+    assert family_of(model) == "cnn" and model.num_classes == SEG_NUM_CLASSES == 11, "background + 10 shapes"
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        feat = model.forward_features(x)
+        assert feat.shape == (2, dim, 16, 16), "the stride-4 decoder map is the one to distil"
+        logits = model.forward_head(feat)
+        assert logits.shape == (2, 11, 64, 64) and torch.equal(model(x), logits)
+        assert pre_logits(model, x).shape == (2, dim, 16, 16)
+        assert model(torch.rand(1, 3, 36, 44)).shape == (1, 11, 36, 44), "any multiple of 4, not only of 16"
+    assert create(name, num_classes=3)(x).shape == (2, 3, 64, 64)
+    assert family_of(SegCNN(decoder_dim=8)) == "cnn", "also when built directly"
+
+
+def test_seg_model_sizes():
+    teacher, student = count_parameters(create("seg_cnn")), count_parameters(create("seg_cnn_small"))
+    assert 0.8e6 <= teacher <= 1.2e6 and 0.2e6 <= student <= 0.3e6
+    assert teacher > 3 * student
+
+
+@pytest.mark.parametrize("name", SEG_MODELS)
+def test_seg_gradients_reach_every_parameter(name):
+    torch.manual_seed(0)
+    model = create(name).train()
+    x, y = torch.rand(2, 3, 32, 32), torch.randint(0, 11, (2, 32, 32))
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values()), "every parameter is connected"
+    # timm zero-initialises each residual branch's last BN, so only those branches start with zero gradients
+    zero = {n for n, g in grads.items() if not g.abs().sum() > 0}
+    assert zero and all(n.startswith("encoder.stages.") and "_kxk" in n for n in zero)
+    assert all(grads[n].abs().sum() > 0 for n in grads if n.split(".")[0] in ("lateral", "fuse", "classifier"))
+
+
+def test_seg_stage_features_are_encoder_stages_then_the_decoder_map():
+    model = create("seg_cnn_small").eval()
+    assert stage_shapes(model, img_size=64) == [(16, 32, 32), (32, 16, 16), (64, 8, 8), (96, 4, 4), (32, 16, 16)]
+    from kdlab.models.features import logits_and_stage_features
+
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, feats = logits_and_stage_features(model, x, [1, 4])
+        assert torch.allclose(logits, model(x), atol=1e-5)
+        assert torch.allclose(feats[1], model.forward_features(x), atol=1e-5)
+        assert [f.shape[1:] for f in stage_features(model, x, 2)] == [(96, 4, 4), (32, 16, 16)]
+
+
+def test_seg_models_plug_into_the_segmentation_distillers():
+    from kdlab.methods.swtat import SWTaTSeg, feature_shape
+
+    student, teacher = create("seg_cnn_small"), create("seg_cnn")
+    assert feature_shape(student) == (32, 16, 16) and feature_shape(teacher) == (64, 16, 16)
+    distiller = SWTaTSeg(student, teacher)
+    logits, terms = distiller(torch.rand(2, 3, 64, 64), torch.randint(0, 11, (2, 64, 64)))
+    assert logits.shape == (2, 11, 64, 64) and set(terms) == {"ce", "sw_tat", "pm_tat"}
+    sum(terms.values()).backward()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: create("seg_cnn", img_size=62), "multiple of 4"),
+    (lambda: create("seg_cnn_small")(torch.rand(1, 3, 62, 64)), "multiples of 4"),
+    (lambda: create("seg_cnn_small").forward_features(torch.rand(3, 64, 64)), "multiples of 4"),
+    (lambda: create("seg_cnn", widths=(8, 16, 32)), "4 stages"),
+    (lambda: create("seg_cnn", decoder_dim=0), "decoder_dim"),
+    (lambda: create("seg_cnn", num_classes=0), "num_classes"),
+    (lambda: create("seg_cnn", stem_stride=2), "bad keyword"),
+])
+def test_seg_models_reject_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

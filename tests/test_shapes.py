@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from kdlab.data import TARGETS, load_dataset
 from kdlab.data.shapes import (CLASSES, DEFAULT_DIFFICULTY, EASY, HARD, ShapeStyle, make_shapes, resolve_style,
                                shapes_splits)
 
@@ -64,6 +65,24 @@ def test_other_sizes():
     small = make_shapes(3, img_size=16, seed=0)
     assert small.x.shape == (3, 3, 16, 16)
     assert (make_shapes(1, seed=0).mask > 0).any()
+
+
+def test_segmentation_sets_at_64px_through_load_dataset():
+    train, test = load_dataset("shapes", n_train=12, n_test=6, img_size=64, seed=2, target="mask")
+    labelled, _ = load_dataset("shapes", n_train=12, n_test=6, img_size=64, seed=2)
+    assert TARGETS == ("label", "mask")
+    assert train.x.shape == (12, 3, 64, 64) and train.y.shape == (12, 64, 64) and test.y.shape == (6, 64, 64)
+    assert train.task == test.task == "segmentation" and train.num_classes == 11
+    assert train.classes == ("background", *CLASSES)
+    assert torch.equal(train.x, labelled.x) and torch.equal(train.y, labelled.mask), "same scenes, masks as targets"
+    # every image has background and exactly one object class, named by classes[y]
+    for i in range(len(train)):
+        assert set(train.y[i].unique().tolist()) == {0, int(labelled.y[i]) + 1}
+    assert train.classes[int(train.y[0].max())] == CLASSES[int(labelled.y[0])]
+    with pytest.raises(ValueError, match="unknown target"):
+        load_dataset("shapes", n_train=2, n_test=2, target="depth")
+    with pytest.raises(ValueError, match="no per-pixel masks"):
+        load_dataset("digits", target="mask")
 
 
 def test_difficulty_changes_images():

@@ -5,7 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdlab.data import load_dataset, standard_augment
 from kdlab.methods import Distiller, Supervised
+from kdlab.metrics import segmentation_metrics
+from kdlab.models import create
 from kdlab.train import History, evaluate, fit, make_optimizer, predict, warmup_cosine
 
 
@@ -96,6 +99,43 @@ def test_augment_is_applied_to_training_batches():
 
     fit(Supervised(mlp()), blobs(64), epochs=1, batch_size=32, augment=augment, progress=False)
     assert len(calls) == 2
+
+
+def test_per_pixel_targets_are_augmented_with_their_images():
+    """With (N, H, W) targets fit calls augment(x, y, generator=g): the masks get the images' transform."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.randint(0, 3, (32, 8, 8), generator=g)
+    x = mask[:, None].float().expand(32, 3, 8, 8) / 2  # the image spells out its own mask
+    seen = []
+
+    class Spy(Supervised):
+        def forward(self, x, y, *, progress=0.0):
+            seen.append((x, y))
+            return super().forward(x, y, progress=progress)
+
+    model = nn.Sequential(nn.Conv2d(3, 3, 1))
+    fit(Spy(model), (x, mask), epochs=1, batch_size=16, augment=standard_augment(), progress=False)
+    xs, ys = (torch.cat(t) for t in zip(*seen))
+    assert torch.equal(xs[:, 0] * 2, ys.float()), "masks were cropped and flipped with their images"
+    unchanged = (ys[:, None] == mask[None]).flatten(2).all(2).any(1)
+    assert not unchanged.all(), "the batches were augmented"
+    with pytest.raises(TypeError):  # an image-only augmentation cannot take the masks
+        fit(Supervised(model), (x, mask), epochs=1, batch_size=16, augment=lambda x, generator=None: x,
+            progress=False)
+
+
+def test_supervised_segmentation_trains_with_miou():
+    train, val = load_dataset("shapes", n_train=16, n_test=8, img_size=64, difficulty=0.0, seed=0, target="mask")
+    torch.manual_seed(0)
+    model = create("seg_cnn_small")
+    history = fit(Supervised(model), train, val, epochs=2, lr=1e-2, batch_size=8, augment=standard_augment(),
+                  metrics=segmentation_metrics, progress=False)
+    assert {"train/ce", "val/miou", "val/pixel_acc"} <= history.keys()
+    assert all(math.isfinite(v) for v in history.series("train/ce"))
+    assert 0.0 <= history.last("val/miou") <= 1.0 and 0.0 <= history.last("val/pixel_acc") <= 1.0
+    assert history.series("train/ce")[-1] < history.series("train/ce")[0]
+    last = {k.split("/")[1]: v for k, v in history.rows[-1].items() if k.startswith("val/")}
+    assert evaluate(model, val, metrics=segmentation_metrics) == last
 
 
 def test_warmup_cosine_schedule():

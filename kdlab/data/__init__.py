@@ -23,17 +23,34 @@ def _digits(n_train: int | None = None, n_test: int | None = None, seed: int = 0
 DATASETS: dict[str, Callable[..., tuple[ImageSet, ImageSet]]] = {"shapes": shapes_splits, "digits": _digits}
 
 
-def load_dataset(name: str, **kwargs: Any) -> tuple[ImageSet, ImageSet]:
-    """(train, test) of a built-in dataset: ``shapes`` (``n_train``, ``n_test``, ``seed``, ...) or ``digits``."""
+TARGETS = ("label", "mask")
+"""What ``load_dataset(..., target=...)`` returns as ``y``: one class per image, or the per-pixel masks."""
+
+
+def load_dataset(name: str, *, target: str = "label", **kwargs: Any) -> tuple[ImageSet, ImageSet]:
+    """(train, test) of a built-in dataset: ``shapes`` (``n_train``, ``n_test``, ``img_size``, ``seed``, ...)
+    or ``digits``.
+
+    ``target="mask"`` gives segmentation sets (:meth:`ImageSet.segmentation`: ``y`` is the (N, H, W) mask,
+    class 0 is background), e.g. ``load_dataset("shapes", img_size=64, target="mask")``; only datasets
+    with masks (shapes) have them.
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    return DATASETS[name](**kwargs)
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    train, test = DATASETS[name](**kwargs)
+    return (train.segmentation(), test.segmentation()) if target == "mask" else (train, test)
 
 
 def standard_augment(flip: bool = True):
-    """The augmentation kdlab trains with: random 4-pixel-padded crop (+ horizontal flip)."""
+    """The augmentation kdlab trains with: random 4-pixel-padded crop (+ horizontal flip).
+
+    Segmentation-safe: called as ``aug(x, mask, generator=g)`` it applies the same crop and flip to the
+    masks (the zero border is label 0, background); ``fit`` does so for per-pixel targets.
+    """
     return crop_flip(padding=4, p_flip=0.5 if flip else 0.0)
 
 
-__all__ = ["DATASETS", "ImageSet", "SHAPE_CLASSES", "crop_flip", "load_cifar", "load_dataset", "load_digits",
-           "make_shapes", "shapes_splits", "standard_augment"]
+__all__ = ["DATASETS", "TARGETS", "ImageSet", "SHAPE_CLASSES", "crop_flip", "load_cifar", "load_dataset",
+           "load_digits", "make_shapes", "shapes_splits", "standard_augment"]

@@ -1,8 +1,11 @@
 """``ImageSet``: a whole image dataset held as tensors (images, labels, optional per-pixel masks).
 
 Every kdlab dataset (shapes, digits, CIFAR folders) is an :class:`ImageSet`. Images stay in ``[0, 1]``;
-normalisation is the models' job. The set is immutable: :meth:`ImageSet.subset`, :meth:`ImageSet.split`
-and :meth:`ImageSet.to` return new sets (sharing storage where torch indexing allows).
+normalisation is the models' job. A set's targets ``y`` are one class per image (classification) or one
+class per pixel (segmentation): :meth:`ImageSet.segmentation` turns a set with masks into the latter, so
+``fit`` / ``evaluate`` train and score segmentation models on it unchanged. The set is immutable:
+:meth:`ImageSet.subset`, :meth:`ImageSet.split` and :meth:`ImageSet.to` return new sets (sharing storage
+where torch indexing allows).
 """
 from __future__ import annotations
 
@@ -22,9 +25,11 @@ class ImageSet:
 
     Attributes:
         x: images, ``(N, C, H, W)`` floating point (float32 by convention) with values in ``[0, 1]``.
-        y: class indices, ``(N,)`` int64 in ``[0, len(classes))``.
+        y: class indices in ``[0, len(classes))``, int64: ``(N,)`` (one per image, classification) or
+            ``(N, H, W)`` (one per pixel, segmentation; see :meth:`segmentation` and :attr:`task`).
         classes: class names; ``y == k`` means ``classes[k]`` (any sequence of str is stored as a tuple).
-        mask: optional per-pixel labels, ``(N, H, W)`` int64 (segmentation), on the same device as ``x``.
+        mask: optional per-pixel labels, ``(N, H, W)`` int64, on the same device as ``x``. kdlab's
+            generators store ``0`` on background and ``1 + y`` on the object (see :meth:`segmentation`).
         name: a short label shown in ``repr`` and plots (``"digits-train"``, ...).
 
     Raises:
@@ -43,7 +48,7 @@ class ImageSet:
             raise ValueError(f"classes must be a non-empty sequence of str, got {self.classes!r}")
         object.__setattr__(self, "classes", tuple(self.classes))
         _check_images(self.x)
-        _check_labels(self.y, len(self.x), len(self.classes), self.x.device)
+        _check_labels(self.y, self.x, len(self.classes))
         if self.mask is not None:
             _check_mask(self.mask, self.x)
 
@@ -52,16 +57,42 @@ class ImageSet:
         return len(self.x)
 
     def __repr__(self) -> str:
-        """A one-line summary: name, size, image shape, number of classes, whether masks are present."""
+        """A one-line summary: name, size, image shape, number of classes (marked per pixel for a
+        segmentation set), whether masks are present."""
         _, c, h, w = self.x.shape
         mask = "yes" if self.mask is not None else "no"
-        return (f"ImageSet({self.name!r}, n={len(self)}, image={c}x{h}x{w}, classes={self.num_classes}, "
+        per_pixel = " per pixel" if self.task == "segmentation" else ""
+        return (f"ImageSet({self.name!r}, n={len(self)}, image={c}x{h}x{w}, classes={self.num_classes}{per_pixel}, "
                 f"mask={mask}, device={self.x.device})")
 
     @property
     def num_classes(self) -> int:
         """``len(classes)``."""
         return len(self.classes)
+
+    @property
+    def task(self) -> str:
+        """``"segmentation"`` when ``y`` holds one class per pixel ``(N, H, W)``, else ``"classification"``."""
+        return "segmentation" if self.y.ndim == 3 else "classification"
+
+    def segmentation(self, background: str = "background") -> ImageSet:
+        """The same images with the masks as targets: ``y = mask`` (N, H, W) and
+        ``classes = (background, *classes)``, so that ``classes[y[n, h, w]]`` names every pixel.
+
+        Assumes kdlab's mask convention (``0`` background, ``1 + k`` for ``classes[k]``; shapes has 11
+        pixel classes). ``mask`` is kept (the same tensor), the name too; storage is shared. A set that
+        already has per-pixel targets is returned as it is.
+
+        Raises:
+            ValueError: if the set has no masks, or a mask value is outside ``[0, 1 + len(classes))``.
+        """
+        if self.task == "segmentation":
+            return self
+        if self.mask is None:
+            raise ValueError(f"{self.name or 'this set'} has no per-pixel masks to use as segmentation targets")
+        if not isinstance(background, str):
+            raise ValueError(f"background must be a class name (str), got {background!r}")
+        return ImageSet(x=self.x, y=self.mask, classes=(background, *self.classes), mask=self.mask, name=self.name)
 
     def subset(self, index: Index) -> ImageSet:
         """The images picked by ``index``: a slice, int indices (tensor or list, repeats allowed) or a
@@ -107,16 +138,19 @@ def _check_images(x: object) -> None:
             raise ValueError(f"x must hold values in [0, 1] (kdlab never normalises data), got [{lo:.4g}, {hi:.4g}]")
 
 
-def _check_labels(y: object, n: int, num_classes: int, device: torch.device) -> None:
-    """``y`` must be an (n,) int64 tensor on ``device`` with values in [0, num_classes)."""
-    if not isinstance(y, Tensor) or y.shape != (n,) or y.dtype != torch.int64:
+def _check_labels(y: object, x: Tensor, num_classes: int) -> None:
+    """``y`` must be an int64 tensor on x's device, (N,) or (N, H, W) to match x, with values in [0, num_classes)."""
+    n, _, h, w = x.shape
+    if not isinstance(y, Tensor) or y.shape not in ((n,), (n, h, w)) or y.dtype != torch.int64:
         got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(f"y must be an int64 tensor of shape ({n},) to match x, got {got}")
-    if y.device != device:
-        raise ValueError(f"y is on {y.device} but x is on {device}; move both with ImageSet.to")
-    if n and not (0 <= int(y.min()) and int(y.max()) < num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes}) for {num_classes} classes, "
-                         f"got [{int(y.min())}, {int(y.max())}]")
+        raise ValueError(f"y must be an int64 tensor of shape ({n},) (per image) or ({n}, {h}, {w}) (per pixel) "
+                         f"to match x, got {got}")
+    if y.device != x.device:
+        raise ValueError(f"y is on {y.device} but x is on {x.device}; move both with ImageSet.to")
+    if y.numel():
+        lo, hi = (int(v) for v in torch.aminmax(y))
+        if not (0 <= lo and hi < num_classes):
+            raise ValueError(f"labels must be in [0, {num_classes}) for {num_classes} classes, got [{lo}, {hi}]")
 
 
 def _check_mask(mask: object, x: Tensor) -> None:

@@ -1,8 +1,10 @@
 """`create(name, num_classes, ...)`: the tiny CNN / ViT / Swin / MLP-Mixer family, all built with timm.
 
-Every model is a plain timm module (``pretrained=False``, nothing downloaded) sized for 32x32 inputs in
-[0, 1]. Each gets two attributes that the rest of kdlab reads: ``kdlab_name`` (registry key) and
-``kdlab_family`` (``cnn``, ``vit``, ``swin`` or ``mixer``).
+Every classification model is a plain timm module (``pretrained=False``, nothing downloaded) sized for
+32x32 inputs in [0, 1]; the segmentation models (:class:`SegCNN`) wrap a timm ResNet-style encoder and are
+sized for 64x64. Each gets three attributes that the rest of kdlab reads: ``kdlab_name`` (registry key),
+``kdlab_family`` (``cnn``, ``vit``, ``swin`` or ``mixer``) and ``kdlab_task`` (``classification`` or
+``segmentation``).
 
 ============= ======== ====================================================================
 name           family   architecture (defaults; every keyword can be overridden in ``create``)
@@ -13,14 +15,21 @@ vit            vit      ViT/DeiT-style, patch 4, dim 96, depth 4, 3 heads, MLP r
 vit_distilled  vit      the same ViT plus DeiT's distillation token and head (``head_dist``)
 swin           swin     Swin, patch 2, window 4, dims 32/64/128, depths 2/2/2
 mixer          mixer    MLP-Mixer, patch 4, dim 128, 4 blocks
+seg_cnn        cnn      segmentation: encoder widths 32/64/128/192 (strides 2-16), FPN decoder dim 64
+                        -> 64 x H/4 x W/4 features, 11 classes (~0.95 M)
+seg_cnn_small  cnn      the same at half width: 16/32/64/96, decoder dim 32 (~0.24 M)
 ============= ======== ====================================================================
+
+:func:`list_models` lists the classification models unless asked for another ``task``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
+from timm.models._features import feature_take_indices  # the indices rule of timm's forward_intermediates
 from timm.models.byobnet import ByobNet, ByoBlockCfg, ByoModelCfg
 from timm.models.deit import VisionTransformerDistilled
 from timm.models.mlp_mixer import MlpMixer
@@ -28,13 +37,21 @@ from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
 FAMILIES = ("cnn", "vit", "swin", "mixer")
+TASKS = ("classification", "segmentation")
+SEG_NUM_CLASSES = 11
+"""Default pixel classes of the segmentation models: background + the 10 shape classes (``kdlab.data.shapes``
+masks store 0 on background and 1 + k on an object of class k)."""
 VIT_DEFAULTS = dict(patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0)
 
 
-def _resnet(num_classes: int, img_size: int, in_chans: int, *, widths, depths, drop_path_rate=0.0) -> nn.Module:
-    """ResNet-style CNN from timm's ByobNet: 3x3 stride-1 stem, stage 1 at full resolution, then /2 per stage."""
+def _resnet(num_classes: int, img_size: int, in_chans: int, *, widths, depths, drop_path_rate=0.0,
+            stem_stride: int = 1) -> nn.Module:
+    """ResNet-style CNN from timm's ByobNet: 3x3 stem (stride ``stem_stride``), stage 1 at the stem's
+    resolution, then /2 per stage."""
     if len(widths) != len(depths):
         raise ValueError(f"widths {widths} and depths {depths} must have the same length")
+    if stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
     blocks = tuple(
         ByoBlockCfg(type="basic", d=depth, c=width, s=1 if i == 0 else 2, br=1.0)
         for i, (width, depth) in enumerate(zip(widths, depths))
@@ -42,7 +59,7 @@ def _resnet(num_classes: int, img_size: int, in_chans: int, *, widths, depths, d
     cfg = ByoModelCfg(blocks=blocks, stem_chs=widths[0], stem_type="", stem_pool="", num_features=0)
     model = ByobNet(cfg, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
                     drop_path_rate=drop_path_rate)
-    model.stem.conv.stride = (1, 1)  # timm's stems all stride 2; at 32x32 we keep full resolution
+    model.stem.conv.stride = (stem_stride, stem_stride)  # timm's stems all stride 2; at 32x32 we keep stride 1
     return model
 
 
@@ -64,13 +81,103 @@ def _mixer(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Modul
     return MlpMixer(img_size=img_size, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
 
+class SegCNN(nn.Module):
+    r"""A small CNN encoder-decoder for semantic segmentation, with the interface of
+    :class:`kdlab.methods.swtat.SegmentationTaT`: ``forward(x) == forward_head(forward_features(x))``.
+
+    **Encoder**: timm's ResNet-style ByobNet (:func:`_resnet`), a 3x3 stride-2 stem and 4 stages of basic
+    blocks, giving maps $E_2, E_4, E_8, E_{16}$ at strides 2, 4, 8, 16 (32, 16, 8, 4 px at 64 px).
+
+    **Decoder** (FPN-style top-down path, width $D$): 1x1 laterals $L_s$ and bilinear upsampling $\uparrow$,
+
+    $$P_{16}=L_{16}E_{16},\quad P_8=L_8E_8+{\uparrow}P_{16},\quad P_4=L_4E_4+{\uparrow}P_8,\quad
+      F=\mathrm{BN}(\mathrm{Conv}_{3\times3}P_4)\in\mathbb{R}^{D\times H/4\times W/4}.$$
+
+    ``forward_features(x)`` returns $F$, the stride-4 map to distil (16x16 at 64 px), taken before the
+    ReLU like TaT-seg's decoder output. ``forward_head(F)`` $=\uparrow_{\times4}(W\,\mathrm{ReLU}(F)+b)$: a
+    1x1 classifier, then bilinear upsampling to the input size, giving (B, K, H, W) pixel logits.
+    Input sides must be multiples of 4 (the output stride).
+
+    ``forward_intermediates`` (hence :func:`~kdlab.models.stage_features`) yields 5 "stages" in computation
+    order: the 4 encoder maps, then $F$; the last one is finer than the one before it.
+    """
+
+    output_stride = 4
+
+    def __init__(self, num_classes: int = SEG_NUM_CLASSES, in_chans: int = 3, *, widths=(32, 64, 128, 192),
+                 depths=(1, 1, 1, 1), decoder_dim: int = 64, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0) -> None:
+        super().__init__()
+        if len(widths) != 4:
+            raise ValueError(f"a segmentation encoder has 4 stages (strides 2, 4, 8, 16), got widths {widths}")
+        if isinstance(decoder_dim, bool) or not isinstance(decoder_dim, int) or decoder_dim < 1:
+            raise ValueError(f"decoder_dim must be a positive int, got {decoder_dim!r}")
+        self.num_classes = num_classes
+        self.encoder = _resnet(0, None, in_chans, widths=widths, depths=depths, drop_path_rate=drop_path_rate,
+                               stem_stride=2)
+        self.lateral = nn.ModuleList(nn.Conv2d(w, decoder_dim, 1) for w in widths[1:])  # strides 4, 8, 16
+        self.fuse = nn.Sequential(nn.Conv2d(decoder_dim, decoder_dim, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(decoder_dim))
+        self.head_drop = nn.Dropout(drop_rate)
+        self.classifier = nn.Conv2d(decoder_dim, num_classes, 1)
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.ndim != 4 or x.shape[-2] % self.output_stride or x.shape[-1] % self.output_stride:
+            raise ValueError(f"expected a (B, C, H, W) batch with H and W multiples of {self.output_stride}, "
+                             f"got shape {tuple(x.shape)}")
+
+    def _decode(self, encoded: list[Tensor]) -> Tensor:
+        """The top-down path over the stride-4, 8 and 16 maps -> F (pre-ReLU)."""
+        p = self.lateral[-1](encoded[-1])
+        for lateral, e in zip(reversed(self.lateral[:-1]), reversed(encoded[1:-1])):
+            p = lateral(e) + F.interpolate(p, size=e.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(p)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The (B, D, H/4, W/4) decoder map (before the ReLU): the map distillation methods use."""
+        self._check_input(x)
+        return self._decode(self.encoder.forward_intermediates(x, intermediates_only=True))
+
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, K, 4h, 4w) pixel logits from the (B, D, h, w) map; ``pre_logits`` returns ReLU(F) instead."""
+        features = self.head_drop(F.relu(features))
+        if pre_logits:
+            return features
+        logits = self.classifier(features)
+        return F.interpolate(logits, scale_factor=self.output_stride, mode="bilinear", align_corners=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: Tensor, indices: int | list[int] | None = None,
+                              intermediates_only: bool = False) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm-style: the chosen stages (``None`` all 5, an int ``n`` the last ``n``, or a list of indices)
+        of [E_2, E_4, E_8, E_16, F], plus the final map F unless ``intermediates_only``."""
+        self._check_input(x)
+        take, _ = feature_take_indices(5, indices)
+        encoded = self.encoder.forward_intermediates(x, intermediates_only=True)
+        final = self._decode(encoded)
+        stages = [*encoded, final]
+        intermediates = [stages[i] for i in take]
+        return intermediates if intermediates_only else (final, intermediates)
+
+
+def _seg_cnn(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
+    if img_size % SegCNN.output_stride:
+        raise ValueError(f"img_size must be a multiple of {SegCNN.output_stride} for segmentation models, "
+                         f"got {img_size}")
+    return SegCNN(num_classes, in_chans, **kwargs)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registry entry: the family, the builder and its default keywords."""
+    """A registry entry: the family, the builder, its default keywords, the task and the default class count."""
 
     family: str
     build: Callable[..., nn.Module]
     defaults: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+    num_classes: int = 10
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -81,32 +188,42 @@ MODELS: dict[str, ModelSpec] = {
     "swin": ModelSpec("swin", _swin, dict(patch_size=2, window_size=4, embed_dim=32, depths=(2, 2, 2),
                                           num_heads=(2, 4, 8), mlp_ratio=2.0)),
     "mixer": ModelSpec("mixer", _mixer, dict(patch_size=4, embed_dim=128, num_blocks=4)),
+    "seg_cnn": ModelSpec("cnn", _seg_cnn, dict(widths=(32, 64, 128, 192), decoder_dim=64),
+                         task="segmentation", num_classes=SEG_NUM_CLASSES),
+    "seg_cnn_small": ModelSpec("cnn", _seg_cnn, dict(widths=(16, 32, 64, 96), decoder_dim=32),
+                               task="segmentation", num_classes=SEG_NUM_CLASSES),
 }
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create`."""
-    return sorted(MODELS)
+def list_models(task: str | None = "classification") -> list[str]:
+    """Names accepted by :func:`create` for ``task`` (``classification``, ``segmentation``; ``None``: all)."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)} or None")
+    return sorted(name for name, spec in MODELS.items() if task is None or spec.task == task)
 
 
-def create(name: str, num_classes: int = 10, img_size: int = 32, in_chans: int = 3, **overrides: Any) -> nn.Module:
+def create(name: str, num_classes: int | None = None, img_size: int = 32, in_chans: int = 3,
+           **overrides: Any) -> nn.Module:
     """Build registry model ``name`` with freshly initialised weights (never pretrained, never downloaded).
 
-    ``overrides`` replace the registry defaults, e.g. ``create("vit", depth=6, embed_dim=128)``.
+    ``num_classes`` defaults to the model's (10 for classification, :data:`SEG_NUM_CLASSES` for
+    segmentation). ``overrides`` replace the registry defaults, e.g. ``create("vit", depth=6, embed_dim=128)``.
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models(None))}")
+    spec = MODELS[name]
+    num_classes = spec.num_classes if num_classes is None else num_classes
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if not isinstance(img_size, int) or img_size < 8:
         raise ValueError(f"img_size must be an int >= 8, got {img_size!r}")
-    spec = MODELS[name]
     try:
         model = spec.build(num_classes, img_size, in_chans, **{**spec.defaults, **overrides})
     except TypeError as err:
         raise ValueError(f"bad keyword for model {name!r}: {err}") from None
     model.kdlab_name = name
     model.kdlab_family = spec.family
+    model.kdlab_task = spec.task
     return model
 
 
@@ -115,7 +232,8 @@ def family_of(model: nn.Module) -> str:
     family = getattr(model, "kdlab_family", None)
     if family:
         return family
-    for cls, fam in ((VisionTransformer, "vit"), (SwinTransformer, "swin"), (MlpMixer, "mixer"), (ByobNet, "cnn")):
+    for cls, fam in ((VisionTransformer, "vit"), (SwinTransformer, "swin"), (MlpMixer, "mixer"), (ByobNet, "cnn"),
+                     (SegCNN, "cnn")):
         if isinstance(model, cls):
             return fam
     raise ValueError(f"cannot tell the family of {type(model).__name__}; build it with kdlab.models.create")
