@@ -90,12 +90,41 @@ def ofa_recipe(profile: str, *, seed: int = 0, gamma: float = 1.0, temperature: 
     }
 
 
-RECIPES = {"00_primer": primer_recipe, "01_ofa": ofa_recipe}
+def cskd_recipe(profile: str, *, seed: int = 0, cskd_weight: float = 1.0, deit_weight: float = 0.5,
+                kind: str = "linear", n_seeds: int | None = None) -> dict[str, Any]:
+    """CSKD (02): the shipped CNN teacher -> a distilled ViT; no KD, DeiT hard, CSKD without and with CKF.
+
+    The student is the primer's ViT (patch 8: a 4x4 patch grid, the CNN teacher's 4x4 last map, so the pooling
+    factor is 1) plus DeiT's distillation token; the no-KD row is the primer's plain ViT with the primer's data
+    and training, so its numbers match the primer's ViT row. ``kind`` is the CKF schedule (linear / x2 / cos),
+    ``cskd_weight`` the lambda of the dense term and ``deit_weight`` DeiT's a. ``n_seeds`` defaults to 1 / 1 / 3.
+    The training-set-size sweep (no KD vs CSKD) uses the first seed only.
+    """
+    profile = resolve_profile(profile)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    knobs = {"profile": profile, "seed": seed, "cskd_weight": cskd_weight, "deit_weight": deit_weight,
+             "kind": kind, "n_seeds": n_seeds}
+    epochs = max(2, round(20 * by_profile(profile, smoke=0.15, cpu=1.0, gpu=2.5)))
+    return {
+        "knobs": knobs,
+        "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=2000, gpu=8000),
+                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000), "seed": seed},
+        "seeds": [seed + i for i in range(n_seeds)],
+        "teacher": "shapes_cnn",
+        "student": {"model": TOKEN_STUDENT, "fit": {"epochs": epochs, "lr": 1e-3, "warmup_epochs": min(2.0, epochs / 4)}},
+        "cskd": {"cskd_weight": cskd_weight, "deit_weight": deit_weight, "kind": kind},
+        "size_sweep": by_profile(profile, smoke=[200], cpu=[500, 1000], gpu=[1000, 2000, 4000]),
+        "n_show": by_profile(profile, smoke=4, cpu=6, gpu=6),
+    }
+
+
+RECIPES = {"00_primer": primer_recipe, "01_ofa": ofa_recipe, "02_cskd": cskd_recipe}
 """Notebook name -> recipe function; ``RECIPES[name](**recipe["knobs"])`` rebuilds any recipe."""
 
 REFERENCE = {
     "00_primer": {"profile": "cpu", "n_seeds": 5},
     "01_ofa": {"profile": "cpu", "n_seeds": 5, "gammas": [1.0, 1.2, 1.5, 2.0]},
+    "02_cskd": {"profile": "cpu", "n_seeds": 5},
 }
 """The knobs of each notebook's long reference run (``python -m kdlab reference NAME``). No GPU was lent
 while these notebooks were built, so each reference is the ``cpu`` recipe with 5 seeds instead of 1 or 2

@@ -1,5 +1,6 @@
 """Shipped reference results (data/results/*.json) parse and match the current recipes (never stale)."""
 import json
+import statistics
 
 import pytest
 
@@ -63,3 +64,34 @@ def test_ofa_recipe_rebuilds_from_knobs_and_follows_the_spec_weights():
     for profile in ("smoke", "cpu", "gpu"):
         for pair in ofa(profile)["pairs"].values():
             assert pair["fit"]["warmup_epochs"] <= pair["fit"]["epochs"] / 4
+
+
+def test_cskd_recipe_rebuilds_from_knobs_and_matches_the_primer_vit():
+    cskd, primer = RECIPES["02_cskd"], RECIPES["00_primer"]
+    cpu = cskd("cpu")
+    custom = cskd("cpu", seed=1, cskd_weight=2.0, kind="cos", n_seeds=2)
+    assert custom["seeds"] == [1, 2] and cskd(**custom["knobs"]) == custom and custom["cskd"]["kind"] == "cos"
+    # the no-KD row is the primer's ViT: same data, model and training
+    assert cpu["data"] == primer("cpu")["data"]
+    assert cpu["student"] == {key: primer("cpu")["students"]["vit"][key] for key in ("model", "fit")}
+    assert all(n < cpu["data"]["n_train"] for n in cpu["size_sweep"])
+    assert cskd("smoke")["student"]["fit"]["warmup_epochs"] <= cskd("smoke")["student"]["fit"]["epochs"] / 4
+
+
+def test_ofa_reference_shows_what_the_notebook_says_it_shows():
+    """The statements of 01_ofa's reference paragraph (section 6), measured in its 5-seed reference run."""
+    metrics = json.loads((DATA_DIR / "results" / "01_ofa.json").read_text())["metrics"]
+    acc, per_seed = metrics["accuracy"], metrics["accuracy_per_seed"]
+    logit_rows = ("Hinton KD", "OFA final logits", "OFA all stages")
+    for pair in ("cnn_to_vit", "vit_to_cnn"):
+        assert max(logit_rows, key=acc[pair].get) == "OFA all stages"
+        assert acc[pair]["OFA all stages"] > acc[pair]["Hinton KD"]
+    vit = acc["cnn_to_vit"]
+    spread = statistics.stdev(per_seed["cnn_to_vit"]["labels only"])
+    assert all(vit[row] - vit["labels only"] < spread for row in vit)  # no row clears the seed spread
+    assert vit["Hinton KD"] < vit["labels only"]
+    cnn = acc["vit_to_cnn"]
+    assert max(cnn, key=cnn.get) == "FitNet hint" and cnn["FitNet hint"] - max(
+        v for k, v in cnn.items() if k != "FitNet hint") > 0.05
+    gammas = metrics["gamma_accuracy"]
+    assert set(gammas) == {"1", "1.2", "1.5", "2"} and max(gammas.values()) - min(gammas.values()) < 0.03
