@@ -83,7 +83,23 @@ def check_ofa(rec: dict) -> None:
     assert rec["retrain_runs"] == 3, "the retrain panel ran once with the defaults and twice in solution 3"
 
 
-CHECKS = {"00_primer": check_primer, "01_ofa": check_ofa}
+def check_cskd(rec: dict) -> None:
+    """Smoke-sized: every row trains, the dense-logit identity holds, the CKF curve goes from local to global."""
+    rows = {"no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD"}
+    assert set(rec["accuracy"]) == rows and all(0.0 <= acc <= 1.0 for acc in rec["accuracy"].values())
+    for row, (first, last) in rec["train_loss_first_last"].items():
+        assert math.isfinite(first) and last < first, f"{row}: train loss {first:.3f} -> {last:.3f}"
+    assert rec["dense_mean_error"] < 1e-4, "the mean of the dense teacher logits must be the ordinary logits"
+    assert rec["teacher_acc"] > 0.9
+    for kind, share in rec["local_share"].items():
+        assert all(a >= b - 1e-9 for a, b in zip(share, share[1:])), f"{kind}: local share must not grow"
+    assert set(rec["head_accuracy"]) == {"class head", "distillation head", "two-head average (DeiT)",
+                                         "three-way average (CSKD)"}
+    assert all(0.0 <= v <= 1.0 for v in _numbers([rec["head_accuracy"], rec["size_accuracy"], rec["patch_agreement"]]))
+    assert rec["retrain_runs"] == 3, "the retrain panel ran once with the defaults and twice in solution 3"
+
+
+CHECKS = {"00_primer": check_primer, "01_ofa": check_ofa, "02_cskd": check_cskd}
 
 
 def test_there_are_notebooks():

@@ -95,3 +95,17 @@ def test_ofa_reference_shows_what_the_notebook_says_it_shows():
         v for k, v in cnn.items() if k != "FitNet hint") > 0.05
     gammas = metrics["gamma_accuracy"]
     assert set(gammas) == {"1", "1.2", "1.5", "2"} and max(gammas.values()) - min(gammas.values()) < 0.03
+
+
+def test_cskd_reference_shows_what_the_notebook_says_it_shows():
+    """The statements of 02_cskd's reference paragraph, measured in its 5-seed reference run."""
+    results = DATA_DIR / "results"
+    cskd = json.loads((results / "02_cskd.json").read_text())["metrics"]
+    primer = json.loads((results / "00_primer.json").read_text())["metrics"]
+    per_seed, acc = cskd["accuracy_per_seed"], cskd["accuracy"]
+    # same data, model, training and seeds: the no-KD row is the primer's labels-only ViT, seed for seed
+    assert per_seed["no KD"] == pytest.approx(primer["accuracy_per_seed"]["vit · labels only"], abs=1e-6)
+    assert acc["DeiT hard distillation"] < acc["no KD"] and acc["CSKD without CKF"] < acc["no KD"]
+    assert all(c < n for c, n in zip(per_seed["CSKD"], per_seed["no KD"]))
+    assert 0.2 < acc["no KD"] - acc["CSKD"] < 0.35
+    assert cskd["dense_mean_error"] < 1e-4 and cskd["teacher_acc"] > 0.95
