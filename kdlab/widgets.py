@@ -129,7 +129,7 @@ class RetrainPanel:
     def run(self) -> Figure:
         """Train once with the current state, add its curve and redraw all runs."""
         state = self.state()
-        label = ", ".join(f"{name}={value}" for name, value in state.items())
+        label = ", ".join(f"{name}={value}" for name, value in state.items()) or "run"
         self.status.value, self.train_button.disabled = f"training {label} ...", True
         try:
             result = self.train_fn(**state)
