@@ -275,7 +275,7 @@ class CSKD(DeiTHard):
                  per_iteration: bool = False, use_ckf: bool = True, deit_weight: float = 0.5,
                  cskd_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
         super().__init__(student, teacher, deit_weight, label_smoothing)
-        gap_linear_classifier(teacher)  # fail here rather than at the first training step
+        self.classifier = gap_linear_classifier(teacher)  # checked once here, not at every training step
         check_schedule(epochs, kind)
         check_loss_weights(cskd_weight=cskd_weight)
         self.epochs, self.kind, self.per_iteration, self.use_ckf = epochs, kind, per_iteration, use_ckf
@@ -291,7 +291,8 @@ class CSKD(DeiTHard):
     @torch.no_grad()
     def teacher_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The teacher's dense (N, K, h, w) and global (N, K) logits without autograd."""
-        return dense_and_global_logits(self.teacher, x)
+        dense = dense_teacher_logits(self.teacher.forward_features(x), self.classifier)
+        return dense, dense.mean(dim=(2, 3))
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         cls_logits, dist_logits, dense = distilled_vit_logits(self.student, x)
