@@ -1,4 +1,5 @@
-r"""Metrics: accuracy, centred kernel alignment (CKA) and segmentation scores (confusion matrix, mIoU).
+r"""Metrics: accuracy, centred kernel alignment (CKA) and segmentation scores (confusion matrix, mIoU);
+face verification and depth metrics live in the sibling modules ``verification`` and ``depth``.
 
 Linear CKA (Kornblith et al. 2019; the OFA paper's Fig. 2) compares two sets of features computed on the
 same $n$ inputs, $X\in\mathbb{R}^{n\times d_1}$ and $Y\in\mathbb{R}^{n\times d_2}$. With Gram matrices
