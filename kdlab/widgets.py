@@ -31,11 +31,14 @@ import torch
 from IPython.display import clear_output, display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .methods.cskd import SCHEDULES, alpha_schedule, check_schedule, cskd_targets
 from .methods.ofa import ofa_loss, ofa_weights
-from .viz import (ALPHA_LABEL, LABEL_SIZE, TICK_SIZE, TITLE_SIZE, _class_legend, _draw_alpha_steps, _draw_label_map,
-                  _epoch_axis, _figure, _label, _to_numpy, plot_bars, plot_histories, softmax)
+from .methods.swtat import effective_window, shifted_window_mask
+from .viz import (ALPHA_LABEL, LABEL_SIZE, TICK_SIZE, TITLE_SIZE, WINDOW_EDGE, _check_layout_args,
+                  _class_legend, _draw_alpha_steps, _draw_label_map, _draw_layout, _epoch_axis, _figure, _label,
+                  _to_numpy, plot_bars, plot_histories, softmax)
 
 DEFAULT_TEACHER_LOGITS = (6.0, 3.0, 2.5, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0, -3.0)
 """A confident teacher: class 0 wins, classes 1-2 are plausible look-alikes, the rest unlikely."""
@@ -434,3 +437,44 @@ class AlphaExplorer(Explorer):
         """Keep ``epoch`` within 0..epochs-1 (lowering its ``max`` clamps its value)."""
         if control is self.epochs:
             self.epoch.max = self.epochs.value - 1
+
+
+def render_windows(height: int, width: int, window: int, shift: int, max_masks: int = 3) -> Figure:
+    """An $H\\times W$ map cut into shifted windows (colour = window, in the map's own coordinates) and the masks of the ``max_masks`` windows with the most forbidden pairs (light = allowed). Sizes that are not
+    multiples of the window are padded bottom/right first; an axis no longer than the window is one window."""
+    (height, width), window, shift = _check_layout_args((height, width), window, shift)
+    masks = shifted_window_mask(height, width, window, shift)
+    blocked = (~masks).float().mean(dim=(1, 2))
+    shown = torch.argsort(blocked, descending=True, stable=True)[:max_masks].sort().values
+    (wh, ww), (sh, sw) = effective_window(height, width, window, shift)
+    fig, axes = _figure(1, 1 + len(shown), figsize=(3.6 + 2.8 * len(shown), 3.9))
+    _draw_layout(axes[0, 0], None, (height, width), window, shift, "window")
+    axes[0, 0].set_title(f"{masks.shape[0]} windows of {wh}x{ww}, shift ({sh}, {sw})", fontsize=LABEL_SIZE)
+    for ax, w in zip(axes[0, 1:], shown.tolist()):
+        ax.imshow(masks[w].numpy(), cmap="Greys_r", vmin=0, vmax=1, interpolation="nearest")
+        _label(ax, f"window {w}: {blocked[w]:.0%} masked", "key token j", "query token i")
+    fig.legend(handles=[Line2D([], [], **WINDOW_EDGE, label="window border (one colour per window: a window "
+                                                            "wrapped round the border shows in opposite corners)")],
+               loc="outside lower center", fontsize=TICK_SIZE)
+    fig.suptitle(f"Shifted windows on a {height}x{width} map: window {window}, shift {shift}", fontsize=TITLE_SIZE)
+    return fig
+
+
+class MaskExplorer(Explorer):
+    """Slide the map size, the window and the shift: the shifted-window layout and its attention masks
+    (:func:`render_windows`). ``shift`` stays in [0, window) (changing the window clamps it, with one redraw)."""
+
+    render = staticmethod(render_windows)
+
+    def __init__(self, height: int = 8, width: int = 8, window: int = 4, shift: int = 2) -> None:
+        _check_layout_args((height, width), window, shift)
+        self.height = _int_slider("height", "map H", height, 1, 32)
+        self.width = _int_slider("width", "map W", width, 1, 32)
+        self.window = _int_slider("window", "window M", window, 1, 16)
+        self.shift = _int_slider("shift", "shift s", shift, 0, window - 1)
+        super().__init__({"height": self.height, "width": self.width, "window": self.window, "shift": self.shift})
+
+    def sync(self, control: widgets.ValueWidget) -> None:
+        """Keep ``shift`` within 0..window-1."""
+        if control is self.window:
+            self.shift.max = self.window.value - 1

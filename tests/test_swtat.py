@@ -12,7 +12,7 @@ from kdlab.methods.swtat import (PatchMergingTaTLoss, SWTaT, SWTaTLoss, SWTaTSeg
                                  additive_mask, anchor_tat_loss, attention_weights, effective_window, embed_maps,
                                  feature_shape, from_windows, global_attention, patch_group_tat_loss,
                                  shifted_window_mask, swtat_loss, tat_cost, tat_loss, to_windows, window_attention,
-                                 window_partition, window_reverse, window_tat_loss)
+                                 position_attention, window_layout, window_partition, window_reverse, window_tat_loss)
 from kdlab.models import create
 from kdlab.models.features import stage_features
 
@@ -506,3 +506,33 @@ def test_bad_distiller_arguments_raise():
         SWTaTSeg(TinySeg(4), TinySeg(8), pm_levels=-1, img_size=16)
     with pytest.raises(ValueError, match="zeta"):
         TaTPatchGroup(TinySeg(4), TinySeg(8), zeta=float("nan"), img_size=16)
+
+
+@pytest.mark.parametrize("height, width, window, shift", [(8, 8, 4, 2), (7, 10, 4, 1), (5, 5, 4, 3), (9, 6, 3, 1)])
+def test_window_layout_agrees_with_the_mask(height, width, window, shift):
+    """Two real positions share a window and a region label exactly where the mask lets them attend."""
+    window_id, region = window_layout(height, width, window, shift)
+    mask = shifted_window_mask(height, width, window, shift)
+    tokens = to_windows(torch.arange(1.0, height * width + 1).view(1, 1, height, width), window, shift)[0, ..., 0]
+    for w, positions in enumerate(tokens):
+        real = positions > 0  # 0 is padding
+        index = (positions[real] - 1).long()
+        assert (window_id.flatten()[index] == w).all()
+        ids, labels = window_id.flatten()[index], region.flatten()[index]
+        same = (ids[:, None] == ids[None, :]) & (labels[:, None] == labels[None, :])
+        assert torch.equal(same, mask[w][real][:, real])
+
+
+def test_position_attention_is_one_row_of_the_global_or_windowed_attention():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 8, 8, 8), torch.randn(2, 8, 8, 8)
+    full = attention_weights(q.flatten(2).transpose(1, 2), k.flatten(2).transpose(1, 2))  # (B, N, N)
+    assert torch.allclose(position_attention(q, k, (3, 5)).flatten(1), full[:, 3 * 8 + 5], atol=1e-6)
+    assert torch.allclose(position_attention(q, k, (3, 5), window=8), position_attention(q, k, (3, 5)), atol=1e-6)
+    shifted = position_attention(q, k, (0, 0), window=4, shift=2)
+    window_id, region = window_layout(8, 8, 4, 2)
+    outside = (window_id != window_id[0, 0]) | (region != region[0, 0])
+    assert shifted[:, outside].abs().max() == 0 and torch.allclose(shifted.sum((1, 2)), torch.ones(2))
+    assert (shifted[:, ~outside] > 0).all() and (~outside).sum() == 4  # the 2x2 corner piece of its window
+    with pytest.raises(ValueError, match="outside"):
+        position_attention(q, k, (8, 0))

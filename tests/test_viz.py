@@ -407,3 +407,36 @@ def test_plot_lines_draws_one_labelled_curve_per_series_and_checks_lengths():
         plot_lines([0, 1, 2], {"short": [1, 2]}, title="t", xlabel="x", ylabel="y")
     with pytest.raises(ValueError, match="at least one"):
         plot_lines([0], {}, title="t", xlabel="x", ylabel="y")
+
+
+# --------------------------------------------------------------------------------------------- SW-TaT
+def test_window_partition_picture_draws_window_and_masked_region_borders():
+    fig = viz.plot_window_partition(torch.rand(3, 64, 64), (16, 16), 4)
+    regular, shifted, rolled = fig.axes[:3]
+    assert "shift 0" in regular.get_title() and "shift 2" in shifted.get_title() and "roll" in rolled.get_title()
+    red = lambda ax: [ln for ln in ax.get_lines() if ln.get_color() == "red"]  # noqa: E731
+    # regular windows need no mask; after the roll the last window row and column hold masked region borders
+    assert not red(regular) and red(rolled)
+    assert fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="shift"):
+        viz.plot_window_partition(torch.rand(3, 64, 64), (16, 16), 4, shift=4)
+    with pytest.raises(ValueError, match="grid"):
+        viz.plot_window_partition(torch.rand(3, 64, 64), (0, 16), 4)
+
+
+def test_window_masks_picture_shows_swin_fig4_fractions():
+    fig = viz.plot_window_masks(8, 8, 4, 2)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["window 0: 0% masked", "window 1: 50% masked", "window 2: 50% masked", "window 3: 75% masked"]
+    assert all(ax.get_xlabel() == "key token j" for ax in fig.axes)
+
+
+def test_scaling_plot_is_log_log_with_guides():
+    fig = viz.plot_scaling([64, 256, 1024], {"global": [1, 16, 256], "window": [1, 4, 16]}, {"∝ N²": 2},
+                           title="cost", xlabel="tokens", ylabel="ms")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_ylabel() == "ms"
+    guide = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"][0]
+    assert np.allclose(guide.get_ydata(), [1, 16, 256])  # slope 2 through the first point
+    with pytest.raises(ValueError, match="positive"):
+        viz.plot_scaling([1, 2], {"a": [0, 1]}, {}, title="t", xlabel="x", ylabel="y")

@@ -19,6 +19,7 @@ from kdlab.widgets import (  # noqa: E402
     DEFAULT_STUDENT_LOGITS,
     DEFAULT_TEACHER_LOGITS,
     AlphaExplorer,
+    MaskExplorer,
     Explorer,
     OFAExplorer,
     RetrainPanel,
@@ -29,6 +30,7 @@ from kdlab.widgets import (  # noqa: E402
     render_alpha,
     render_ofa,
     render_temperature,
+    render_windows,
 )
 
 
@@ -414,3 +416,22 @@ def test_alpha_explorer_bad_inputs():
             AlphaExplorer(image, dense, global_logits, CLASSES, epochs=10, epoch=epoch)
     with pytest.raises(ValueError, match="epoch must be an int in"):
         render_alpha("linear", 10, 10, image, dense, global_logits, CLASSES)  # the pure render checks too
+
+
+def test_mask_explorer_redraws_and_keeps_the_shift_inside_the_window():
+    explorer = MaskExplorer(height=8, width=8, window=4, shift=2)
+    assert "window 3: 75% masked" in [ax.get_title() for ax in explorer.figure.axes]
+    explorer.shift.value = 0  # no shift: nothing is masked
+    assert all("0% masked" in ax.get_title() for ax in explorer.figure.axes[1:])
+    explorer.shift.value = 3
+    explorer.window.value = 2  # the shift slider's max follows the window, clamping the value
+    assert explorer.shift.max == 1 and explorer.state()["shift"] == 1
+    explorer.height.value, explorer.width.value = 7, 10  # not multiples of the window: padded, still drawn
+    assert explorer.figure is not None and "7x10" in explorer.figure._suptitle.get_text()
+    with pytest.raises(ValueError, match="window"):
+        MaskExplorer(window=0)
+
+
+def test_render_windows_names_the_effective_window_of_a_small_map():
+    fig = render_windows(3, 8, 4, 2)  # the 3-row axis is no longer than the window: one window row, no shift
+    assert fig.axes[0].get_title().startswith("2 windows of 3x4, shift (0, 2)")

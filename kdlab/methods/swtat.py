@@ -246,6 +246,26 @@ def shifted_window_mask(height: int, width: int, window: int | Sequence[int], sh
     return ids[:, :, None] == ids[:, None, :]
 
 
+def window_layout(height: int, width: int, window: int | Sequence[int], shift: int | Sequence[int] = 0,
+                  device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    r"""Where every position of an $H\times W$ map goes, in the map's own (unrolled) coordinates: its window
+    index (H, W) in :func:`to_windows` order, and its Swin region label (H, W) (:func:`shifted_window_mask`).
+
+    Positions $i, j$ attend to each other iff both entries match; a shifted window whose labels differ holds
+    pieces of the map that the cyclic roll brought together from opposite borders. For pictures and checks.
+    """
+    (wh, ww), (sh, sw) = _window_and_shift(window, shift)
+    if not (_is_int(height, 1) and _is_int(width, 1)):
+        raise ValueError(f"height and width must be ints >= 1, got {height!r} and {width!r}")
+    hp, wp = _padded(height, wh), _padded(width, ww)
+    ids = torch.arange((hp // wh) * (wp // ww), device=device, dtype=torch.float32)
+    windows = ids[None, :, None, None].expand(1, -1, wh * ww, 1)
+    window_id = from_windows(windows, (wh, ww), (sh, sw), height, width)[0, 0].long()
+    labels = 3 * _bands(hp, wh, sh, device)[:, None] + _bands(wp, ww, sw, device)[None, :]
+    region = torch.roll(labels, (sh, sw), (0, 1))[:height, :width]
+    return window_id, region
+
+
 def additive_mask(allowed: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     r"""The additive form of a boolean mask, for code that adds masks to logits (timm's ``WindowAttention``):
     0 where allowed, ``torch.finfo(dtype).min`` elsewhere (never Swin's $-100$, which unscaled TaT logits
@@ -290,6 +310,27 @@ def attention_weights(query: Tensor, key: Tensor, allowed: Tensor | None = None,
     if allowed is not None:
         logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
     return torch.softmax(logits, dim=-1)
+
+
+def position_attention(query: Tensor, key: Tensor, position: Sequence[int], window: int | Sequence[int] | None = None,
+                       shift: int | Sequence[int] = 0, scale: bool = False) -> Tensor:
+    r"""The attention weights of one query position $(r, c)$ over every key position: (B, d, H, W) query and key
+    maps -> (B, H, W), summing to 1 per image. ``window=None``: global TaT; else the weights are confined to the
+    position's (shifted) window and Swin region (:func:`window_layout`, with :func:`effective_window`), zero
+    elsewhere, as in :func:`window_attention`. For pictures of what one location looks at."""
+    if query.ndim != 4 or key.shape != query.shape:
+        raise ValueError(f"expected (B, d, H, W) query and key maps of one shape, got {tuple(query.shape)} and "
+                         f"{tuple(key.shape)}")
+    b, _, h, w = query.shape
+    r, c = (int(v) for v in position)
+    if not (0 <= r < h and 0 <= c < w):
+        raise ValueError(f"position {tuple(position)} is outside the {h}x{w} map")
+    allowed = None
+    if window is not None:
+        window_id, region = window_layout(h, w, *effective_window(h, w, window, shift), device=query.device)
+        allowed = ((window_id == window_id[r, c]) & (region == region[r, c])).flatten()[None, None, :]
+    weights = attention_weights(query[:, :, r, c][:, None, :], map_to_tokens(key), allowed, scale)
+    return weights[:, 0].view(b, h, w)
 
 
 def global_attention(query: Tensor, key: Tensor, value: Tensor, scale: bool = False) -> Tensor:
