@@ -7,6 +7,7 @@ done, in [0, 1], for methods with schedules.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Iterator
 
 import torch
@@ -70,6 +71,11 @@ class Supervised(Distiller):
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.student(x)
         return logits, {"ce": F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)}
+
+
+def is_int(value: object, low: int) -> bool:
+    """Whether ``value`` is an integer (not a bool) of at least ``low``: the check behind "must be an int >= ..."."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
 
 
 def check_loss_weights(**weights: float) -> None:

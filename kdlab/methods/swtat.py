@@ -59,7 +59,6 @@ $\mathcal{L}_{seg} = \alpha\,\mathrm{CE}_{pixel} + \delta\,\mathcal{L}^{SW}_{TaT
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Sequence
 
 import torch
@@ -67,8 +66,9 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import PatchMerging
 from torch import Tensor, nn
 
-from ..models.features import logits_and_stage_features, map_to_tokens, stage_shapes, tokens_to_map
-from .base import Distiller, check_loss_weights
+from ..models.features import (dry_run, logits_and_stage_features, map_to_tokens, require_methods, stage_shapes,
+                               tokens_to_map)
+from .base import Distiller, check_loss_weights, is_int
 from .fitnet import HintRegressor
 from .kd import kd_loss
 from .ofa import Permute
@@ -84,14 +84,10 @@ Pair = tuple[int, int]
 # ------------------------------------------------------------------------------------------- checks
 
 
-def _is_int(value: object, low: int) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-
-
 def _pair(name: str, value: int | Sequence[int], low: int = 1) -> Pair:
     """``value`` as an (H, W) pair of ints >= ``low``; an int means the same on both axes."""
     pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(pair) != 2 or not all(_is_int(v, low) for v in pair):
+    if len(pair) != 2 or not all(is_int(v, low) for v in pair):
         raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 
@@ -236,7 +232,7 @@ def shifted_window_mask(height: int, width: int, window: int | Sequence[int], sh
     allows at least its own position. With ``shift=0`` and divisible sizes nothing is masked.
     """
     (wh, ww), (sh, sw) = _window_and_shift(window, shift)
-    if not (_is_int(height, 1) and _is_int(width, 1)):
+    if not (is_int(height, 1) and is_int(width, 1)):
         raise ValueError(f"height and width must be ints >= 1, got {height!r} and {width!r}")
     hp, wp = _padded(height, wh), _padded(width, ww)
     labels = 3 * _bands(hp, wh, sh, device)[:, None] + _bands(wp, ww, sw, device)[None, :]
@@ -255,7 +251,7 @@ def window_layout(height: int, width: int, window: int | Sequence[int], shift: i
     pieces of the map that the cyclic roll brought together from opposite borders. For pictures and checks.
     """
     (wh, ww), (sh, sw) = _window_and_shift(window, shift)
-    if not (_is_int(height, 1) and _is_int(width, 1)):
+    if not (is_int(height, 1) and is_int(width, 1)):
         raise ValueError(f"height and width must be ints >= 1, got {height!r} and {width!r}")
     hp, wp = _padded(height, wh), _padded(width, ww)
     ids = torch.arange((hp // wh) * (wp // ww), device=device, dtype=torch.float32)
@@ -436,7 +432,7 @@ def patch_group_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.M
     height, width = teacher_feat.shape[2:]
     if n > height or m > width:
         raise ValueError(f"cannot cut a {height}x{width} map into {n}x{m} patches")
-    if not _is_int(group_size, 1) or (n * m) % group_size:
+    if not is_int(group_size, 1) or (n * m) % group_size:
         raise ValueError(f"group_size must be an int >= 1 dividing the {n * m} patches, got {group_size!r}")
     q, k, v, target = (_group_patches(t, (n, m), group_size) for t in (q, k, v, teacher_feat))
     return F.mse_loss(attention_weights(q, k, scale=scale) @ v, target)
@@ -499,7 +495,7 @@ class PatchMergingTaTLoss(nn.Module):
                  teacher_embedding: bool = False, scale: bool = False) -> None:
         super().__init__()
         _check_choice("student_merge", student_merge, MERGES)
-        if not _is_int(levels, 1):
+        if not is_int(levels, 1):
             raise ValueError(f"levels must be an int >= 1, got {levels!r}")
         _pair("window", window)
         self.window, self.max_global_tokens, self.scale = window, max_global_tokens, scale
@@ -553,7 +549,7 @@ class ClassificationTaT(Distiller):
         n_s, n_t = len(student_shapes), len(teacher_shapes)
         stages = (n_s, n_t) if stages is None else stages
         if (not isinstance(stages, (tuple, list)) or len(stages) != 2
-                or not (_is_int(stages[0], 1) and stages[0] <= n_s and _is_int(stages[1], 1) and stages[1] <= n_t)):
+                or not (is_int(stages[0], 1) and stages[0] <= n_s and is_int(stages[1], 1) and stages[1] <= n_t)):
             raise ValueError(f"stages must be one 1-based (student stage, teacher stage) pair with student stage in "
                              f"1..{n_s} and teacher stage in 1..{n_t}, got {stages!r}")
         self.stages = (int(stages[0]), int(stages[1]))
@@ -620,20 +616,9 @@ class SWTaT(ClassificationTaT):
 
 def feature_shape(model: nn.Module, img_size: int = 64, in_chans: int = 3) -> Shape:
     """(C, h, w) of a segmentation model's ``forward_features`` map, from one dry run on zeros (mode restored)."""
-    for method in ("forward_features", "forward_head"):
-        if not callable(getattr(model, method, None)):
-            raise ValueError(f"a segmentation model must provide forward_features(x) -> (B, C, h, w) and "
-                             f"forward_head(features) -> (B, K, H, W) logits; {type(model).__name__} has no {method}")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            weight = next(model.parameters())
-            x = torch.zeros(1, in_chans, img_size, img_size, device=weight.device, dtype=weight.dtype)
-            feat = model.forward_features(x)
-    finally:
-        model.train(was_training)
-    return tuple(feat.shape[1:])
+    require_methods(model, "a segmentation model must provide forward_features(x) -> (B, C, h, w) and "
+                           "forward_head(features) -> (B, K, H, W) logits")
+    return tuple(dry_run(model, model.forward_features, img_size, in_chans).shape[1:])
 
 
 class SegmentationTaT(Distiller):
@@ -686,7 +671,7 @@ class SWTaTSeg(SegmentationTaT):
                  teacher_embedding: bool = False, scale: bool = False, img_size: int = 64, in_chans: int = 3,
                  ignore_index: int = -100) -> None:
         super().__init__(student, teacher, alpha, delta, zeta, img_size, in_chans, ignore_index)
-        if not _is_int(pm_levels, 0):
+        if not is_int(pm_levels, 0):
             raise ValueError(f"pm_levels must be an int >= 0, got {pm_levels!r}")
         self.sw = SWTaTLoss(self.student_shape, self.teacher_shape, window, shift, stacking, query_side,
                             teacher_embedding, scale)

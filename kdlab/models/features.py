@@ -7,6 +7,7 @@ are split off, so every family speaks the same (B, C, H, W) language. For a ViT 
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -41,17 +42,30 @@ def _intermediates_kwargs(model: nn.Module, x: Tensor, indices: int | list[int] 
     return kwargs
 
 
-def stage_shapes(model: nn.Module, img_size: int = 32, in_chans: int = 3) -> list[tuple[int, int, int]]:
-    """(C, H, W) of every stage, from one dry run on zeros (the model's train/eval mode is restored)."""
+def dry_run(model: nn.Module, fn: Callable[[Tensor], Any], img_size: int, in_chans: int = 3, batch: int = 1) -> Any:
+    """``fn(zeros)`` on a (batch, in_chans, img_size, img_size) batch of zeros on the model's device and dtype, in
+    eval mode under ``no_grad`` (the model's train/eval mode is restored): to read off output shapes."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            device = next(model.parameters()).device
-            feats = stage_features(model, torch.zeros(1, in_chans, img_size, img_size, device=device))
+            weight = next(model.parameters())
+            return fn(torch.zeros(batch, in_chans, img_size, img_size, device=weight.device, dtype=weight.dtype))
     finally:
         model.train(was_training)
-    return [tuple(f.shape[1:]) for f in feats]
+
+
+def require_methods(model: nn.Module, contract: str, methods: tuple[str, ...] = ("forward_features", "forward_head")) -> None:
+    """A ``ValueError`` naming the missing method unless ``model`` has all ``methods``; ``contract`` says what
+    they must return (e.g. "a segmentation model must provide forward_features(x) -> ...")."""
+    for method in methods:
+        if not callable(getattr(model, method, None)):
+            raise ValueError(f"{contract}; {type(model).__name__} has no {method}")
+
+
+def stage_shapes(model: nn.Module, img_size: int = 32, in_chans: int = 3) -> list[tuple[int, int, int]]:
+    """(C, H, W) of every stage, from one dry run on zeros (:func:`dry_run`)."""
+    return [tuple(f.shape[1:]) for f in dry_run(model, lambda x: stage_features(model, x), img_size, in_chans)]
 
 
 def pre_logits(model: nn.Module, x: Tensor) -> Tensor:
