@@ -103,8 +103,10 @@ def cmd_teachers(args: argparse.Namespace) -> int:
         manifest = zoo.read_manifest()
         for key in keys:
             entry = manifest.get(key, {})
-            acc = entry.get("metrics", {}).get("test_acc")
-            shown = f"test acc {acc:.1%}, {entry['params'] / 1e6:.2f} M params" if acc is not None else "not built"
+            metrics = entry.get("metrics", {})
+            score = (f"test mIoU {metrics['test_miou']:.1%}" if "test_miou" in metrics
+                     else f"test acc {metrics['test_acc']:.1%}" if "test_acc" in metrics else None)
+            shown = f"{score}, {entry['params'] / 1e6:.2f} M params" if score else "not built"
             print(f"{key:<14} {zoo.TEACHERS[key].description:<70} {shown}")
         return 0
     if args.action == "verify":

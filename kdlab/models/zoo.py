@@ -55,9 +55,13 @@ class TeacherRecipe:
         return recipe_hash(self.as_dict())
 
 
-def _shapes(n_train: int) -> dict[str, Any]:
-    """Shapes data for teachers: its own seed stream (1000), so no student's training image is a teacher's."""
-    return {"name": "shapes", "n_train": n_train, "n_test": 2000, "seed": 1000}
+def _shapes(n_train: int, **segmentation: Any) -> dict[str, Any]:
+    """Shapes data for teachers: its own seed stream (1000), so no student's training image is a teacher's.
+
+    ``segmentation`` (``img_size=64, target="mask"``) asks for per-pixel masks; those test sets hold 500
+    images, since evaluation keeps every pixel's logits (2000 images at 64 px would be ~360 MB)."""
+    return {"name": "shapes", "n_train": n_train, "n_test": 500 if segmentation else 2000, "seed": 1000,
+            **segmentation}
 
 
 TEACHERS: dict[str, TeacherRecipe] = {
@@ -71,6 +75,8 @@ TEACHERS: dict[str, TeacherRecipe] = {
                       description="ViT, patch 8 (0.56 M), trained on 4x the students' data"),
         TeacherRecipe("shapes_swin", "swin", _shapes(8000), epochs=15, lr=1e-3, warmup_epochs=2,
                       description="Swin, patch 2, window 4 (0.39 M), trained on 4x the students' data"),
+        TeacherRecipe("shapes_seg", "seg_cnn", _shapes(4000, img_size=64, target="mask"), epochs=30, lr=2e-3,
+                      description="FPN-style CNN segmenter (0.95 M), 64 px shapes with per-pixel masks"),
     )
 }
 
@@ -141,7 +147,8 @@ def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", pr
     """
     from ..data import load_dataset, standard_augment
     from ..methods.base import Supervised
-    from ..train import evaluate, fit
+    from ..metrics import segmentation_metrics
+    from ..train import classification_metrics, evaluate, fit
 
     recipe = _recipe(key)
     root = Path(root or shipped_dir())
@@ -149,14 +156,16 @@ def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", pr
     device = pick_device(device)
     seed_everything(recipe.seed)
     train, test = load_dataset(**recipe.data)
+    segmentation = train.task == "segmentation"
+    metric_fn = segmentation_metrics if segmentation else classification_metrics
     model = create(recipe.model, num_classes=train.num_classes, img_size=train.x.shape[-1], **recipe.model_kwargs)
     start = time.perf_counter()
     fit(Supervised(model), train, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
         warmup_epochs=recipe.warmup_epochs, weight_decay=recipe.weight_decay, seed=recipe.seed,
-        augment=standard_augment() if recipe.augment else None, device=device, progress=progress,
-        desc=f"teacher {key}")
+        augment=standard_augment() if recipe.augment else None, metrics=metric_fn, device=device,
+        progress=progress, desc=f"teacher {key}")
     train_time = time.perf_counter() - start
-    metrics = evaluate(model, test, device=device)
+    metrics = evaluate(model, test, metrics=metric_fn, device=device)
     model.cpu().eval()
     path = root / f"{key}.safetensors"
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
@@ -168,7 +177,8 @@ def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", pr
         "sha256": sha256_file(path),
         "recipe": recipe.as_dict(),
         "recipe_hash": recipe.hash,
-        "metrics": {"test_acc": round(metrics["acc"], 4), "test_loss": round(metrics["loss"], 4)},
+        "task": train.task,
+        "metrics": {f"test_{name}": round(value, 4) for name, value in metrics.items()},
         "num_classes": train.num_classes,
         "img_size": train.x.shape[-1],
         "params": count_parameters(model),
