@@ -1,8 +1,11 @@
 """Throughput benchmarks behind ``python -m kdlab bench``: measure, don't guess (and never in a timed test)."""
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -112,6 +115,21 @@ def ofa(student: str = "vit", teacher: str = "cnn_small", batch_size: int = 64, 
     return rows
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block: the profiler's C++ side (kineto) logs every start and
+    stop there, which a notebook cell would show as pages of red text. Python's own stderr is flushed first."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _peak_bytes(step: Callable[[], None], device: torch.device) -> int:
     """Peak bytes of tensor memory that one call of ``step`` allocates on top of what exists before it.
 
@@ -127,7 +145,7 @@ def _peak_bytes(step: Callable[[], None], device: torch.device) -> int:
         return torch.cuda.max_memory_allocated(device) - base
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
     events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
                     key=lambda e: e.start_ns())

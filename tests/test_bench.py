@@ -1,4 +1,6 @@
 """The benchmarks run and report consistent rows (what they measure is never asserted on time)."""
+import torch
+
 from kdlab import bench
 
 
@@ -33,3 +35,10 @@ def test_bench_swtat_command_prints_one_table(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["map", "loss", "device", "ms", "peak_mb", "logits", "speedup", "mem_saving"]
     assert len(lines) == 5 and "SW-TaT (2 passes)" in lines[-1]
+
+
+def test_cpu_peak_memory_probe_keeps_the_profiler_log_off_stderr(capfd):
+    x = torch.randn(64, 64, requires_grad=True)
+    peak = bench._peak_bytes(lambda: (x @ x).sum().backward(), torch.device("cpu"))
+    assert peak >= 64 * 64 * 4  # at least the product matrix
+    assert "profiler" not in capfd.readouterr().err
