@@ -118,13 +118,99 @@ def cskd_recipe(profile: str, *, seed: int = 0, cskd_weight: float = 1.0, deit_w
     }
 
 
-RECIPES = {"00_primer": primer_recipe, "01_ofa": ofa_recipe, "02_cskd": cskd_recipe}
+def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, epsilon: float = 0.1, delta: float = 0.1,
+                 zeta: float = 0.05, n_seeds: int | None = None) -> dict[str, Any]:
+    """SW-TaT (03): classification (Swin teacher -> CNN) and segmentation (CNN segmenter -> smaller CNN).
+
+    Classification distils the shipped Swin's stage-2 map into the primer's CNN student's stage-3 map (both
+    8x8 at 32 px), so a 4x4 window cuts the map into four; the no-KD row is the primer's CNN with the primer's
+    data and training, so it matches the primer's CNN row. Segmentation distils the shipped segmenter's
+    stride-4 decoder map (16x16 at 64 px) into the small segmenter's. ``window`` is M for both tasks,
+    ``epsilon`` the classification weight of the TaT terms, ``delta`` / ``zeta`` the segmentation weights of
+    the SW-TaT / patch-merging terms (TaT's scale; notebook 03 section 9 reports what smaller weights did).
+    ``n_seeds`` defaults to 1 / 1 / 3.
+    """
+    profile = resolve_profile(profile)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    knobs = {"profile": profile, "seed": seed, "window": window, "epsilon": epsilon, "delta": delta, "zeta": zeta,
+             "n_seeds": n_seeds}
+    scale = by_profile(profile, smoke=0.2, cpu=1.0, gpu=2.5)
+    cls_epochs, seg_epochs = max(2, round(12 * scale)), max(2, round(15 * scale))
+    return {
+        "knobs": knobs,
+        "seeds": [seed + i for i in range(n_seeds)],
+        "classification": {
+            "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=2000, gpu=8000),
+                     "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000), "seed": seed},
+            "teacher": "shapes_swin", "student": "cnn_small", "stages": [3, 2],
+            "fit": {"epochs": cls_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, cls_epochs / 4)},
+            "tat": {"alpha": 0.5, "beta": 0.5, "epsilon": epsilon, "window": window},
+        },
+        "segmentation": {
+            "data": {"name": "shapes", "img_size": 64, "target": "mask",
+                     "n_train": by_profile(profile, smoke=300, cpu=2000, gpu=8000),
+                     "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500), "seed": seed},
+            "teacher": "shapes_seg", "student": "seg_cnn_small",
+            "fit": {"epochs": seg_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, seg_epochs / 4)},
+            "tat": {"alpha": 1.0, "delta": delta, "zeta": zeta, "window": window, "patches": 4, "group_size": 4,
+                    "anchors": 4, "pm_levels": 1},
+        },
+        "cost_sizes": by_profile(profile, smoke=[8, 16, 32], cpu=[8, 16, 32, 64], gpu=[8, 16, 32, 64]),
+        "window_sweep": by_profile(profile, smoke=[4], cpu=[2, 4, 8, 16], gpu=[2, 4, 8, 16]),
+        "n_show": by_profile(profile, smoke=3, cpu=4, gpu=4),
+    }
+
+
+def disdepth_recipe(profile: str, *, seed: int = 0, kd_weight: float = 1.0, warmup: float = 2.0,
+                    n_seeds: int | None = None) -> dict[str, Any]:
+    """DisDepth (05): the shipped Swin depth teacher -> the CNN depth student, five cumulative rows on the same
+    budget and seeds: no KD, + LGConv, + feature-MSE KD (FAM trained by the KD loss), + ghost-decoder
+    acclimation, full DisDepth (+ LAM).
+
+    ``kd_weight`` is lambda, ``warmup`` the warm-up W in epochs before KD starts (capped at half the epochs;
+    ``disdepth.warmup`` is the resulting fraction of training that :class:`~kdlab.methods.DisDepth` takes).
+    ``n_seeds`` defaults to 1 / 1 / 3. Measured on one CPU thread, per 64 px training image and epoch: about
+    1.7 / 3.6 / 5.3 / 8.0 / 9.1 ms for the five rows (the teacher runs in the last three, the ghost decoder in the
+    last two), so the ``cpu`` grid (1200 images x 12 epochs) trains in about 6.5 minutes on one thread.
+    Smoke halves the student's widths (8/16/24/48: timm rounds stage widths to multiples of 8) and uses 16 bins
+    (spec 3.2).
+    """
+    profile = resolve_profile(profile)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    knobs = {"profile": profile, "seed": seed, "kd_weight": kd_weight, "warmup": warmup, "n_seeds": n_seeds}
+    epochs = by_profile(profile, smoke=2, cpu=12, gpu=20)
+    warmup_epochs = min(float(warmup), epochs / 2)
+    return {
+        "knobs": knobs,
+        "data": {"name": "scenes", "n_train": by_profile(profile, smoke=128, cpu=1200, gpu=4000),
+                 "n_test": by_profile(profile, smoke=32, cpu=300, gpu=500), "img_size": 64, "seed": seed},
+        "seeds": [seed + i for i in range(n_seeds)],
+        "teacher": "scenes_depth_swin",
+        "depth_range": [0.5, 10.0],
+        "student": {
+            "model": by_profile(profile, smoke={"widths": [8, 16, 24, 48], "n_bins": 16}, cpu={}, gpu={}),
+            "fit": {"epochs": epochs, "lr": 2e-3, "warmup_epochs": min(1.0, epochs / 4),
+                    "batch_size": by_profile(profile, smoke=16, cpu=32, gpu=32), "weight_decay": 1e-2},
+        },
+        "disdepth": {"kd_weight": kd_weight, "warmup_epochs": warmup_epochs, "warmup": warmup_epochs / epochs,
+                     "lgconv_heads": 4, "lgconv_reduction": 4, "attention_dim": 32},
+        "n_show": by_profile(profile, smoke=2, cpu=3, gpu=3),
+        "n_probe": by_profile(profile, smoke=32, cpu=128, gpu=256),
+        "retrain": {"n_train": by_profile(profile, smoke=32, cpu=300, gpu=1000),
+                    "epochs": by_profile(profile, smoke=1, cpu=3, gpu=6)},
+    }
+
+
+RECIPES = {"00_primer": primer_recipe, "01_ofa": ofa_recipe, "02_cskd": cskd_recipe,
+           "03_swtat": swtat_recipe, "05_disdepth": disdepth_recipe}
 """Notebook name -> recipe function; ``RECIPES[name](**recipe["knobs"])`` rebuilds any recipe."""
 
 REFERENCE = {
     "00_primer": {"profile": "cpu", "n_seeds": 5},
     "01_ofa": {"profile": "cpu", "n_seeds": 5, "gammas": [1.0, 1.2, 1.5, 2.0]},
     "02_cskd": {"profile": "cpu", "n_seeds": 5},
+    "03_swtat": {"profile": "cpu", "n_seeds": 3},
+    "05_disdepth": {"profile": "cpu", "n_seeds": 3},
 }
 """The knobs of each notebook's long reference run (``python -m kdlab reference NAME``). No GPU was lent
 while these notebooks were built, so each reference is the ``cpu`` recipe with 5 seeds instead of 1 or 2

@@ -283,15 +283,20 @@ def _overlay_grid(images: np.ndarray, names: Sequence[str], *, title: str,
 
 
 def show_heatmaps(images: Any, maps: Mapping[str, Any], *, title: str, cmap: str = "magma", n: int | None = None,
-                  vmin: float | None = None, vmax: float | None = None) -> Figure:
+                  vmin: float | None = None, vmax: float | None = None, mark: tuple[int, int] | None = None) -> Figure:
     """Maps over images: one row per image (N, C, H, W, values in [0, 1]), first the image alone, then one column
     per named map (N, h, w), e.g. a CNN's dense logit of the true class or a ViT's class-token attention.
 
     Each map is drawn over its image as h x w cells (nearest neighbour, half transparent) with one colour bar
     per column, labelled with the map's name (put the unit there). A column's colour scale spans its shown
     values unless ``vmin`` / ``vmax`` fix it for every column. ``n`` limits the rows to the first ``n`` images.
+    ``mark`` = (row, col) outlines one map cell in every panel (e.g. the query position of an attention map).
     """
     batch, arrays, count = _overlay_inputs(images, maps, n, "show_heatmaps")
+    if mark is not None:
+        h, w = next(iter(arrays.values())).shape[1:]
+        if len(mark) != 2 or not (0 <= mark[0] < h and 0 <= mark[1] < w):
+            raise ValueError(f"mark must be a (row, col) cell of the {h}x{w} maps, got {mark!r}")
     if vmin is not None and vmax is not None and not vmin < vmax:
         raise ValueError(f"vmin must be below vmax, got vmin={vmin!r}, vmax={vmax!r}")
     fig, axes = _overlay_grid(batch[:count], list(arrays), title=title, extra_width=1.2 * len(arrays))
@@ -300,6 +305,10 @@ def show_heatmaps(images: Any, maps: Mapping[str, Any], *, title: str, cmap: str
         norm = Normalize(shown.min() if vmin is None else vmin, shown.max() if vmax is None else vmax)
         for ax, image, cells in zip(column, batch, shown):
             _overlay(ax, image, cells, cmap=cmap, norm=norm)
+            if mark is not None:
+                ch, cw = image.shape[1] / cells.shape[0], image.shape[2] / cells.shape[1]
+                ax.add_patch(Rectangle((mark[1] * cw - 0.5, mark[0] * ch - 0.5), cw, ch, fill=False,
+                                       edgecolor="cyan", linewidth=2))
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(column), label=name, shrink=0.8)
     return fig
 
@@ -738,3 +747,131 @@ def results_table(rows: Rows, columns: Sequence[str] | None = None, title: str |
     if not columns:
         raise ValueError("results_table needs at least one column")
     return ResultsTable(rows, columns, title)
+
+
+# --------------------------------------------------------------------------------------------- depth maps
+DEPTH_CMAP = "magma_r"
+"""Depth colour map: near is bright, far is dark."""
+ERROR_CMAP = "Reds"
+"""Colour map of absolute depth errors |pred - target| (white = exact)."""
+
+
+def _depth_maps(name: str, values: Any, count: int, size: tuple[int, int] | None) -> np.ndarray:
+    """(N, H, W) or (N, 1, H, W) depth maps as a finite (N, H, W) array, N = ``count``, sides ``size``."""
+    array = _to_numpy(values)
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 3 or len(array) != count or (size is not None and array.shape[1:] != size):
+        want = f"({count}, {size[0]}, {size[1]})" if size else f"({count}, H, W)"
+        raise ValueError(f"{name} must be depth maps of shape {want} (or with a channel of 1), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds non-finite values")
+    return array
+
+
+def _hide(ax: Axes) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def show_depth_maps(images: Any, target: Any, predictions: Mapping[str, Any], *, title: str,
+                    n: int | None = None, depth_range: tuple[float, float] | None = None, mask: Any = None,
+                    overlays: Mapping[str, Any] | None = None) -> Figure:
+    r"""Depth predictions next to the ground truth, with their error maps.
+
+    Two rows per image (N, 3, H, W in [0, 1]): the **depth row** shows the image, the ground truth ``target``
+    (N, H, W) and one column per named prediction (N, H, W) or (N, 1, H, W), all on one shared colour scale
+    (``depth_range`` in metres, default the range of the shown maps) with the colour bar "depth (m)"; the
+    **error row** under it shows $|\hat y - y|$ of every prediction on one shared scale from 0 (colour bar
+    "absolute error (m)"). Pixels where ``mask`` (bool, N x H x W) is False, or where the target is <= 0, are
+    blank in the error maps. ``overlays`` (at most two, name -> (N, h, w)) fill the free cells of the error row
+    under the image and the ground truth: each map is drawn over the image (e.g. LAM attention), with its own
+    colour bar labelled with its name. ``n`` limits the images shown.
+    """
+    batch = _image_batch(images)
+    count = len(batch) if n is None else n
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count:
+        raise ValueError(f"n (the number of images) must be an int >= 1 or None, got {n!r}")
+    count = min(count, len(batch))
+    if not predictions:
+        raise ValueError("show_depth_maps needs at least one prediction")
+    size = batch.shape[2:]
+    truth = _depth_maps("target", target, len(batch), size)[:count]
+    preds = {name: _depth_maps(f"prediction {name!r}", p, len(batch), size)[:count] for name, p in predictions.items()}
+    valid = truth > 0
+    if mask is not None:
+        valid &= _depth_maps("mask", mask, len(batch), size)[:count] > 0
+    overlays = dict(overlays or {})
+    if len(overlays) > 2:
+        raise ValueError(f"at most two overlays fit under the image and the ground truth, got {len(overlays)}")
+    extra = {name: _per_image(f"overlay {name!r}", values, len(batch), ("N", "h", "w"))[:count]
+             for name, values in overlays.items()}
+    if depth_range is None:
+        lo = min(truth.min(), *(p.min() for p in preds.values()))
+        hi = max(truth.max(), *(p.max() for p in preds.values()))
+    else:
+        lo, hi = (float(v) for v in depth_range)
+    if not lo < hi:
+        raise ValueError(f"the depth range must have min < max, got ({lo}, {hi})")
+    depth_norm = Normalize(lo, hi)
+    errors = {name: np.where(valid, np.abs(p - truth), np.nan) for name, p in preds.items()}
+    top = max(float(np.nanmax(e)) if np.any(np.isfinite(e)) else 0.0 for e in errors.values())
+    error_norm = Normalize(0.0, max(top, 1e-6))
+    ncols = 2 + len(preds)
+    fig, axes = _figure(2 * count, ncols, figsize=(2.2 * ncols + 2.4, 2.2 * 2 * count + 0.8))
+    for i in range(count):
+        depth_axes, error_axes = axes[2 * i], axes[2 * i + 1]
+        _draw_image(depth_axes[0], batch[i])
+        depth_axes[1].imshow(truth[i], cmap=DEPTH_CMAP, norm=depth_norm)
+        for ax, (name, p) in zip(depth_axes[2:], preds.items()):
+            ax.imshow(p[i], cmap=DEPTH_CMAP, norm=depth_norm)
+        for ax, name in zip(error_axes[2:], preds):
+            ax.imshow(errors[name][i], cmap=ERROR_CMAP, norm=error_norm)
+            ax.set_title(f"error: {errors[name][i][valid[i]].mean():.2f} m mean", fontsize=TICK_SIZE)
+        for ax, (name, values) in zip(error_axes[:2], extra.items()):
+            norm = Normalize(values.min(), max(values.max(), values.min() + 1e-6))
+            _overlay(ax, batch[i], values[i], cmap="viridis", norm=norm)
+            ax.set_title(name, fontsize=TICK_SIZE)
+        for ax in error_axes[len(extra):2]:
+            _hide(ax)
+        for ax in [*depth_axes, *error_axes]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, name in zip(axes[0], ["image", "ground truth", *preds]):
+        ax.set_title(name, fontsize=LABEL_SIZE)
+    fig.colorbar(ScalarMappable(norm=depth_norm, cmap=DEPTH_CMAP), ax=list(axes[0::2].ravel()), label="depth (m)",
+                 shrink=0.8)
+    fig.colorbar(ScalarMappable(norm=error_norm, cmap=ERROR_CMAP), ax=list(axes[:, 2:].ravel()),
+                 label="absolute error |ŷ − y| (m)", location="bottom", shrink=0.6 if len(preds) > 2 else 0.95,
+                 aspect=40 if len(preds) > 2 else 15)
+    for column, (name, values) in enumerate(extra.items()):
+        fig.colorbar(ScalarMappable(norm=Normalize(values.min(), max(values.max(), values.min() + 1e-6)),
+                                    cmap="viridis"), ax=list(axes[:, column]), label=name, location="bottom",
+                     shrink=0.9, aspect=20)
+    fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig
+
+
+def feature_pca_maps(features: Any) -> np.ndarray:
+    r"""(N, C, h, w) feature maps -> (N, h, w): each pixel's feature projected on the **first principal
+    component** of all N·h·w pixel features (centred), for pictures of what a feature map encodes.
+
+    The sign is fixed so that the projection correlates positively with the mean feature norm (PCA signs are
+    arbitrary otherwise, so two maps would not be comparable). Units: arbitrary (a.u.).
+    """
+    array = _to_numpy(features)
+    if array.ndim != 4:
+        raise ValueError(f"expected (N, C, h, w) feature maps, got {array.shape}")
+    n, c, h, w = array.shape
+    pixels = array.transpose(0, 2, 3, 1).reshape(-1, c)
+    centred = pixels - pixels.mean(0, keepdims=True)
+    if not np.any(centred):
+        return np.zeros((n, h, w))
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    projection = centred @ vt[0]
+    norms = np.linalg.norm(pixels, axis=1)
+    if np.corrcoef(projection, norms)[0, 1] < 0 if norms.std() > 0 else False:
+        projection = -projection
+    return projection.reshape(n, h, w)

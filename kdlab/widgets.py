@@ -478,3 +478,41 @@ class MaskExplorer(Explorer):
         """Keep ``shift`` within 0..window-1."""
         if control is self.window:
             self.shift.max = self.window.value - 1
+
+
+def render_depth_pick(index: int, images: Any, target: Any, predictions: dict[str, Any],
+                      attentions: dict[str, Any] | None = None,
+                      depth_range: tuple[float, float] | None = None) -> Figure:
+    """One scene of a set: the image, its ground-truth depth, every named prediction and its error map
+    (:func:`kdlab.viz.show_depth_maps`), and up to two attention maps (e.g. LAM's $A_l$, name -> (N, h, w)) over
+    the image. ``images`` (N, 3, H, W), ``target`` and each prediction (N, H, W) or (N, 1, H, W) metres."""
+    from .viz import show_depth_maps
+
+    count = len(_to_numpy(images))
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < count:
+        raise ValueError(f"index must be an int in [0, {count - 1}], got {index!r}")
+    pick = slice(index, index + 1)
+    return show_depth_maps(_to_numpy(images)[pick], _to_numpy(target)[pick],
+                           {name: _to_numpy(p)[pick] for name, p in predictions.items()},
+                           overlays={name: _to_numpy(a)[pick] for name, a in (attentions or {}).items()},
+                           depth_range=depth_range, title=f"Scene {index} of {count}: predictions and their errors")
+
+
+class DepthExplorer(Explorer):
+    """Pick a scene (``index``): its predictions, their error maps and attention maps (:func:`render_depth_pick`).
+
+    ``predictions`` (and ``attentions``) are computed once for the whole set, so moving the slider only redraws.
+    """
+
+    render = staticmethod(render_depth_pick)
+
+    def __init__(self, images: Any, target: Any, predictions: dict[str, Any], attentions: dict[str, Any] | None = None,
+                 depth_range: tuple[float, float] | None = None, index: int = 0) -> None:
+        images = _to_numpy(images)
+        if not predictions:
+            raise ValueError("DepthExplorer needs at least one prediction")
+        self.index = _int_slider("index", "scene", index, 0, len(images) - 1)
+        super().__init__({"index": self.index}, images=images, target=_to_numpy(target),
+                         predictions={name: _to_numpy(p) for name, p in predictions.items()},
+                         attentions={name: _to_numpy(a) for name, a in (attentions or {}).items()},
+                         depth_range=depth_range)

@@ -10,7 +10,9 @@ def test_env_prints_the_report(capsys):
 
 def test_teachers_list_and_verify(capsys):
     assert main(["teachers", "list"]) == 0
-    assert "shapes_cnn" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "shapes_cnn" in listing and "not built" not in listing  # every shipped teacher shows its score
+    assert "test mIoU" in listing and "test AbsRel" in listing and "test acc" in listing
     assert main(["teachers", "verify"]) == 0
     assert "ok" in capsys.readouterr().out
 

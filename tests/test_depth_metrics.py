@@ -161,3 +161,16 @@ def test_metrics_are_plain_floats_and_leave_inputs_alone():
 def test_bad_inputs_raise(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         depth_metrics(*args, **kwargs)
+
+
+def test_scenes_metrics_use_the_scenes_range_and_fit_training():
+    import kdlab.metrics as metrics
+    from kdlab.metrics.depth import SCENES_RANGE, scenes_depth_metrics
+
+    assert metrics.depth_metrics is depth_metrics and metrics.scenes_depth_metrics is scenes_depth_metrics
+    target = torch.tensor([[[0.5, 2.0], [4.0, 10.0]]])  # the clamped bounds 0.5 and 10 are not scored
+    pred = torch.tensor([[[3.0, 2.6], [4.0, 12.0]]])
+    assert SCENES_RANGE == (0.5, 10.0)
+    got = scenes_depth_metrics(pred.unsqueeze(1), target)
+    assert got == depth_metrics(pred, target, min_depth=0.5, max_depth=10.0)
+    assert got["abs_rel"] == pytest.approx((0.6 / 2.0 + 0.0) / 2)

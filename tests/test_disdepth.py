@@ -415,3 +415,56 @@ def test_disdepth_trains_with_fit_and_lam_stays_normalised():
     maps = d.attention_maps(x[:2])
     assert all(torch.allclose(a.mean(dim=(2, 3)), torch.ones(2, 1), atol=1e-5) for a in maps)  # ... but mean A = 1
     assert d.ghost_predict(x[:2]).shape == d.predict(x[:2]).shape == (2, 1, SIZE, SIZE)
+
+
+def test_registry_builds_the_depth_models():
+    from kdlab.models import create, family_of, list_models
+
+    assert list_models("depth") == ["depth_student", "depth_teacher_swin"]
+    assert "depth_student" not in list_models()  # classification only by default
+    student, teacher = create("depth_student", img_size=64), create("depth_teacher_swin", img_size=64)
+    assert (student.kdlab_task, teacher.kdlab_task) == ("depth", "depth")
+    assert (family_of(student), family_of(teacher)) == ("cnn", "swin")
+    assert count_parameters(student) == count_parameters(depth_student())
+    assert count_parameters(teacher) == count_parameters(depth_teacher())
+    x = torch.rand(2, 3, 64, 64)
+    assert student(x).shape == teacher(x).shape == (2, 1, 64, 64)
+    assert create("depth_student", img_size=32, widths=(8, 8, 16, 16)).encoder.channels == (8, 16, 16)
+
+
+def test_fit_and_evaluate_train_a_depth_model_on_a_depth_set():
+    from kdlab.data import load_dataset, standard_augment
+    from kdlab.metrics import scenes_depth_metrics
+    from kdlab.train import evaluate, fit
+
+    train, test = load_dataset("scenes", n_train=16, n_test=8, img_size=SIZE, seed=1)
+    torch.manual_seed(0)
+    distiller = DepthSupervised(tiny_student())
+    history = fit(distiller, train, test, epochs=2, batch_size=8, lr=2e-3, augment=standard_augment(),
+                  metrics=scenes_depth_metrics, progress=False)
+    assert set(history.rows[-1]) >= {"train/silog", "val/abs_rel", "val/rmse", "val/d1"}
+    scores = evaluate(distiller.student, test, metrics=scenes_depth_metrics)
+    assert scores["abs_rel"] == pytest.approx(history.last("val/abs_rel")) and 0 <= scores["d1"] <= 1
+
+
+def test_student_widths_that_timm_rounds_up_still_fit_the_decoder():
+    student = depth_student(64, widths=(8, 12, 24, 48), n_bins=16)  # timm makes the 12-wide stage 16 wide
+    assert student.encoder.channels == (16, 24, 48)
+    assert student(torch.rand(2, 3, 64, 64)).shape == (2, 1, 64, 64)
+
+
+def test_disdepth_recipe_rebuilds_from_knobs_and_caps_the_warmup():
+    from kdlab.recipes import RECIPES, REFERENCE, disdepth_recipe
+
+    assert RECIPES["05_disdepth"] is disdepth_recipe and "05_disdepth" not in REFERENCE
+    cpu = disdepth_recipe("cpu")
+    assert cpu["seeds"] == [0] and disdepth_recipe("gpu")["seeds"] == [0, 1, 2]
+    assert cpu["teacher"] == "scenes_depth_swin" and cpu["data"]["name"] == "scenes"
+    custom = disdepth_recipe("cpu", seed=2, kd_weight=3.0, warmup=1.0, n_seeds=2)
+    assert custom["seeds"] == [2, 3] and disdepth_recipe(**custom["knobs"]) == custom
+    epochs = custom["student"]["fit"]["epochs"]
+    assert custom["disdepth"]["kd_weight"] == 3.0 and custom["disdepth"]["warmup"] == pytest.approx(1.0 / epochs)
+    smoke = disdepth_recipe("smoke", warmup=5.0)  # capped at half of the 2 epochs
+    assert smoke["disdepth"]["warmup_epochs"] == 1.0 and smoke["disdepth"]["warmup"] == 0.5
+    student = depth_student(64, **smoke["student"]["model"])  # smoke's half-width student builds
+    assert student(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)

@@ -377,3 +377,14 @@ def test_load_depth_folder_errors(tmp_path, rgbd_folder):
         load_depth_folder(mixed, size=0)
     with pytest.raises(ValueError, match="depth_scale"):
         load_depth_folder(mixed, size=4, depth_scale=0)
+
+
+def test_load_dataset_gives_depth_sets_and_refuses_masks():
+    from kdlab.data import DATASETS, load_dataset
+
+    assert "scenes" in DATASETS
+    train, test = load_dataset("scenes", n_train=4, n_test=2, img_size=32, seed=3)
+    assert train.task == "depth" and train.y.shape == (4, 32, 32) and len(test) == 2
+    assert torch.equal(train.y, make_scenes(4, img_size=32, seed=3).depth)
+    with pytest.raises(ValueError, match="depth maps, not segmentation masks"):
+        load_dataset("scenes", n_train=4, n_test=2, target="mask")

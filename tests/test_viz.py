@@ -440,3 +440,52 @@ def test_scaling_plot_is_log_log_with_guides():
     assert np.allclose(guide.get_ydata(), [1, 16, 256])  # slope 2 through the first point
     with pytest.raises(ValueError, match="positive"):
         viz.plot_scaling([1, 2], {"a": [0, 1]}, {}, title="t", xlabel="x", ylabel="y")
+
+
+def test_depth_maps_share_one_depth_scale_and_show_errors():
+    images, truth = torch.rand(3, 3, 16, 16), torch.rand(3, 16, 16) * 9 + 0.5
+    mask = torch.ones(3, 16, 16, dtype=torch.bool)
+    mask[:, :2] = False
+    fig = viz.show_depth_maps(images, truth, {"exact": truth, "far": truth.unsqueeze(1) + 1.0}, title="depth",
+                              n=2, depth_range=(0.5, 10.0), mask=mask, overlays={"A (weight)": torch.rand(3, 4, 4)})
+    labels = [ax.get_ylabel() or ax.get_xlabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert "depth (m)" in labels and "absolute error |ŷ − y| (m)" in labels and "A (weight)" in labels
+    assert fig._suptitle.get_text() == "depth"
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles.count("error: 0.00 m mean") == 2 and titles.count("error: 1.00 m mean") == 2
+    depth_images = [im for ax in fig.axes[:8] for im in ax.get_images() if im.cmap.name == viz.DEPTH_CMAP]
+    assert depth_images and all(im.norm.vmin == 0.5 and im.norm.vmax == 10.0 for im in depth_images)
+    error = [im for ax in fig.axes for im in ax.get_images() if im.cmap.name == viz.ERROR_CMAP][1].get_array()
+    assert np.ma.getmaskarray(error)[:2].all() or np.isnan(np.ma.filled(error, np.nan)[:2]).all()
+
+
+def test_depth_maps_reject_bad_inputs():
+    images, truth = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8) + 0.5
+    with pytest.raises(ValueError, match="prediction"):
+        viz.show_depth_maps(images, truth, {}, title="t")
+    with pytest.raises(ValueError, match="shape"):
+        viz.show_depth_maps(images, truth, {"p": torch.rand(2, 4, 4)}, title="t")
+    with pytest.raises(ValueError, match="non-finite"):
+        viz.show_depth_maps(images, truth, {"p": torch.full((2, 8, 8), float("nan"))}, title="t")
+    with pytest.raises(ValueError, match="at most two"):
+        viz.show_depth_maps(images, truth, {"p": truth}, title="t", overlays={k: torch.rand(2, 2, 2) for k in "abc"})
+
+
+def test_feature_pca_maps_project_on_the_main_direction_with_a_fixed_sign():
+    pattern = torch.linspace(0, 1, 16).reshape(1, 1, 4, 4)
+    features = torch.cat([3 * pattern, 2 * pattern, torch.zeros(1, 1, 4, 4)], dim=1).repeat(2, 1, 1, 1)
+    maps = viz.feature_pca_maps(features)
+    assert maps.shape == (2, 4, 4)
+    assert np.corrcoef(maps.ravel(), pattern.repeat(2, 1, 1, 1).numpy().ravel())[0, 1] > 0.999  # sign follows the norm
+    assert not viz.feature_pca_maps(torch.ones(1, 3, 2, 2)).any()
+    with pytest.raises(ValueError, match="feature maps"):
+        viz.feature_pca_maps(torch.ones(3, 2, 2))
+
+
+def test_heatmaps_can_outline_one_cell_in_every_panel():
+    fig = viz.show_heatmaps(torch.rand(2, 3, 16, 16), {"a": torch.rand(2, 4, 4), "b": torch.rand(2, 4, 4)},
+                            title="t", mark=(1, 2))
+    boxes = [p for ax in fig.axes for p in ax.patches if isinstance(p, plt.Rectangle)]
+    assert len(boxes) == 4 and boxes[0].get_xy() == (2 * 4 - 0.5, 1 * 4 - 0.5) and boxes[0].get_width() == 4
+    with pytest.raises(ValueError, match="mark"):
+        viz.show_heatmaps(torch.rand(1, 3, 16, 16), {"a": torch.rand(1, 4, 4)}, title="t", mark=(4, 0))

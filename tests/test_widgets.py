@@ -435,3 +435,22 @@ def test_mask_explorer_redraws_and_keeps_the_shift_inside_the_window():
 def test_render_windows_names_the_effective_window_of_a_small_map():
     fig = render_windows(3, 8, 4, 2)  # the 3-row axis is no longer than the window: one window row, no shift
     assert fig.axes[0].get_title().startswith("2 windows of 3x4, shift (0, 2)")
+
+
+def test_depth_explorer_picks_a_scene_and_shows_its_predictions_errors_and_attention():
+    from kdlab.widgets import DepthExplorer, render_depth_pick
+
+    images, truth = torch.rand(4, 3, 16, 16), torch.rand(4, 16, 16) * 9 + 0.5
+    preds = {"teacher": truth + 0.5, "student": truth.unsqueeze(1) * 1.2}
+    explorer = DepthExplorer(images, truth, preds, {"LAM (weight)": torch.rand(4, 4, 4)}, depth_range=(0.5, 10.0))
+    assert explorer.state()["index"] == 0 and "Scene 0 of 4" in explorer.figure._suptitle.get_text()
+    explorer.index.value = 3
+    assert "Scene 3 of 4" in explorer.figure._suptitle.get_text()
+    titles = [ax.get_title() for ax in explorer.figure.axes]
+    assert {"image", "ground truth", "teacher", "student", "LAM (weight)", "error: 0.50 m mean"} <= set(titles)
+    expected = (0.2 * truth[3]).mean().item()
+    assert f"error: {expected:.2f} m mean" in titles
+    with pytest.raises(ValueError, match="index"):
+        render_depth_pick(4, images, truth, preds)
+    with pytest.raises(ValueError, match="at least one prediction"):
+        DepthExplorer(images, truth, {})

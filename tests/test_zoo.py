@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from kdlab.metrics.depth import DEPTH_METRICS
 from kdlab.models import zoo
 
 TINY = zoo.TeacherRecipe("tiny", "cnn_small", {"name": "shapes", "n_train": 96, "n_test": 64, "seed": 5},
@@ -80,13 +81,18 @@ def test_unknown_key_and_bad_manifest(tmp_path):
 
 
 SEG_TEACHER_MIOU = 0.9
+DEPTH_TEACHER_ABS_REL, DEPTH_TEACHER_D1 = 0.23, 0.62
 
 
 @pytest.mark.parametrize("key", sorted(zoo.TEACHERS))
 def test_shipped_teachers_verify(key):
     assert zoo.check_teacher(key) is None, "run `make teachers` and commit data/teachers/"
     metrics = zoo.teacher_info(key)["metrics"]
-    if zoo.teacher_info(key).get("task") == "segmentation":
+    if zoo.teacher_info(key).get("task") == "depth":
+        # notebook 05's CNN student (cpu profile, no KD) ends near AbsRel 0.27 and delta1 0.54 on its test scenes
+        assert metrics["test_abs_rel"] <= DEPTH_TEACHER_ABS_REL and metrics["test_d1"] >= DEPTH_TEACHER_D1
+        assert set(metrics) == {f"test_{name}" for name in DEPTH_METRICS}
+    elif zoo.teacher_info(key).get("task") == "segmentation":
         # notebook 03's small segmenters stay well below this after their short training
         assert metrics["test_miou"] >= SEG_TEACHER_MIOU and metrics["test_pixel_acc"] >= 0.95
     else:
@@ -110,3 +116,23 @@ def test_a_segmentation_teacher_is_built_and_scored_per_pixel(tmp_path, monkeypa
     assert set(entry["metrics"]) == {"test_miou", "test_pixel_acc"} and 0.0 <= entry["metrics"]["test_miou"] <= 1.0
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 11, 32, 32)
     assert zoo.check_teacher("tiny_seg", tmp_path) is None
+
+
+def test_a_depth_teacher_is_built_with_silog_and_scored_with_depth_metrics(tmp_path, monkeypatch):
+    recipe = zoo.TeacherRecipe("tiny_depth", "depth_teacher_swin",
+                               {"name": "scenes", "n_train": 32, "n_test": 8, "img_size": 32, "seed": 5},
+                               epochs=1, lr=1e-3, batch_size=16, weight_decay=1e-2,
+                               model_kwargs={"embed_dim": 8, "depths": [1, 1, 1], "num_heads": [1, 2, 2],
+                                             "decoder_dim": 8, "n_bins": 8})
+    monkeypatch.setitem(zoo.TEACHERS, "tiny_depth", recipe)
+    model = zoo.build_teacher("tiny_depth", tmp_path, progress=False)
+    entry = zoo.read_manifest(tmp_path)["tiny_depth"]
+    assert entry["task"] == "depth" and entry["num_classes"] is None and entry["img_size"] == 32
+    assert set(entry["metrics"]) == {f"test_{name}" for name in DEPTH_METRICS}
+    assert entry["metrics"]["test_abs_rel"] > 0 and 0.0 <= entry["metrics"]["test_d1"] <= 1.0
+    depth = model(torch.rand(2, 3, 32, 32))
+    assert depth.shape == (2, 1, 32, 32) and bool(((depth > 0.5) & (depth < 10.0)).all())
+    assert zoo.check_teacher("tiny_depth", tmp_path) is None
+    loaded = zoo._load("tiny_depth", tmp_path)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(loaded(x), model(x)) and not loaded.training

@@ -1,4 +1,5 @@
-"""Datasets as tensors: procedural shapes, scikit-learn digits, local CIFAR folders, batch augmentation.
+"""Datasets as tensors: procedural shapes, scikit-learn digits, procedural RGB-D scenes, local CIFAR and RGB-D
+folders, batch augmentation.
 
 Everything is generated or read locally; nothing is downloaded. ``load_dataset(name, ...)`` is the one
 entry point the teacher recipes and notebooks use for (train, test) splits.
@@ -10,6 +11,7 @@ from typing import Any, Callable
 from .augment import crop_flip
 from .cifar import load_cifar
 from .digits import load_digits
+from .scenes import DepthSet, load_depth_folder, make_scenes, scenes_splits
 from .shapes import CLASSES as SHAPE_CLASSES
 from .shapes import make_shapes, shapes_splits
 from .tensors import ImageSet
@@ -20,16 +22,20 @@ def _digits(n_train: int | None = None, n_test: int | None = None, seed: int = 0
     return (train.subset(slice(0, n_train)) if n_train else train), (test.subset(slice(0, n_test)) if n_test else test)
 
 
-DATASETS: dict[str, Callable[..., tuple[ImageSet, ImageSet]]] = {"shapes": shapes_splits, "digits": _digits}
+DATASETS: dict[str, Callable[..., tuple[ImageSet | DepthSet, ImageSet | DepthSet]]] = {
+    "shapes": shapes_splits, "digits": _digits, "scenes": scenes_splits}
+DEPTH_DATASETS = ("scenes",)
+"""Datasets whose ``y`` is a metric depth map (N, H, W) in metres (:class:`DepthSet`), not a class label."""
 
 
 TARGETS = ("label", "mask")
 """What ``load_dataset(..., target=...)`` returns as ``y``: one class per image, or the per-pixel masks."""
 
 
-def load_dataset(name: str, *, target: str = "label", **kwargs: Any) -> tuple[ImageSet, ImageSet]:
-    """(train, test) of a built-in dataset: ``shapes`` (``n_train``, ``n_test``, ``img_size``, ``seed``, ...)
-    or ``digits``.
+def load_dataset(name: str, *, target: str = "label", **kwargs: Any) -> tuple[ImageSet | DepthSet, ImageSet | DepthSet]:
+    """(train, test) of a built-in dataset: ``shapes`` (``n_train``, ``n_test``, ``img_size``, ``seed``, ...),
+    ``digits``, or ``scenes`` (:func:`~kdlab.data.scenes.scenes_splits`: RGB-D :class:`DepthSet` pairs whose
+    ``y`` is already the (N, H, W) depth in metres, so the default ``target="label"`` keeps it).
 
     ``target="mask"`` gives segmentation sets (:meth:`ImageSet.segmentation`: ``y`` is the (N, H, W) mask,
     class 0 is background), e.g. ``load_dataset("shapes", img_size=64, target="mask")``; only datasets
@@ -39,6 +45,9 @@ def load_dataset(name: str, *, target: str = "label", **kwargs: Any) -> tuple[Im
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "mask" and name in DEPTH_DATASETS:
+        raise ValueError(f"dataset {name!r} has depth maps, not segmentation masks: use target='label' "
+                         f"(its y is already the per-pixel depth in metres)")
     train, test = DATASETS[name](**kwargs)
     return (train.segmentation(), test.segmentation()) if target == "mask" else (train, test)
 
@@ -52,5 +61,6 @@ def standard_augment(flip: bool = True):
     return crop_flip(padding=4, p_flip=0.5 if flip else 0.0)
 
 
-__all__ = ["DATASETS", "TARGETS", "ImageSet", "SHAPE_CLASSES", "crop_flip", "load_cifar", "load_dataset",
-           "load_digits", "make_shapes", "shapes_splits", "standard_augment"]
+__all__ = ["DATASETS", "DEPTH_DATASETS", "DepthSet", "TARGETS", "ImageSet", "SHAPE_CLASSES", "crop_flip", "load_cifar", "load_dataset",
+           "load_depth_folder", "load_digits", "make_scenes", "make_shapes", "scenes_splits", "shapes_splits",
+           "standard_augment"]

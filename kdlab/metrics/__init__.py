@@ -252,3 +252,7 @@ def _as_labels(scores: Tensor, target: Tensor, num_classes: int) -> Tensor:
                              f"{tuple(target.shape)}, got {tuple(scores.shape)}")
         return scores.argmax(1)
     return scores  # integer labels: confusion_matrix checks the dtype, shape and range
+
+
+from .depth import (DEPTH_METRICS, HIGHER_IS_BETTER, SCENES_RANGE, DepthMetricAccumulator, depth_metrics,  # noqa: E402, F401
+                    scenes_depth_metrics)

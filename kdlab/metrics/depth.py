@@ -197,4 +197,16 @@ def depth_metrics(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, m
     return acc.compute()
 
 
-__all__ = ["DEPTH_METRICS", "HIGHER_IS_BETTER", "REDUCTIONS", "DepthMetricAccumulator", "depth_metrics"]
+SCENES_RANGE: tuple[float, float] = (0.5, 10.0)
+"""The evaluation range (metres) of kdlab's procedural scenes (``kdlab.data.scenes.DEPTH_RANGE``)."""
+
+
+def scenes_depth_metrics(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> dict[str, float]:
+    """:func:`depth_metrics` in the scenes' range ``min_depth=0.5, max_depth=10`` (BTS per-image reduction):
+    the ``metrics=`` that ``kdlab.train.fit`` / ``evaluate`` use for :class:`~kdlab.data.scenes.DepthSet` data.
+    Ground truth clamped onto a bound by the generator sits exactly on it and is not scored."""
+    return depth_metrics(pred, target, mask, min_depth=SCENES_RANGE[0], max_depth=SCENES_RANGE[1])
+
+
+__all__ = ["DEPTH_METRICS", "HIGHER_IS_BETTER", "REDUCTIONS", "SCENES_RANGE", "DepthMetricAccumulator",
+           "depth_metrics", "scenes_depth_metrics"]

@@ -207,7 +207,8 @@ class ResNetEncoder(nn.Module):
             raise ValueError(f"the depth student's encoder has 4 stages (strides 2-16), got widths {widths} "
                              f"and depths {depths}")
         self.body = _resnet(0, None, in_chans, widths=tuple(widths), depths=tuple(depths), stem_stride=2)
-        self.channels = tuple(widths[1:])
+        # timm rounds stage widths up to multiples of 8 (12 -> 16): read what the stages really give
+        self.channels = tuple(int(info["num_chs"]) for info in self.body.feature_info[1:])
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return list(self.body.forward_intermediates(x, intermediates_only=True)[1:])

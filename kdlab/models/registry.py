@@ -18,7 +18,15 @@ mixer          mixer    MLP-Mixer, patch 4, dim 128, 4 blocks
 seg_cnn        cnn      segmentation: encoder widths 32/64/128/192 (strides 2-16), FPN decoder dim 64
                         -> 64 x H/4 x W/4 features, 11 classes (~0.95 M)
 seg_cnn_small  cnn      the same at half width: 16/32/64/96, decoder dim 32 (~0.24 M)
+depth_student  cnn      depth (DisDepth's CNN student, :func:`kdlab.models.depth.depth_student`): ResNet-style
+                        encoder 16/24/48/96, simple decoder, AdaBins-style bins head (~0.43 M)
+depth_teacher_swin swin depth (DisDepth's Transformer teacher, :func:`kdlab.models.depth.depth_teacher`):
+                        Swin patch 4, window 4, embed 48, depths 2/2/2, same decoder style (~1.36 M)
 ============= ======== ====================================================================
+
+Depth models (task ``depth``) output (B, 1, H, W) metric depth; ``num_classes`` is ignored and they are
+sized for 64x64 inputs: build them with ``create("depth_student", img_size=64)`` (the Swin teacher only
+accepts the ``img_size`` it was built for).
 
 :func:`list_models` lists the classification models unless asked for another ``task``.
 """
@@ -37,7 +45,7 @@ from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
 FAMILIES = ("cnn", "vit", "swin", "mixer")
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "depth")
 SEG_NUM_CLASSES = 11
 """Default pixel classes of the segmentation models: background + the 10 shape classes (``kdlab.data.shapes``
 masks store 0 on background and 1 + k on an object of class k)."""
@@ -169,6 +177,18 @@ def _seg_cnn(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Mod
     return SegCNN(num_classes, in_chans, **kwargs)
 
 
+def _depth_student(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
+    from .depth import depth_student  # depth.py imports this module (the ResNet builder)
+
+    return depth_student(img_size, in_chans, **kwargs)
+
+
+def _depth_teacher_swin(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
+    from .depth import depth_teacher
+
+    return depth_teacher("swin", img_size, in_chans, **kwargs)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registry entry: the family, the builder, its default keywords, the task and the default class count."""
@@ -192,11 +212,13 @@ MODELS: dict[str, ModelSpec] = {
                          task="segmentation", num_classes=SEG_NUM_CLASSES),
     "seg_cnn_small": ModelSpec("cnn", _seg_cnn, dict(widths=(16, 32, 64, 96), decoder_dim=32),
                                task="segmentation", num_classes=SEG_NUM_CLASSES),
+    "depth_student": ModelSpec("cnn", _depth_student, task="depth", num_classes=1),
+    "depth_teacher_swin": ModelSpec("swin", _depth_teacher_swin, task="depth", num_classes=1),
 }
 
 
 def list_models(task: str | None = "classification") -> list[str]:
-    """Names accepted by :func:`create` for ``task`` (``classification``, ``segmentation``; ``None``: all)."""
+    """Names accepted by :func:`create` for ``task`` (``classification``, ``segmentation``, ``depth``; ``None``: all)."""
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)} or None")
     return sorted(name for name, spec in MODELS.items() if task is None or spec.task == task)
@@ -207,7 +229,7 @@ def create(name: str, num_classes: int | None = None, img_size: int = 32, in_cha
     """Build registry model ``name`` with freshly initialised weights (never pretrained, never downloaded).
 
     ``num_classes`` defaults to the model's (10 for classification, :data:`SEG_NUM_CLASSES` for
-    segmentation). ``overrides`` replace the registry defaults, e.g. ``create("vit", depth=6, embed_dim=128)``.
+    segmentation; depth models ignore it). ``overrides`` replace the registry defaults, e.g. ``create("vit", depth=6, embed_dim=128)``.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models(None))}")
