@@ -109,3 +109,40 @@ def test_cskd_reference_shows_what_the_notebook_says_it_shows():
     assert all(c < n for c, n in zip(per_seed["CSKD"], per_seed["no KD"]))
     assert 0.2 < acc["no KD"] - acc["CSKD"] < 0.35
     assert cskd["dense_mean_error"] < 1e-4 and cskd["teacher_acc"] > 0.95
+
+
+def test_swtat_recipe_rebuilds_from_knobs_and_matches_the_primer_cnn():
+    swtat = RECIPES["03_swtat"]
+    cpu = swtat("cpu", window=8, n_seeds=2)
+    assert swtat(**cpu["knobs"]) == cpu and cpu["seeds"] == [0, 1]
+    assert cpu["classification"]["tat"]["window"] == cpu["segmentation"]["tat"]["window"] == 8
+    # the classification no-KD row is the primer's CNN row: same data, student and training
+    primer = RECIPES["00_primer"]("cpu")
+    assert cpu["classification"]["data"] == primer["data"]
+    assert cpu["classification"]["student"] == "cnn_small"
+    assert cpu["classification"]["fit"] == primer["students"]["cnn_small"]["fit"]
+    assert swtat("smoke")["cost_sizes"][-1] == 32 and swtat("cpu")["cost_sizes"][-1] == 64
+
+
+def test_swtat_reference_shows_what_the_notebook_says_it_shows():
+    """The statements of 03_swtat's reference paragraph (and the issue's cost criterion), from its 3-seed run."""
+    results = DATA_DIR / "results"
+    swtat = json.loads((results / "03_swtat.json").read_text())["metrics"]
+    primer = json.loads((results / "00_primer.json").read_text())["metrics"]
+    cls, seg = swtat["cls_accuracy_per_seed"], swtat["seg_miou_per_seed"]
+    # same data, model, training and seeds: the classification no-KD row is the primer's labels-only CNN
+    assert cls["no KD"] == pytest.approx(primer["accuracy_per_seed"]["cnn_small · labels only"][:3], abs=1e-6)
+    for row in ("TaT", "SW-TaT"):
+        assert all(t < n for t, n in zip(cls[row], cls["no KD"])), f"{row} is lower than no KD on every seed"
+    assert abs(statistics.mean(cls["KD"]) - statistics.mean(cls["no KD"])) < 0.01
+    # segmentation: no row clears the no-KD seed spread; the order is the reverse of the paper's
+    spread = statistics.stdev(seg["no KD"])
+    means = {row: statistics.mean(values) for row, values in seg.items()}
+    assert all(abs(m - means["no KD"]) < spread for m in means.values())
+    assert means["TaT patch groups + anchors"] > means["SW-TaT"] > means["SW-TaT + PM"]
+    assert all(statistics.stdev(seg[row]) < spread for row in seg if row != "no KD")
+    # the issue's criterion, measured by bench.swtat inside the run: at 64x64, window 8, >= 10x time and memory
+    at64 = {row["loss"]: row for row in swtat["cost"] if row["map"] == "64x64"}
+    for loss in ("window", "shifted window"):
+        assert at64[loss]["speedup"] >= 10 and at64[loss]["mem_saving"] >= 10, at64[loss]
+    assert swtat["seg_teacher_miou"] > 0.95
