@@ -106,6 +106,7 @@ def cmd_teachers(args: argparse.Namespace) -> int:
             metrics = entry.get("metrics", {})
             score = (f"test mIoU {metrics['test_miou']:.1%}" if "test_miou" in metrics
                      else f"test AbsRel {metrics['test_abs_rel']:.3f}" if "test_abs_rel" in metrics
+                     else f"test verification acc {metrics['test_verif_acc']:.1%}" if "test_verif_acc" in metrics
                      else f"test acc {metrics['test_acc']:.1%}" if "test_acc" in metrics else None)
             shown = f"{score}, {entry['params'] / 1e6:.2f} M params" if score else "not built"
             print(f"{key:<14} {zoo.TEACHERS[key].description:<70} {shown}")

@@ -516,3 +516,111 @@ class DepthExplorer(Explorer):
                          predictions={name: _to_numpy(p) for name, p in predictions.items()},
                          attentions={name: _to_numpy(a) for name, a in (attentions or {}).items()},
                          depth_range=depth_range)
+
+
+# --------------------------------------------------------------------------------------------- CAFD
+FACE_ANCHORS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right", "image_centre")
+"""Anchors the facial-distance explorer offers: the five template landmarks, or the centre of the image."""
+
+
+class FacialDistanceView(NamedTuple):
+    """What :func:`render_facial_distance` draws: ``distance`` $D$ and ``buckets`` $I(D)$ as (rows, cols) arrays
+    over URFM's centre grid, ``counts`` (n_buckets,) how many centres fall in each bucket, ``anchor`` (2,)
+    normalised (x, y), and ``landmarks`` (5, 2) normalised."""
+
+    distance: np.ndarray
+    buckets: np.ndarray
+    counts: np.ndarray
+    anchor: np.ndarray
+    landmarks: np.ndarray
+
+
+def facial_distance_view(anchor: str, gamma_face: float, pif_ratio: float, grid: int,
+                         landmarks: Any = None) -> FacialDistanceView:
+    """$D = \\tilde D + \\gamma_{face}(D_{sal} + D_{rel})$ from ``anchor`` (a :data:`FACE_ANCHORS` name) on a
+    ``grid`` x ``grid`` centre grid, in grid cells (:func:`kdlab.methods.cafd.facial_distance_parts`), and its PIF
+    buckets at ratio ``pif_ratio`` (:func:`kdlab.methods.cafd.piecewise_index`, $\\lfloor 2r\\rfloor + 1$ buckets).
+    ``landmarks``: (5, 2) normalised, default the ArcFace template."""
+    from .methods.cafd import (LANDMARK_NAMES, facial_distance_parts, grid_centres, num_buckets, pif_params,
+                               piecewise_index, template_landmarks)
+
+    if anchor not in FACE_ANCHORS:
+        raise ValueError(f"anchor must be one of {', '.join(FACE_ANCHORS)}, got {anchor!r}")
+    if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or grid < 1:
+        raise ValueError(f"grid must be an int >= 1, got {grid!r}")
+    lm = template_landmarks() if landmarks is None else torch.as_tensor(_to_numpy(landmarks), dtype=torch.float32)
+    point = (torch.tensor([0.5, 0.5]) if anchor == "image_centre" else lm[LANDMARK_NAMES.index(anchor)])
+    parts = facial_distance_parts(grid_centres(grid), lm, point, gamma_face, grid)
+    alpha, beta, gamma = pif_params(pif_ratio)
+    buckets = piecewise_index(parts["total"], alpha, beta, gamma)
+    counts = torch.bincount(buckets, minlength=num_buckets(beta))
+    return FacialDistanceView(parts["total"].reshape(grid, grid).numpy().astype(np.float64),
+                              buckets.reshape(grid, grid).numpy(), counts.numpy(), point.numpy().astype(np.float64),
+                              lm.numpy().astype(np.float64))
+
+
+def render_facial_distance(anchor: str, gamma_face: float, pif_ratio: float, grid: int, landmarks: Any = None,
+                           image: Any = None) -> Figure:
+    """Three panels: the facial distance $D$ from the anchor over the face (grid cells), its PIF bucket map, and how
+    many centres each bucket holds (:func:`facial_distance_view`); ``image`` (C, H, W) is drawn under the maps."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+
+    from .viz import ANCHOR_STYLE, FACE_AXES, LANDMARK_STYLE, OVERLAY_ALPHA
+
+    view = facial_distance_view(anchor, gamma_face, pif_ratio, grid, landmarks)
+    img = None if image is None else np.clip(_to_numpy(image).transpose(1, 2, 0), 0, 1)
+    n_buckets = len(view.counts)
+    fig, axes = _figure(1, 3, figsize=(14, 4.6))
+    colours = ListedColormap(_palette(n_buckets))
+    panels = ((view.distance, Normalize(view.distance.min(), max(view.distance.max(), 1e-9)), "viridis",
+               "D (grid cells)", f"D = D~ + {gamma_face:g} (D_sal + D_rel)"),
+              (view.buckets, Normalize(-0.5, n_buckets - 0.5), colours, "PIF bucket I(D)",
+               f"buckets at ratio {pif_ratio:g}"))
+    for ax, (values, norm, cmap, label, name) in zip(axes[0, :2], panels):
+        if img is not None:
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", extent=(0, 1, 1, 0))
+        ax.imshow(values, extent=(0, 1, 1, 0), interpolation="nearest", cmap=cmap, norm=norm,
+                  alpha=OVERLAY_ALPHA if img is not None else 1.0)
+        ax.scatter(view.landmarks[:, 0], view.landmarks[:, 1], **LANDMARK_STYLE)
+        ax.scatter([view.anchor[0]], [view.anchor[1]], **ANCHOR_STYLE)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(1, 0)
+        _label(ax, name, *FACE_AXES)
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label, shrink=0.85)
+        if cmap is colours:
+            bar.set_ticks(range(n_buckets))
+    ax = axes[0, 2]
+    ax.bar(range(n_buckets), view.counts, color=[colours(k) for k in range(n_buckets)])
+    ax.set_xticks(range(n_buckets))
+    _label(ax, f"{int((view.counts > 0).sum())} of {n_buckets} buckets used", "PIF bucket I(D)",
+           "centres in the bucket (count)")
+    fig.suptitle(f"Facial distance from the {anchor.replace('_', ' ')} on a {grid}x{grid} centre grid",
+                 fontsize=TITLE_SIZE)
+    return fig
+
+
+def _palette(n: int) -> list[tuple[float, float, float]]:
+    """``n`` colours from viridis (one per PIF bucket)."""
+    import seaborn as sns
+
+    return sns.color_palette("viridis", n)
+
+
+class FacialDistanceExplorer(Explorer):
+    """Move URFM's anchor, $\\gamma_{face}$, the PIF ratio and the grid: the facial distance map, its buckets and
+    the bucket histogram (:func:`render_facial_distance`). ``image`` (C, H, W) is an aligned face drawn underneath;
+    ``landmarks`` (5, 2) normalised (default: the template)."""
+
+    render = staticmethod(render_facial_distance)
+
+    def __init__(self, image: Any = None, landmarks: Any = None, anchor: str = "nose", gamma_face: float = 1.0,
+                 pif_ratio: float = 3.0, grid: int = 4) -> None:
+        if anchor not in FACE_ANCHORS:
+            raise ValueError(f"anchor must be one of {', '.join(FACE_ANCHORS)}, got {anchor!r}")
+        self.anchor = widgets.Dropdown(options=list(FACE_ANCHORS), value=anchor, description="anchor")
+        self.gamma_face = _slider("gamma_face", "γ_face", gamma_face, 0.0, 4.0, 0.25)
+        self.pif_ratio = _slider("pif_ratio", "PIF ratio", pif_ratio, 1.0, 4.0, 0.1)
+        self.grid = _int_slider("grid", "grid", grid, 2, 8)
+        super().__init__({"anchor": self.anchor, "gamma_face": self.gamma_face, "pif_ratio": self.pif_ratio,
+                          "grid": self.grid}, landmarks=landmarks, image=image)

@@ -533,3 +533,74 @@ def test_margin_supervised_learns_a_tiny_batch():
     assert out.shape == (10, 5) and losses[-1] < 0.5 * losses[0]
     model.eval()
     assert model.predict(x).shape == (10, 5) and model.embed(x).shape == (10, 16)
+
+
+# ------------------------------------------------------------------------------------- KD baselines
+
+
+@pytest.mark.parametrize("kind", ["embedding", "feature"])
+def test_face_kd_baselines_train_the_student_only_and_vanish_when_the_student_matches(kind):
+    from kdlab.methods.cafd import FaceKD
+
+    torch.manual_seed(0)
+    teacher = face_swin(embedding_dim=16, img_size=32, embed_dim=8, depths=(1, 1, 1), num_heads=(1, 2, 2)).eval()
+    distiller = FaceKD(tiny_student(), teacher, 5, kind=kind, weight=2.0).train()
+    assert not distiller.teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    x, y = batch()
+    out, terms = distiller(x, y)
+    assert out.shape == (4, 5) and set(terms) == {"margin", "kd"} and terms["kd"] > 0
+    sum(terms.values()).backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert distiller.student.embedding.weight.grad is not None and distiller.head.weight.grad is not None
+    assert {id(p) for p in distiller.trainable_parameters()}.isdisjoint({id(p) for p in teacher.parameters()})
+    if kind == "embedding":  # equal widths: no projector; the term is 1 - cos, i.e. 0 for parallel embeddings
+        assert isinstance(distiller.projector, nn.Identity)
+        distiller.eval()
+        with torch.no_grad():
+            e_t = teacher(x)
+        distiller.student.forward = lambda inp: 3 * e_t  # a student whose embedding is parallel to the teacher's
+        assert distiller(x, y)[1]["kd"].abs().item() < 1e-6
+    else:  # a 1x1 conv from the student's 32 channels to the teacher's 32 last-stage channels (8 * 4); the
+        # teacher's 2x2 map is resized to the student's 4x4 grid
+        assert distiller.projector.in_channels == 32 and distiller.projector.out_channels == 32
+        with torch.no_grad():
+            target = F.interpolate(teacher.forward_features(x).permute(0, 3, 1, 2), size=(4, 4), mode="bilinear",
+                                   align_corners=False)
+        assert math.isclose(terms["kd"].item() / 2.0, F.mse_loss(
+            distiller.projector(distiller.student.forward_features(x)), target).item(), rel_tol=1e-5)
+
+
+def test_face_kd_rejects_bad_options():
+    from kdlab.methods.cafd import FaceKD
+
+    with pytest.raises(ValueError, match="unknown kind"):
+        FaceKD(tiny_student(), face_swin(embedding_dim=16, img_size=32), 5, kind="logits")
+    with pytest.raises(ValueError, match="weight"):
+        FaceKD(tiny_student(), face_swin(embedding_dim=16, img_size=32), 5, weight=-1.0)
+
+
+def test_face_swin_normalises_its_embedding_and_the_registry_builds_both_face_models():
+    torch.manual_seed(0)
+    teacher = face_swin(embedding_dim=16, img_size=32)
+    assert isinstance(teacher.head.fc[1], nn.BatchNorm1d) and teacher.head.fc[0].bias is None
+    assert not isinstance(face_swin(embedding_dim=16, img_size=32, embedding_norm=False).head.fc, nn.Sequential)
+    student, swin = create("face_cnn", img_size=64), create("face_swin", img_size=64)
+    assert student.kdlab_task == swin.kdlab_task == "face" and swin.kdlab_family == "swin"
+    x = torch.rand(2, 3, 64, 64)
+    assert student.eval()(x).shape == swin.eval()(x).shape == (2, 128)
+    assert create("face_cnn", num_classes=32, img_size=32).eval()(torch.rand(2, 3, 32, 32)).shape == (2, 32)
+
+
+def test_cafd_recipe_rebuilds_from_knobs_and_sizes_the_profiles():
+    from kdlab.recipes import RECIPES, REFERENCE, cafd_recipe
+
+    assert RECIPES["04_cafd_face"] is cafd_recipe and "04_cafd_face" not in REFERENCE
+    recipe = cafd_recipe("cpu", seed=3, gamma_face=0.5, num_prompts=2)
+    assert RECIPES["04_cafd_face"](**recipe["knobs"]) == recipe and recipe["seeds"] == [3]
+    assert recipe["data"]["seed"] == 3 and recipe["cafd"]["gamma_face"] == 0.5 and recipe["cafd"]["num_prompts"] == 2
+    assert recipe["cafd"]["acclimation"] == pytest.approx(1 / recipe["student"]["fit"]["epochs"], abs=1e-4)
+    smoke, gpu = cafd_recipe("smoke"), cafd_recipe("gpu")
+    assert smoke["data"]["n_pairs"] < recipe["data"]["n_pairs"] and len(gpu["seeds"]) == 3
+    assert smoke["student"]["model_kwargs"]["widths"] == [24, 32, 48]
+    with pytest.raises(ValueError):
+        cafd_recipe("laptop")

@@ -13,6 +13,7 @@ def test_teachers_list_and_verify(capsys):
     listing = capsys.readouterr().out
     assert "shapes_cnn" in listing and "not built" not in listing  # every shipped teacher shows its score
     assert "test mIoU" in listing and "test AbsRel" in listing and "test acc" in listing
+    assert "test verification acc" in listing
     assert main(["teachers", "verify"]) == 0
     assert "ok" in capsys.readouterr().out
 

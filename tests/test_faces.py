@@ -429,3 +429,15 @@ def test_load_face_folder_errors(tmp_path):
         load_face_folder(tmp_path / "lfw", img_size=16)
     with pytest.raises(ValueError, match="img_size"):
         load_face_folder(tmp_path / "lfw", img_size=0)
+
+
+def test_load_dataset_knows_the_faces():
+    from kdlab.data import DATASETS, FACE_DATASETS, load_dataset
+
+    assert "faces" in DATASETS and FACE_DATASETS == ("faces",)
+    train, test = load_dataset("faces", n_train_ids=3, n_test_ids=3, per_id=2, n_pairs=6, img_size=32, seed=4)
+    direct = faces_splits(3, 3, per_id=2, n_pairs=6, img_size=32, seed=4)
+    assert isinstance(train, FaceSet) and torch.equal(train.x, direct[0].x) and torch.equal(test.pairs, direct[1].pairs)
+    assert train.task == "classification" and test.same.sum() == 3
+    with pytest.raises(ValueError, match="mask"):
+        load_dataset("faces", n_train_ids=2, n_test_ids=2, per_id=2, n_pairs=2, target="mask")

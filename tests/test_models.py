@@ -111,10 +111,11 @@ SEG_MODELS = ["seg_cnn", "seg_cnn_small"]
 
 
 def test_registry_lists_models_per_task():
-    assert list_models("segmentation") == SEG_MODELS and TASKS == ("classification", "segmentation", "depth")
+    assert list_models("segmentation") == SEG_MODELS and TASKS == ("classification", "segmentation", "depth", "face")
     assert not set(SEG_MODELS) & set(list_models()), "the default listing stays classification-only"
     assert list_models("depth") == ["depth_student", "depth_teacher_swin"]
-    assert list_models(None) == sorted(list_models() + SEG_MODELS + list_models("depth"))
+    assert list_models("face") == ["face_cnn", "face_swin"]
+    assert list_models(None) == sorted(list_models() + SEG_MODELS + list_models("depth") + list_models("face"))
     assert all(create(name).kdlab_task == "classification" for name in ("cnn_small", "mixer"))
     with pytest.raises(ValueError, match="unknown task"):
         list_models("detection")

@@ -222,3 +222,20 @@ def test_bad_inputs(call, match):
 def test_integer_flags_are_accepted():
     assert roc_auc(SCORES, SAME.long()) == roc_auc(SCORES, SAME)
     assert verification_accuracy(SCORES, SAME.int(), 2).acc == 0.75
+
+
+def test_verification_summary_flat_names_and_only_measurable_rates():
+    from kdlab.metrics import verification_summary
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(40, 8, generator=g)
+    pairs = torch.randint(0, 40, (60, 2), generator=g)
+    same = torch.arange(60) % 2 == 0
+    with pytest.warns(RuntimeWarning, match="returning nan"):
+        full = verification_metrics(emb, pairs, same)
+    summary = verification_summary(emb, pairs, same)  # silent: the unmeasurable rates are simply left out
+    # 30 different pairs: FAR 1e-2 and 1e-3 cannot be measured, so both are left out (never nan)
+    assert summary == {"verif_acc": full["acc"], "verif_acc_std": full["acc_std"], "auc": full["auc"]}
+    many = torch.arange(2400) % 2 == 0  # 1200 different pairs measure both rates
+    big = verification_summary(torch.randn(100, 8, generator=g), torch.randint(0, 100, (2400, 2), generator=g), many)
+    assert {"tar_far1e-2", "tar_far1e-3"} <= set(big) and all(math.isfinite(v) for v in big.values())

@@ -489,3 +489,68 @@ def test_heatmaps_can_outline_one_cell_in_every_panel():
     assert len(boxes) == 4 and boxes[0].get_xy() == (2 * 4 - 0.5, 1 * 4 - 0.5) and boxes[0].get_width() == 4
     with pytest.raises(ValueError, match="mark"):
         viz.show_heatmaps(torch.rand(1, 3, 16, 16), {"a": torch.rand(1, 4, 4)}, title="t", mark=(4, 0))
+
+
+# faces (CAFD) -------------------------------------------------------------------------------------
+
+def _titles(fig):
+    return [ax.get_title() for ax in fig.axes]
+
+
+def _colorbar_labels(fig):
+    return [ax.get_ylabel() or ax.get_xlabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def test_plot_face_grid_maps_labels_every_panel_and_colour_bar():
+    from kdlab.methods.cafd import template_landmarks
+
+    maps = {"D (grid cells)": torch.rand(4, 4), "D_rel (IOD units)": torch.rand(4, 4)}
+    fig = viz.plot_face_grid_maps(maps, title="distances", landmarks=template_landmarks(),
+                                  anchor=template_landmarks()[2], image=torch.rand(3, 16, 16))
+    assert isinstance(fig, Figure) and fig._suptitle.get_text() == "distances"
+    assert set(maps) <= set(_titles(fig)) and set(maps) <= set(_colorbar_labels(fig))
+    panel = next(ax for ax in fig.axes if ax.get_title() == "D (grid cells)")
+    assert "fraction of the image width" in panel.get_xlabel() and "height" in panel.get_ylabel()
+    buckets = viz.plot_face_grid_maps({"bucket": torch.tensor([[0, 1], [2, 6]])}, title="b", discrete=True)
+    bar = next(ax for ax in buckets.axes if ax.get_label() == "<colorbar>")
+    assert [t.get_text() for t in bar.get_yticklabels()] == [str(k) for k in range(7)]
+    with pytest.raises(ValueError, match="rows, cols"):
+        viz.plot_face_grid_maps({"bad": torch.rand(4)}, title="x")
+    with pytest.raises(ValueError, match="landmarks"):
+        viz.plot_face_grid_maps(maps, title="x", landmarks=torch.rand(4, 2))
+
+
+def test_plot_roc_curves_uses_a_log_far_axis_and_marks_the_operating_point():
+    far = torch.tensor([0.0, 0.001, 0.01, 0.5, 1.0])
+    fig = viz.plot_roc_curves({"student": (far, far.sqrt()), "teacher": (far, far ** 0.25)}, title="ROC",
+                              far_marks=(1e-2,), min_far=1e-4)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_title() == "ROC" and "FAR" in ax.get_xlabel() and "TAR" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["student", "teacher"]
+    assert ax.get_lines()[0].get_xdata()[0] == pytest.approx(1e-4)  # FAR 0 drawn at min_far
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        viz.plot_roc_curves({"bad": (far, far * 2)}, title="x")
+
+
+def test_show_centre_attention_draws_one_block_per_network_with_notes():
+    from kdlab.methods.cafd import grid_centres
+
+    maps = {"teacher": torch.rand(4, 4, 4), "student": torch.rand(4, 2, 2)}
+    fig = viz.show_centre_attention(torch.rand(3, 16, 16), maps, grid_centres(2), grid=(2, 2), title="centres",
+                                    notes={"teacher": ["p 1%"] * 4})
+    assert "teacher c0, p 1%" in _titles(fig) and "student c3" in _titles(fig)
+    assert {"teacher: attention weight (share of the centre)", "student: attention weight (share of the centre)"} <= set(
+        _colorbar_labels(fig))
+    with pytest.raises(ValueError, match="centres"):
+        viz.show_centre_attention(torch.rand(3, 16, 16), maps, grid_centres(3), grid=(2, 2), title="x")
+
+
+def test_show_faces_and_attention_matrices():
+    fig = viz.show_faces(torch.rand(3, 3, 16, 16), torch.rand(3, 5, 2), ["a", "b", "c"], title="faces", ncols=2)
+    assert fig._suptitle.get_text() == "faces" and {"a", "b", "c"} <= set(_titles(fig))
+    with pytest.raises(ValueError, match="landmarks"):
+        viz.show_faces(torch.rand(3, 3, 16, 16), torch.rand(3, 4, 2), title="x")
+    m = torch.softmax(torch.randn(4, 4), -1)
+    fig = viz.plot_attention_matrices({"A_T": m, "A_S": m.t()}, title="MSA", label="attention weight")
+    assert {"A_T", "A_S"} <= set(_titles(fig)) and "attention weight" in _colorbar_labels(fig)
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes if ax.get_title() in ("A_T", "A_S"))

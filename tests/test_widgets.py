@@ -454,3 +454,35 @@ def test_depth_explorer_picks_a_scene_and_shows_its_predictions_errors_and_atten
         render_depth_pick(4, images, truth, preds)
     with pytest.raises(ValueError, match="at least one prediction"):
         DepthExplorer(images, truth, {})
+
+
+def test_facial_distance_view_and_explorer():
+    from kdlab.methods.cafd import facial_distance_parts, grid_centres, template_landmarks
+    from kdlab.widgets import FacialDistanceExplorer, facial_distance_view, render_facial_distance
+
+    view = facial_distance_view("nose", 0.0, 1.9, 4)
+    euclid = facial_distance_parts(grid_centres(4), template_landmarks(), "nose", 0.0, 4)["euclid"]
+    assert np.allclose(view.distance.ravel(), euclid.numpy()) and view.counts.sum() == 16 and len(view.counts) == 4
+    assert np.allclose(view.anchor, template_landmarks()[2].numpy())
+    saturated = facial_distance_view("nose", 2.0, 1.9, 7)
+    assert saturated.counts[-1] > facial_distance_view("nose", 2.0, 3.0, 7).counts[-1]  # ratio 1.9 saturates
+    centre = facial_distance_view("image_centre", 1.0, 3.0, 4)
+    assert np.allclose(centre.anchor, [0.5, 0.5]) and len(centre.counts) == 7
+
+    explorer = FacialDistanceExplorer(image=torch.rand(3, 32, 32), gamma_face=1.0, pif_ratio=3.0, grid=4)
+    assert explorer.state()["anchor"] == "nose" and "from the nose on a 4x4" in explorer.figure._suptitle.get_text()
+    explorer.anchor.value = "left_eye"
+    explorer.gamma_face.value = 2.0
+    explorer.grid.value = 7
+    assert "left eye on a 7x7" in explorer.figure._suptitle.get_text()
+    titles = [ax.get_title() for ax in explorer.figure.axes]
+    used = int((facial_distance_view("left_eye", 2.0, 3.0, 7).counts > 0).sum())
+    assert f"{used} of 7 buckets used" in titles and "D = D~ + 2 (D_sal + D_rel)" in titles
+    explorer.pif_ratio.value = 1.9
+    assert any(t.endswith("of 4 buckets used") for t in [ax.get_title() for ax in explorer.figure.axes])
+    bars = [ax for ax in explorer.figure.axes if ax.get_label() == "<colorbar>"]
+    assert {"D (grid cells)", "PIF bucket I(D)"} <= {ax.get_ylabel() for ax in bars}
+    with pytest.raises(ValueError, match="anchor"):
+        render_facial_distance("chin", 1.0, 3.0, 4)
+    with pytest.raises(ValueError, match="gamma_face"):
+        FacialDistanceExplorer(gamma_face=9.0)

@@ -82,6 +82,7 @@ def test_unknown_key_and_bad_manifest(tmp_path):
 
 SEG_TEACHER_MIOU = 0.9
 DEPTH_TEACHER_ABS_REL, DEPTH_TEACHER_D1 = 0.23, 0.62
+FACE_TEACHER_VERIF_ACC, FACE_TEACHER_TAR = 0.95, 0.85
 
 
 @pytest.mark.parametrize("key", sorted(zoo.TEACHERS))
@@ -92,6 +93,11 @@ def test_shipped_teachers_verify(key):
         # notebook 05's CNN student (cpu profile, no KD) ends near AbsRel 0.27 and delta1 0.54 on its test scenes
         assert metrics["test_abs_rel"] <= DEPTH_TEACHER_ABS_REL and metrics["test_d1"] >= DEPTH_TEACHER_D1
         assert set(metrics) == {f"test_{name}" for name in DEPTH_METRICS}
+    elif zoo.teacher_info(key).get("task") == "face":
+        # verification on 3000 pairs of 50 held-out identities; notebook 04's CNN student (cpu profile, no KD) stays
+        # below this on its own pairs
+        assert metrics["test_verif_acc"] >= FACE_TEACHER_VERIF_ACC and metrics["test_tar_far1e-2"] >= FACE_TEACHER_TAR
+        assert {"test_verif_acc", "test_tar_far1e-2", "test_tar_far1e-3", "test_auc"} <= set(metrics)
     elif zoo.teacher_info(key).get("task") == "segmentation":
         # notebook 03's small segmenters stay well below this after their short training
         assert metrics["test_miou"] >= SEG_TEACHER_MIOU and metrics["test_pixel_acc"] >= 0.95
@@ -136,3 +142,24 @@ def test_a_depth_teacher_is_built_with_silog_and_scored_with_depth_metrics(tmp_p
     loaded = zoo._load("tiny_depth", tmp_path)
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(loaded(x), model(x)) and not loaded.training
+
+
+def test_a_face_teacher_is_trained_with_a_margin_head_and_scored_by_verification(tmp_path, monkeypatch):
+    recipe = zoo.TeacherRecipe("tiny_face", "face_swin",
+                               {"name": "faces", "n_train_ids": 6, "per_id": 4, "n_test_ids": 6, "test_per_id": 4,
+                                "n_pairs": 40, "img_size": 32, "seed": 5},
+                               epochs=1, lr=1e-3, batch_size=8,
+                               model_kwargs={"embed_dim": 8, "depths": [1, 1, 1], "num_heads": [1, 2, 2]})
+    monkeypatch.setitem(zoo.TEACHERS, "tiny_face", recipe)
+    model = zoo.build_teacher("tiny_face", tmp_path, progress=False)
+    entry = zoo.read_manifest(tmp_path)["tiny_face"]
+    assert entry["task"] == "face" and entry["num_classes"] is None
+    assert entry["identities"] == 6 and entry["embedding_dim"] == 128 and entry["img_size"] == 32
+    # 40 pairs: 20 different ones cannot measure a FAR of 1e-3 (nor 1e-2), so those are left out, never nan
+    assert set(entry["metrics"]) == {"test_verif_acc", "test_verif_acc_std", "test_auc"}
+    assert 0.0 <= entry["metrics"]["test_verif_acc"] <= 1.0
+    x = torch.rand(3, 3, 32, 32)
+    assert model(x).shape == (3, 128), "a face teacher ships as an embedder (the margin head is dropped)"
+    loaded = zoo._load("tiny_face", tmp_path)
+    assert torch.equal(loaded(x), model.eval()(x)) and not loaded.training
+    assert zoo.check_teacher("tiny_face", tmp_path) is None

@@ -1,5 +1,7 @@
 """One file per paper: a pure loss function, the modules it needs, and a thin Distiller subclass."""
 from .base import Distiller, Supervised
+from .cafd import (CAFD, URFM, ArcFace, CosFace, FaceKD, MarginSupervised, PromptedSwin, SharedMSA, cafd_losses,
+                   facial_distance_parts, facial_structure_distance, margin_head, piecewise_index)
 from .cskd import (CSKD, DeiTHard, alpha_at_progress, alpha_schedule, cskd_loss, cskd_targets,
                    dense_and_global_logits, dense_teacher_logits, distilled_vit_logits)
 from .disdepth import (DepthSupervised, DisDepth, FeatureAcclimation, LocalGlobalConv, LossAttention,
@@ -12,6 +14,8 @@ from .swtat import (PatchMergingTaTLoss, SWTaT, SWTaTLoss, SWTaTSeg, TaT, TaTEmb
                     window_reverse, window_tat_loss)
 
 __all__ = [
+    "ArcFace", "CAFD", "CosFace", "FaceKD", "MarginSupervised", "PromptedSwin", "SharedMSA", "URFM", "cafd_losses",
+    "facial_distance_parts", "facial_structure_distance", "margin_head", "piecewise_index",
     "CSKD", "DeiTHard", "DepthSupervised", "DisDepth", "Distiller", "FeatureAcclimation", "LocalGlobalConv",
     "LossAttention", "FitNet", "KD", "OFA", "PatchMergingTaTLoss", "SWTaT", "SWTaTLoss", "SWTaTSeg",
     "Supervised", "TaT", "TaTEmbedding", "TaTPatchGroup",

@@ -777,6 +777,64 @@ class MarginSupervised(Distiller):
         return self.head(emb), {"margin": F.cross_entropy(self.head(emb, y), y)}
 
 
+FACE_KD_KINDS = ("embedding", "feature")
+
+
+class FaceKD(MarginSupervised):
+    r"""The classic face-KD baselines next to CAFD: the student's margin loss plus one imitation term
+    [our choice of the two standard forms; the paper's baseline list is unverified, spec §4].
+
+    * ``kind="embedding"``: $\lambda\,\mathrm{mean}_b\big(1 - \cos(e^S_b, e^T_b)\big)$, the student's embedding
+      pulled towards the frozen teacher's (the face-recognition form of logit KD: the teacher's classifier was
+      trained on other identities, so its embedding, not its logits, is what transfers). A linear projector
+      maps $E_S\to E_T$ when the widths differ.
+    * ``kind="feature"``: FitNet-style $\lambda\,\mathrm{MSE}\big(W * F^S, F^T\big)$ between the student's last
+      map $F^S$ (B, C_S, h, w) through a 1x1 conv $W$ and the teacher's last-stage tokens as a map (B, C_K, h, w),
+      resized to the student's grid when they differ ("feature MSE", the plain cross-architecture feature KD).
+
+    ``teacher`` is a frozen face embedder with timm's split (:func:`kdlab.models.face.face_swin`); the terms are
+    ``"margin"`` and ``"kd"`` (already weighted). ``predict`` / :meth:`embed` as :class:`MarginSupervised`.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, num_classes: int, kind: str = "embedding",
+                 weight: float = 1.0, margin: str = "cosface", s: float | None = None, m: float | None = None,
+                 img_size: int | None = None, in_chans: int = 3) -> None:
+        _check_choice("kind", kind, FACE_KD_KINDS)
+        check_loss_weights(weight=weight)
+        size = _img_size(img_size, student, teacher)
+        super().__init__(student, num_classes, margin, s, m, size, in_chans)
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.kind, self.weight = kind, float(weight)
+        if kind == "embedding":
+            e_s, e_t = _embedding_width(student, size, in_chans), _embedding_width(teacher, size, in_chans)
+            self.projector = nn.Identity() if e_s == e_t else nn.Linear(e_s, e_t)
+        else:
+            c_s, _ = _check_student(student, size, in_chans)
+            t_map = dry_run(teacher, lambda x: self._teacher_map(x), size, in_chans, batch=2)
+            self.projector = nn.Conv2d(c_s, t_map.shape[1], 1)
+
+    def _teacher_map(self, x: Tensor) -> Tensor:
+        tokens = self.teacher.forward_features(x)  # timm Swin: (B, h, w, C)
+        return tokens.permute(0, 3, 1, 2) if tokens.ndim == 4 else tokens
+
+    def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.kind == "embedding":
+            emb = self.student(x)
+            with torch.no_grad():
+                target = self.teacher(x)
+            kd = (1 - F.cosine_similarity(self.projector(emb), target, dim=1)).mean()
+        else:
+            fmap = self.student.forward_features(x)
+            emb = self.student.forward_head(fmap)
+            with torch.no_grad():
+                target = self._teacher_map(x)
+            pred = self.projector(fmap)
+            if target.shape[-2:] != pred.shape[-2:]:
+                target = F.interpolate(target, size=pred.shape[-2:], mode="bilinear", align_corners=False)
+            kd = F.mse_loss(pred, target)
+        return self.head(emb), {"margin": F.cross_entropy(self.head(emb, y), y), "kd": self.weight * kd}
+
+
 class CAFD(Distiller):
     r"""CAFD: margin loss on the student + $\lambda_A\mathcal{L}_{Attn}$ + $\lambda_F\mathcal{L}_{Feat}$ +
     $\lambda_T\mathcal{L}^{aux}_{margin}$ (teacher side), spec §2.6-2.7.

@@ -256,3 +256,5 @@ def _as_labels(scores: Tensor, target: Tensor, num_classes: int) -> Tensor:
 
 from .depth import (DEPTH_METRICS, HIGHER_IS_BETTER, SCENES_RANGE, DepthMetricAccumulator, depth_metrics,  # noqa: E402, F401
                     scenes_depth_metrics)
+from .verification import (FoldAccuracy, pair_similarity, roc_auc, roc_curve, tar_at_far,  # noqa: E402, F401
+                           verification_accuracy, verification_metrics, verification_summary)

@@ -232,6 +232,22 @@ def verification_metrics(embeddings: Tensor, pairs: Tensor, same: Tensor, n_fold
     }
 
 
+def verification_summary(embeddings: Tensor, pairs: Tensor, same: Tensor, n_folds: int = 10) -> dict[str, float]:
+    """:func:`verification_metrics` under flat names for tables and manifests, only the measurable ones::
+
+        {"verif_acc", "verif_acc_std", "tar_far1e-2", "tar_far1e-3", "auc"}
+
+    A TAR whose FAR cannot be measured on this many different pairs (``far * n_different < 1``: 1e-3 needs
+    1000) is left out rather than reported as ``nan``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = verification_metrics(embeddings, pairs, same, n_folds)
+    out = {"verif_acc": m["acc"], "verif_acc_std": m["acc_std"], "tar_far1e-2": m["tar@far=1e-2"],
+           "tar_far1e-3": m["tar@far=1e-3"], "auc": m["auc"]}
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
 # ---------------------------------------------------------------------------------------------- checks
 
 
@@ -263,4 +279,4 @@ def _check_folds(n: int, n_folds: object) -> None:
 
 
 __all__ = ["FoldAccuracy", "best_threshold", "fold_slices", "pair_similarity", "roc_auc", "roc_curve",
-           "tar_at_far", "verification_accuracy", "verification_metrics"]
+           "tar_at_far", "verification_accuracy", "verification_metrics", "verification_summary"]

@@ -22,11 +22,20 @@ depth_student  cnn      depth (DisDepth's CNN student, :func:`kdlab.models.depth
                         encoder 16/24/48/96, simple decoder, AdaBins-style bins head (~0.43 M)
 depth_teacher_swin swin depth (DisDepth's Transformer teacher, :func:`kdlab.models.depth.depth_teacher`):
                         Swin patch 4, window 4, embed 48, depths 2/2/2, same decoder style (~1.36 M)
+face_cnn       cnn      face (CAFD's CNN student, :class:`kdlab.models.face.MobileFaceNet`): MobileFaceNet-style,
+                        stem 32, bottleneck widths 48/64/96, GDC head -> 128-d embedding (~0.13 M)
+face_swin      swin     face (CAFD's Transformer teacher, :func:`kdlab.models.face.face_swin`): Swin patch 4,
+                        window 4, embed 48, depths 2/2/2, avg pool -> Linear -> BN -> 128-d embedding (~0.9 M)
 ============= ======== ====================================================================
 
 Depth models (task ``depth``) output (B, 1, H, W) metric depth; ``num_classes`` is ignored and they are
 sized for 64x64 inputs: build them with ``create("depth_student", img_size=64)`` (the Swin teacher only
 accepts the ``img_size`` it was built for).
+
+Face models (task ``face``) output (B, E) **embeddings**, not logits: ``num_classes`` is the embedding width E
+(default 128); identities are scored by a margin head (:class:`kdlab.methods.cafd.MarginSupervised`) in
+training and by cosine similarity in verification. Build them at the face size, e.g.
+``create("face_cnn", img_size=64)`` (both only accept the ``img_size`` they were built for).
 
 :func:`list_models` lists the classification models unless asked for another ``task``.
 """
@@ -45,7 +54,7 @@ from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
 FAMILIES = ("cnn", "vit", "swin", "mixer")
-TASKS = ("classification", "segmentation", "depth")
+TASKS = ("classification", "segmentation", "depth", "face")
 SEG_NUM_CLASSES = 11
 """Default pixel classes of the segmentation models: background + the 10 shape classes (``kdlab.data.shapes``
 masks store 0 on background and 1 + k on an object of class k)."""
@@ -189,6 +198,18 @@ def _depth_teacher_swin(num_classes: int, img_size: int, in_chans: int, **kwargs
     return depth_teacher("swin", img_size, in_chans, **kwargs)
 
 
+def _face_cnn(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
+    from .face import MobileFaceNet  # face.py imports this module (create)
+
+    return MobileFaceNet(num_classes, img_size, in_chans, **kwargs)
+
+
+def _face_swin(num_classes: int, img_size: int, in_chans: int, **kwargs) -> nn.Module:
+    from .face import face_swin
+
+    return face_swin(num_classes, img_size, in_chans, **kwargs)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registry entry: the family, the builder, its default keywords, the task and the default class count."""
@@ -214,11 +235,14 @@ MODELS: dict[str, ModelSpec] = {
                                task="segmentation", num_classes=SEG_NUM_CLASSES),
     "depth_student": ModelSpec("cnn", _depth_student, task="depth", num_classes=1),
     "depth_teacher_swin": ModelSpec("swin", _depth_teacher_swin, task="depth", num_classes=1),
+    "face_cnn": ModelSpec("cnn", _face_cnn, task="face", num_classes=128),
+    "face_swin": ModelSpec("swin", _face_swin, task="face", num_classes=128),
 }
 
 
 def list_models(task: str | None = "classification") -> list[str]:
-    """Names accepted by :func:`create` for ``task`` (``classification``, ``segmentation``, ``depth``; ``None``: all)."""
+    """Names accepted by :func:`create` for ``task`` (``classification``, ``segmentation``, ``depth``, ``face``;
+    ``None``: all)."""
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)} or None")
     return sorted(name for name, spec in MODELS.items() if task is None or spec.task == task)
@@ -229,7 +253,7 @@ def create(name: str, num_classes: int | None = None, img_size: int = 32, in_cha
     """Build registry model ``name`` with freshly initialised weights (never pretrained, never downloaded).
 
     ``num_classes`` defaults to the model's (10 for classification, :data:`SEG_NUM_CLASSES` for
-    segmentation; depth models ignore it). ``overrides`` replace the registry defaults, e.g. ``create("vit", depth=6, embed_dim=128)``.
+    segmentation, the embedding width 128 for face models; depth models ignore it). ``overrides`` replace the registry defaults, e.g. ``create("vit", depth=6, embed_dim=128)``.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models(None))}")
