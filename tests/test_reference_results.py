@@ -146,3 +146,16 @@ def test_swtat_reference_shows_what_the_notebook_says_it_shows():
     for loss in ("window", "shifted window"):
         assert at64[loss]["speedup"] >= 10 and at64[loss]["mem_saving"] >= 10, at64[loss]
     assert swtat["seg_teacher_miou"] > 0.95
+
+
+def test_disdepth_reference_shows_what_the_notebook_says_it_shows():
+    """The statements of 05_disdepth's reference paragraph, from its 3-seed run."""
+    disdepth = json.loads((DATA_DIR / "results" / "05_disdepth.json").read_text())["metrics"]
+    per_seed = disdepth["abs_rel_per_seed"]
+    means = {row: statistics.mean(values) for row, values in per_seed.items()}
+    assert 0.0035 < statistics.stdev(per_seed["no KD"]) < 0.0045
+    for row in ("+ LGConv", "+ feature-MSE KD", "DisDepth"):
+        assert abs(means[row] - means["no KD"]) < 0.002, row
+    assert all(g < n for g, n in zip(per_seed["+ ghost-decoder KD"], per_seed["no KD"]))
+    assert disdepth["paired_vs_no_kd"]["DisDepth"]["better_on"] == 2
+    assert disdepth["teacher_metrics"]["abs_rel"] < disdepth["ghost_metrics"]["abs_rel"] < means["no KD"]
