@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .tensors import Index, _as_index, _check_images
+from .tensors import Index, _as_index, _check_images, split_indices
 
 DEPTH_RANGE: tuple[float, float] = (0.5, 10.0)
 """Generated depth is clamped to this range in metres (NYU-Depth-V2-like)."""
@@ -184,17 +184,8 @@ class DepthSet:
     def split(self, size: float | int, seed: int = 0) -> tuple[DepthSet, DepthSet]:
         """Shuffle deterministically from ``seed`` and cut into ``(first, rest)``; ``size`` is a fraction
         in ``(0, 1)`` of N (rounded) or a count in ``[0, N]``."""
-        n = len(self)
-        if isinstance(size, bool) or not isinstance(size, (int, float)):
-            raise ValueError(f"size must be a fraction in (0, 1) or an int count, got {size!r}")
-        if isinstance(size, float):
-            if not 0.0 < size < 1.0:
-                raise ValueError(f"a fractional size must be in (0, 1), got {size!r}")
-            size = round(size * n)
-        if not 0 <= size <= n:
-            raise ValueError(f"size must be a count in [0, {n}], got {size!r}")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        return self.subset(order[:size]), self.subset(order[size:])
+        first, rest = split_indices(len(self), size, seed)
+        return self.subset(first), self.subset(rest)
 
     def to(self, device: str | torch.device) -> DepthSet:
         """The same set with every tensor on ``device``."""

@@ -109,17 +109,8 @@ class ImageSet:
             size: the first part's size: a fraction in ``(0, 1)`` of ``N`` (rounded) or a count in ``[0, N]``.
             seed: the same seed gives the same split.
         """
-        n = len(self)
-        if isinstance(size, bool) or not isinstance(size, (int, float)):
-            raise ValueError(f"size must be a fraction in (0, 1) or an int count, got {size!r}")
-        if isinstance(size, float):
-            if not 0.0 < size < 1.0:
-                raise ValueError(f"a fractional size must be in (0, 1), got {size!r}")
-            size = round(size * n)
-        if not 0 <= size <= n:
-            raise ValueError(f"size must be a count in [0, {n}], got {size!r}")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        return self.subset(order[:size]), self.subset(order[size:])
+        first, rest = split_indices(len(self), size, seed)
+        return self.subset(first), self.subset(rest)
 
     def to(self, device: str | torch.device) -> ImageSet:
         """The same set with every tensor on ``device``."""
@@ -136,6 +127,21 @@ def _check_images(x: object) -> None:
         lo, hi = torch.aminmax(x)
         if not (lo >= 0 and hi <= 1):
             raise ValueError(f"x must hold values in [0, 1] (kdlab never normalises data), got [{lo:.4g}, {hi:.4g}]")
+
+
+def split_indices(n: int, size: float | int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """A deterministic shuffle of ``range(n)`` from ``seed``, cut into ``(first, rest)``; ``size`` is a fraction in
+    ``(0, 1)`` of ``n`` (rounded) or a count in ``[0, n]``. Behind every data set's ``split``."""
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        raise ValueError(f"size must be a fraction in (0, 1) or an int count, got {size!r}")
+    if isinstance(size, float):
+        if not 0.0 < size < 1.0:
+            raise ValueError(f"a fractional size must be in (0, 1), got {size!r}")
+        size = round(size * n)
+    if not 0 <= size <= n:
+        raise ValueError(f"size must be a count in [0, {n}], got {size!r}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[:size], order[size:]
 
 
 def _check_labels(y: object, x: Tensor, num_classes: int) -> None:
