@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checks import check_int, replace_fields
 from .tensors import ImageSet, Index, _as_index
 
 TEMPLATE = torch.tensor([
@@ -166,11 +167,7 @@ class FaceStyle:
 
     def replace(self, **overrides) -> "FaceStyle":
         """A copy with some fields replaced; unknown names raise ``ValueError``."""
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown FaceStyle field(s) {unknown}; valid: {sorted(names)}")
-        return replace(self, **overrides)
+        return replace_fields(self, **overrides)
 
 
 DEFAULT_STYLE = FaceStyle()
@@ -635,9 +632,9 @@ def faces_splits(n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
     """
     for arg, value, lo in (("n_train_ids", n_train_ids, 1), ("n_test_ids", n_test_ids, 2), ("per_id", per_id, 1),
                            ("n_pairs", n_pairs, 0)):
-        _check_int(value, arg, lo)
+        check_int(value, arg, lo)
     test_per_id = per_id if test_per_id is None else test_per_id
-    _check_int(test_per_id, "test_per_id", 2 if n_pairs else 1)
+    check_int(test_per_id, "test_per_id", 2 if n_pairs else 1)
     _check_seed(seed, "seed")
     g = torch.Generator().manual_seed(seed)
     train_ids = torch.arange(n_train_ids).repeat_interleave(per_id)
@@ -672,7 +669,7 @@ def make_pairs(labels: Tensor, n_pairs: int, *, seed: int = 0) -> tuple[Tensor, 
     if not isinstance(labels, Tensor) or labels.ndim != 1 or labels.is_floating_point() or labels.dtype == torch.bool:
         got = f"{tuple(labels.shape)} {labels.dtype}" if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be a 1-D integer tensor, got {got}")
-    _check_int(n_pairs, "n_pairs", 2)
+    check_int(n_pairs, "n_pairs", 2)
     _check_seed(seed, "seed")
     labels = labels.cpu().long()
     n = len(labels)
@@ -789,7 +786,7 @@ def load_face_folder(root: str | Path, pairs_file: str | Path | None = None, img
     if not root.is_dir():
         raise FileNotFoundError(f"face folder {root} not found (expected one sub-folder of images per identity)")
     if img_size is not None:
-        _check_int(img_size, "img_size", 8)
+        check_int(img_size, "img_size", 8)
     people: list[str] = []
     files: list[Path] = []
     labels: list[int] = []
@@ -877,19 +874,12 @@ def _read_pairs(path: Path, index: dict[tuple[str, str], int], people: set[str])
 # ---------------------------------------------------------------------------------------------- checks
 
 
-def _check_int(value: object, name: str, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
-
-
 def _check_seed(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    check_int(value, name, 0)
 
 
 def _check_img_size(img_size: object) -> None:
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 32:
-        raise ValueError(f"img_size must be an int >= 32, got {img_size!r}")
+    check_int(img_size, "img_size", 32)
 
 
 def _check_identities(identities: object) -> Tensor:

@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_int
 from .tensors import Index, _as_index, _check_images, split_indices
 
 DEPTH_RANGE: tuple[float, float] = (0.5, 10.0)
@@ -785,18 +786,15 @@ def load_depth_folder(root: str | Path, *, size: int | tuple[int, int] | None = 
 
 
 def _check_count(n: object, what: str) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{what} must be a positive int, got {n!r}")
+    check_int(n, what, 1)
 
 
 def _check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int(seed, "seed", 0)
 
 
 def _check_img_size(img_size: object) -> None:
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 8:
-        raise ValueError(f"img_size must be an int >= 8, got {img_size!r}")
+    check_int(img_size, "img_size", 8)
 
 
 def _check_range(depth_range: object) -> tuple[float, float]:

@@ -21,12 +21,13 @@ keyword overrides replace single levers::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import replace_fields
 from .tensors import ImageSet
 
 CLASSES: tuple[str, ...] = (
@@ -107,11 +108,7 @@ class ShapeStyle:
 
     def replace(self, **overrides) -> "ShapeStyle":
         """A copy with some fields replaced; unknown names raise ``ValueError``."""
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown ShapeStyle field(s) {unknown}; valid: {sorted(names)}")
-        return replace(self, **overrides)
+        return replace_fields(self, **overrides)
 
 
 EASY = ShapeStyle(clutter=0.0, distractors=0, rotation=0.0, size=(0.55, 0.8), contrast=1.0, noise=0.0)
