@@ -163,3 +163,11 @@ def test_a_face_teacher_is_trained_with_a_margin_head_and_scored_by_verification
     loaded = zoo._load("tiny_face", tmp_path)
     assert torch.equal(loaded(x), model.eval()(x)) and not loaded.training
     assert zoo.check_teacher("tiny_face", tmp_path) is None
+
+
+def test_every_registry_task_knows_how_its_teachers_train_and_score():
+    from kdlab.models.registry import TASKS
+
+    tasks = zoo.teacher_tasks()
+    assert set(tasks) == set(TASKS)
+    assert [name for name, task in tasks.items() if not task.model_classes] == ["face"]

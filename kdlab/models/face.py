@@ -151,5 +151,4 @@ def face_swin(embedding_dim: int = 128, img_size: int = 64, in_chans: int = 3, *
         fc = model.head.fc
         model.head.fc = nn.Sequential(nn.Linear(fc.in_features, embedding_dim, bias=False),
                                       nn.BatchNorm1d(embedding_dim))
-    model.embed_dim_out = embedding_dim
     return model

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -175,20 +175,62 @@ def check_teacher(key: str, root: Path | None = None) -> str | None:
     return None
 
 
-def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", progress: bool = True) -> nn.Module:
-    """Train teacher ``key`` from its recipe, save it into ``root`` and record it in the manifest.
+@dataclass(frozen=True)
+class TeacherTask:
+    """How the zoo trains and scores the teachers of one registry task.
 
-    Defaults to the CPU so the shipped weights are reproducible; pass ``device="auto"`` to use a GPU. Face embedders
-    (registry task ``face``) train with a :data:`FACE_MARGIN` head over the training identities (dropped afterwards)
-    and are scored by verification on the test set's pairs (``test_verif_acc``, ``test_tar_far1e-2``, ...; the
-    manifest's ``num_classes`` is then ``None`` and ``identities`` / ``embedding_dim`` say what they were).
+    ``objective(model, num_classes)`` wraps the model in what :func:`kdlab.train.fit` trains, ``fit_metrics`` is
+    logged per epoch, ``score(model, test, device)`` gives the manifest's ``test_*`` metrics, ``model_classes`` says
+    whether ``num_classes`` is the model's output width (a face embedder's is its embedding width instead) and
+    ``extras(objective, num_classes)`` adds task-specific manifest keys.
     """
-    from ..data import load_dataset, standard_augment
+
+    objective: Callable[[nn.Module, int | None], nn.Module]
+    fit_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+    score: Callable[[nn.Module, Any, torch.device], dict[str, float]]
+    model_classes: bool = True
+    extras: Callable[[nn.Module, int | None], dict[str, Any]] = lambda objective, num_classes: {}
+
+
+def teacher_tasks() -> dict[str, TeacherTask]:
+    """Registry task -> :class:`TeacherTask` (built on call: the methods import the models package)."""
     from ..methods.base import Supervised
     from ..methods.cafd import MarginSupervised
     from ..methods.disdepth import DepthSupervised
     from ..metrics import scenes_depth_metrics, segmentation_metrics, verification_summary
-    from ..train import classification_metrics, evaluate, fit, predict
+    from ..train import classification_metrics, evaluate, predict
+
+    def scored_by(metrics):
+        return lambda model, test, device: evaluate(model, test, metrics=metrics, device=device)
+
+    def verification(model, test, device):  # cosine of the embeddings over pairs of held-out identities
+        return verification_summary(predict(model, test.x, device=device), test.pairs, test.same)
+
+    return {
+        "classification": TeacherTask(lambda model, _: Supervised(model), classification_metrics,
+                                      scored_by(classification_metrics)),
+        "segmentation": TeacherTask(lambda model, _: Supervised(model), segmentation_metrics,
+                                    scored_by(segmentation_metrics)),
+        "depth": TeacherTask(lambda model, _: DepthSupervised(model), scenes_depth_metrics,
+                             scored_by(scenes_depth_metrics)),
+        "face": TeacherTask(lambda model, identities: MarginSupervised(model, identities, **FACE_MARGIN),
+                            classification_metrics, verification, model_classes=False,
+                            extras=lambda objective, identities: {"identities": identities,
+                                                                  "embedding_dim": objective.head.embed_dim}),
+    }
+
+
+def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", progress: bool = True) -> nn.Module:
+    """Train teacher ``key`` from its recipe, save it into ``root`` and record it in the manifest.
+
+    Defaults to the CPU so the shipped weights are reproducible; pass ``device="auto"`` to use a GPU. How a teacher
+    trains and is scored depends on its registry task (:func:`teacher_tasks`): face embedders (task ``face``) train
+    with a :data:`FACE_MARGIN` head over the training identities (dropped afterwards) and are scored by
+    verification on the test set's pairs (``test_verif_acc``, ``test_tar_far1e-2``, ...; the manifest's
+    ``num_classes`` is then ``None`` and ``identities`` / ``embedding_dim`` say what they were).
+    """
+    from ..data import load_dataset, standard_augment
+    from ..train import fit
 
     recipe = _recipe(key)
     root = Path(root or shipped_dir())
@@ -196,25 +238,19 @@ def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", pr
     device = pick_device(device)
     seed_everything(recipe.seed)
     train, test = load_dataset(**recipe.data)
-    metric_fn = {"segmentation": segmentation_metrics, "depth": scenes_depth_metrics}.get(train.task,
-                                                                                         classification_metrics)
+    task_name = MODELS[recipe.model].task
+    task = teacher_tasks()[task_name]
     num_classes = getattr(train, "num_classes", None)  # depth sets have none (the model predicts metres)
-    face = MODELS[recipe.model].task == "face"  # an embedder: num_classes is its embedding width, not the identities
-    task = "face" if face else train.task
-    model = create(recipe.model, num_classes=None if face else num_classes, img_size=train.x.shape[-1],
-                   **recipe.model_kwargs)
-    distiller = (MarginSupervised(model, num_classes, **FACE_MARGIN) if face
-                 else DepthSupervised(model) if train.task == "depth" else Supervised(model))
+    model_classes = num_classes if task.model_classes else None
+    model = create(recipe.model, num_classes=model_classes, img_size=train.x.shape[-1], **recipe.model_kwargs)
+    objective = task.objective(model, num_classes)
     start = time.perf_counter()
-    fit(distiller, train, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
+    fit(objective, train, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
         warmup_epochs=recipe.warmup_epochs, weight_decay=recipe.weight_decay, seed=recipe.seed,
-        augment=standard_augment() if recipe.augment else None, metrics=metric_fn, device=device,
+        augment=standard_augment() if recipe.augment else None, metrics=task.fit_metrics, device=device,
         progress=progress, desc=f"teacher {key}")
     train_time = time.perf_counter() - start
-    if face:  # verification on pairs of held-out identities, cosine of the embeddings
-        metrics = verification_summary(predict(model, test.x, device=device), test.pairs, test.same)
-    else:
-        metrics = evaluate(model, test, metrics=metric_fn, device=device)
+    metrics = task.score(model, test, device)
     model.cpu().eval()
     path = root / f"{key}.safetensors"
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
@@ -226,11 +262,10 @@ def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", pr
         "sha256": sha256_file(path),
         "recipe": recipe.as_dict(),
         "recipe_hash": recipe.hash,
-        "task": task,
+        "task": task_name,
         "metrics": {f"test_{name}": round(value, 4) for name, value in metrics.items()},
-        "num_classes": None if face else num_classes,
-        **({"identities": num_classes, "embedding_dim": model.embed_dim_out if hasattr(model, "embed_dim_out")
-            else model.embed_dim} if face else {}),
+        "num_classes": model_classes,
+        **task.extras(objective, num_classes),
         "img_size": train.x.shape[-1],
         "params": count_parameters(model),
         "train_time_s": round(train_time, 1),
