@@ -2,7 +2,7 @@
 
     python -m kdlab env
     python -m kdlab teachers list | verify | build [KEY ...]
-    python -m kdlab run 00_primer [--profile cpu] [--out build] [-p TEMPERATURE=2]
+    python -m kdlab run 00_primer [--profile cpu] [--out build] [-p TEMPERATURE=2] [--cell-timeout 1800]
     python -m kdlab run --all
     python -m kdlab reference 00_primer                    # declared long run -> data/results/00_primer.json
     python -m kdlab bench models | data | ofa [--student vit --teacher cnn_small]
@@ -53,14 +53,19 @@ def parse_parameters(pairs: list[str]) -> dict[str, object]:
     return params
 
 
-def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, object], html: bool) -> Path:
-    """Run one notebook with papermill into ``out_dir`` (and export HTML); return the executed notebook path."""
+def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, object], html: bool,
+                     cell_timeout: float | None = None) -> Path:
+    """Run one notebook with papermill into ``out_dir`` (and export HTML); return the executed notebook path.
+
+    ``cell_timeout`` (seconds, ``None`` or 0 = no limit) fails a cell that runs longer, so a stalled kernel ends
+    the run with an error instead of hanging it.
+    """
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     papermill.execute_notebook(str(path), str(output), parameters=parameters, cwd=str(path.parent),
-                               kernel_name="python3", progress_bar=False)
+                               kernel_name="python3", progress_bar=False, execution_timeout=cell_timeout or None)
     if html:
         from nbconvert import HTMLExporter
 
@@ -74,7 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for path in notebook_paths(args.notebooks, args.all):
         start = time.perf_counter()
         print(f"running {path.name} with {parameters} ...", flush=True)
-        output = execute_notebook(path, Path(args.out), parameters, html=not args.no_html)
+        output = execute_notebook(path, Path(args.out), parameters, html=not args.no_html,
+                                  cell_timeout=args.cell_timeout)
         print(f"  done in {time.perf_counter() - start:.0f} s -> {output}", flush=True)
     return 0
 
@@ -90,7 +96,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
         parameters["SAVE_REFERENCE"] = True
         start = time.perf_counter()
         print(f"reference run of {path.name} with {parameters} ...", flush=True)
-        execute_notebook(path, Path(args.out), parameters, html=True)
+        execute_notebook(path, Path(args.out), parameters, html=True, cell_timeout=args.cell_timeout)
         print(f"{path.name}: reference run done in {time.perf_counter() - start:.0f} s")
     return 0
 
@@ -147,6 +153,18 @@ def format_table(rows: list[dict[str, object]]) -> str:
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in cells)
 
 
+RUN_CELL_TIMEOUT_S = 1800
+"""``run``'s default per-cell limit: three times the whole ``cpu`` budget of a notebook, so only a stalled kernel
+(seen rarely with widget cells when several kernels share two cores) reaches it."""
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kdlab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,10 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="build", help="output folder (default: build)")
     run.add_argument("--no-html", action="store_true", help="skip the HTML export")
     run.add_argument("-p", "--parameter", action="append", default=[], help="NAME=VALUE for the parameters cell")
+    run.add_argument("--cell-timeout", type=_seconds, default=RUN_CELL_TIMEOUT_S,
+                     help=f"fail a cell that runs longer (seconds; 0 = no limit; default {RUN_CELL_TIMEOUT_S})")
 
     ref = sub.add_parser("reference", help="the declared long run of a notebook -> data/results/<notebook>.json")
     ref.add_argument("notebooks", nargs="+")
     ref.add_argument("--out", default="build/reference")
+    ref.add_argument("--cell-timeout", type=_seconds, default=0,
+                     help="fail a cell that runs longer (seconds; default 0 = no limit: reference cells train for long)")
 
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
     teachers.add_argument("action", choices=["list", "verify", "build"])

@@ -1,6 +1,6 @@
 import pytest
 
-from kdlab.__main__ import build_parser, main, notebook_paths, parse_parameters
+from kdlab.__main__ import RUN_CELL_TIMEOUT_S, build_parser, execute_notebook, main, notebook_paths, parse_parameters
 
 
 def test_env_prints_the_report(capsys):
@@ -38,3 +38,23 @@ def test_bad_commands_exit_with_usage():
         build_parser().parse_args(["teachers", "burn"])
     with pytest.raises(SystemExit):
         build_parser().parse_args([])
+
+
+def test_cell_timeout_defaults_and_rejects_negative_seconds():
+    parser = build_parser()
+    assert parser.parse_args(["run", "00_primer"]).cell_timeout == RUN_CELL_TIMEOUT_S
+    assert parser.parse_args(["run", "00_primer", "--cell-timeout", "0"]).cell_timeout == 0
+    assert parser.parse_args(["reference", "00_primer"]).cell_timeout == 0  # reference cells train for long
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "00_primer", "--cell-timeout", "-5"])
+
+
+def test_a_stalled_cell_fails_the_run_instead_of_hanging_it(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(60)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "stall.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(Exception, match="(?i)timed? ?out"):
+        execute_notebook(path, tmp_path / "out", {}, html=False, cell_timeout=2)
