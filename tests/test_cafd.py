@@ -570,6 +570,22 @@ def test_face_kd_baselines_train_the_student_only_and_vanish_when_the_student_ma
             distiller.projector(distiller.student.forward_features(x)), target).item(), rel_tol=1e-5)
 
 
+def test_face_kd_reads_a_cnn_teachers_map_as_it_is_for_the_homologous_check():
+    from kdlab.methods.cafd import FaceKD
+
+    torch.manual_seed(0)
+    teacher = MobileFaceNet(embed_dim=16, img_size=32, stem_width=8, widths=(24, 48), depths=(1, 1),
+                            num_features=40).eval()  # a (B, 40, 4, 4) map, channels first
+    distiller = FaceKD(tiny_student(), teacher, 5, kind="feature").train()
+    assert distiller.projector.in_channels == 32 and distiller.projector.out_channels == 40
+    x, y = batch()
+    _, terms = distiller(x, y)
+    with torch.no_grad():
+        target = teacher.forward_features(x)
+    assert math.isclose(terms["kd"].item(), F.mse_loss(distiller.projector(distiller.student.forward_features(x)),
+                                                       target).item(), rel_tol=1e-5)
+
+
 def test_face_kd_rejects_bad_options():
     from kdlab.methods.cafd import FaceKD
 
@@ -592,12 +608,15 @@ def test_face_swin_normalises_its_embedding_and_the_registry_builds_both_face_mo
 
 
 def test_cafd_recipe_rebuilds_from_knobs_and_sizes_the_profiles():
+    from kdlab.models.zoo import TEACHERS
     from kdlab.recipes import RECIPES, REFERENCE, cafd_recipe
 
-    assert RECIPES["04_cafd_face"] is cafd_recipe and "04_cafd_face" not in REFERENCE
+    assert RECIPES["04_cafd_face"] is cafd_recipe and REFERENCE["04_cafd_face"] == {"profile": "cpu", "n_seeds": 3}
     recipe = cafd_recipe("cpu", seed=3, gamma_face=0.5, num_prompts=2)
     assert RECIPES["04_cafd_face"](**recipe["knobs"]) == recipe and recipe["seeds"] == [3]
     assert recipe["data"]["seed"] == 3 and recipe["cafd"]["gamma_face"] == 0.5 and recipe["cafd"]["num_prompts"] == 2
+    assert TEACHERS[recipe["teacher"]].model == "face_swin"
+    assert TEACHERS[recipe["homologous_teacher"]].model == "face_cnn"
     assert recipe["cafd"]["acclimation"] == pytest.approx(1 / recipe["student"]["fit"]["epochs"], abs=1e-4)
     smoke, gpu = cafd_recipe("smoke"), cafd_recipe("gpu")
     assert smoke["data"]["n_pairs"] < recipe["data"]["n_pairs"] and len(gpu["seeds"]) == 3

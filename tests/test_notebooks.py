@@ -149,9 +149,9 @@ def check_disdepth(rec: dict) -> None:
 
 
 def check_cafd(rec: dict) -> None:
-    """Smoke-sized: every row trains and verifies above chance, the shipped teacher verifies well with and without
-    prompts, APT moves only the prompts, phase A keeps the alignment losses off, and the spec's checks of the PIF and
-    the facial distance hold in the notebook."""
+    """Smoke-sized: every row trains and verifies above chance, the shipped teachers verify well (the Swin with and
+    without prompts), the homologous check compares gains on the same seeds, APT moves only the prompts, phase A
+    keeps the alignment losses off, and the spec's checks of the PIF and the facial distance hold in the notebook."""
     rows = ["no KD", "embedding KD", "feature MSE", "CAFD without APT", "CAFD without facial distance", "CAFD"]
     assert rec["rows"] == rows and set(rec["verification"]) == set(rows)
     for row, m in rec["verification"].items():
@@ -179,6 +179,11 @@ def check_cafd(rec: dict) -> None:
     assert rec["params"]["teacher"] > 5 * rec["params"]["student"]
     assert set(rec["centroid_distance"]) == {"before training", "after training"}
     assert rec["retrain_runs"] == 3, "the retrain panel ran once with the defaults and twice in solution 3"
+    assert rec["cnn_teacher_verification"]["verif_acc"] > 0.9, "the shipped CNN face teacher must verify well"
+    assert set(rec["homologous"]) == {"embedding KD", "feature MSE"}
+    for loss, h in rec["homologous"].items():  # the two gains are measured against the same no-KD seeds
+        assert math.isclose(h["gap_points"], h["gain_cnn"] - h["gain_swin"], abs_tol=1e-9), loss
+        assert h["seeds"] == 1 and 0 <= h["cnn_larger_on"] <= 1 and all(0.5 < a <= 1.0 for a in h["verif_acc_cnn"])
 
 
 CHECKS = {"00_primer": check_primer, "01_ofa": check_ofa, "02_cskd": check_cskd, "03_swtat": check_swtat,

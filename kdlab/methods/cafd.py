@@ -792,7 +792,8 @@ class FaceKD(MarginSupervised):
       map $F^S$ (B, C_S, h, w) through a 1x1 conv $W$ and the teacher's last-stage tokens as a map (B, C_K, h, w),
       resized to the student's grid when they differ ("feature MSE", the plain cross-architecture feature KD).
 
-    ``teacher`` is a frozen face embedder with timm's split (:func:`kdlab.models.face.face_swin`); the terms are
+    ``teacher`` is a frozen face embedder with timm's split: the Swin of :func:`kdlab.models.face.face_swin` (the
+    cross-architecture case) or a CNN such as :class:`kdlab.models.face.MobileFaceNet` (homologous); the terms are
     ``"margin"`` and ``"kd"`` (already weighted). ``predict`` / :meth:`embed` as :class:`MarginSupervised`.
     """
 
@@ -814,8 +815,8 @@ class FaceKD(MarginSupervised):
             self.projector = nn.Conv2d(c_s, t_map.shape[1], 1)
 
     def _teacher_map(self, x: Tensor) -> Tensor:
-        tokens = self.teacher.forward_features(x)  # timm Swin: (B, h, w, C)
-        return tokens.permute(0, 3, 1, 2) if tokens.ndim == 4 else tokens
+        features = self.teacher.forward_features(x)  # timm Swin: (B, h, w, C) tokens; a CNN: (B, C, h, w)
+        return features.permute(0, 3, 1, 2) if isinstance(self.teacher, SwinTransformer) else features
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         if self.kind == "embedding":
