@@ -90,10 +90,20 @@ def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _metric_cell(value: Any) -> Any:
-    """A list of per-seed numbers shows as mean ± std; anything else as it is."""
-    is_numbers = isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value)
-    return format_mean_std(value, pct=False, digits=4) if is_numbers else value
+PER_SEED = "per_seed"
+"""A metric whose name contains this (``accuracy_per_seed/KD``) holds one number per seed, shown as mean ± std;
+other number lists (per stage, per epoch, first and last loss) are shown as lists."""
+
+
+def _metric_cell(name: str, value: Any) -> Any:
+    """Per-seed numbers (``PER_SEED`` in the name) as mean ± std, other number lists as lists, the rest as is."""
+    is_numbers = (isinstance(value, list) and value
+                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if not is_numbers:
+        return value
+    if PER_SEED in name:
+        return format_mean_std(value, pct=False, digits=4)
+    return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
 
 
 @dataclass(frozen=True)
@@ -131,8 +141,8 @@ class ReferenceResult:
                 f"{self.wall_time_s / 60:.1f} min, {self.date[:10]}")
 
     def table(self) -> ResultsTable:
-        """The metrics as a two-column table (per-seed lists as mean ± std)."""
-        rows = [{"metric": name, "value": _metric_cell(value)} for name, value in _flatten(self.metrics).items()]
+        """The metrics as a two-column table (per-seed lists as mean ± std, see :data:`PER_SEED`)."""
+        rows = [{"metric": name, "value": _metric_cell(name, value)} for name, value in _flatten(self.metrics).items()]
         return results_table(rows, ["metric", "value"], title=f"Reference results: {self.notebook}")
 
     def __str__(self) -> str:

@@ -12,7 +12,8 @@ import kdlab
 from kdlab.results import REQUIRED_KEYS, check_all, load_reference, recipe_hash, save_reference
 
 RECIPE = {"epochs": 30, "lr": 0.05, "temperature": 4.0, "models": ("resnet", "vit"), "seeds": [0, 1, 2]}
-METRICS = {"kd": {"val/acc": [0.81, 0.83, 0.82]}, "baseline/val/acc": 0.78, "note": "tiny ViT"}
+METRICS = {"kd": {"acc_per_seed": [0.81, 0.83, 0.82], "loss_first_last": [2.31, 0.4567]}, "baseline/val/acc": 0.78,
+           "note": "tiny ViT", "per_stage": [0.5, 0.25, 0.125]}
 
 
 def save(root, notebook="02_ofa", recipe=RECIPE, **overrides):
@@ -53,7 +54,9 @@ def test_load_round_trip_and_describe(tmp_path):
     assert result.describe() == f"measured on NVIDIA H100, profile gpu, 3 seeds, 9.0 min, {today}"
     text = str(result)
     assert text.startswith("measured on") and "STALE" not in text
-    assert "| kd/val/acc | 0.8200 ± 0.0100 |" in text and "| baseline/val/acc | 0.78 |" in text
+    assert "| kd/acc_per_seed | 0.8200 ± 0.0100 |" in text and "| baseline/val/acc | 0.78 |" in text
+    # only lists named per seed are averaged: a first/last pair or a per-stage list shows as it is
+    assert "| kd/loss_first_last | [2.31, 0.4567] |" in text and "| per_stage | [0.5, 0.25, 0.125] |" in text
     assert "STALE" not in result._repr_html_() and "<table>" in result._repr_html_()
 
 
