@@ -159,3 +159,28 @@ def test_disdepth_reference_shows_what_the_notebook_says_it_shows():
     assert all(g < n for g, n in zip(per_seed["+ ghost-decoder KD"], per_seed["no KD"]))
     assert disdepth["paired_vs_no_kd"]["DisDepth"]["better_on"] == 2
     assert disdepth["teacher_metrics"]["abs_rel"] < disdepth["ghost_metrics"]["abs_rel"] < means["no KD"]
+
+
+def test_cafd_reference_shows_what_the_notebook_says_it_shows():
+    """The statements of 04_cafd_face's reference paragraph, from its 3-seed run."""
+    cafd = json.loads((DATA_DIR / "results" / "04_cafd_face.json").read_text())["metrics"]
+    per_seed, verification = cafd["verif_acc_per_seed"], cafd["verification"]
+    means = {row: statistics.mean(values) for row, values in per_seed.items()}
+    spread = statistics.stdev(per_seed["no KD"])
+    assert 0.006 < spread < 0.008 and all(abs(m - means["no KD"]) < spread for m in means.values())
+    for row in ("embedding KD", "feature MSE"):  # nominally above no KD, on two seeds of three
+        assert means[row] > means["no KD"] and cafd["paired_vs_no_kd"][row]["better_on"] == 2, row
+    assert verification["feature MSE"]["tar_far1e-2"] > verification["no KD"]["tar_far1e-2"] + 0.05
+    cafd_rows = ("CAFD without APT", "CAFD without facial distance", "CAFD")
+    for row in cafd_rows:  # nominally below no KD and below both classic losses, with a lower TAR@FAR 1e-2
+        assert means[row] < means["no KD"] < min(means["embedding KD"], means["feature MSE"]), row
+        assert verification[row]["tar_far1e-2"] < verification["no KD"]["tar_far1e-2"], row
+    assert max(means[row] for row in cafd_rows) - min(means[row] for row in cafd_rows) < spread
+    # the homologous check: the CNN teacher adds no more than the Swin to either classic loss
+    assert cafd["cnn_teacher_verification"]["verif_acc"] > cafd["teacher_verification"]["verif_acc"]
+    for loss, h in cafd["homologous"].items():
+        assert h["seeds"] == 3 and 0 < h["gain_cnn"] <= h["gain_swin"] and abs(h["gap_points"]) < 100 * spread, loss
+    # APT: the trained prompts cost the Swin's own embedding accuracy; the centres' centroids drift apart
+    assert cafd["teacher_verification"]["verif_acc"] - cafd["teacher_with_prompts"]["verif_acc"] > 0.05
+    assert cafd["centroid_distance"]["after training"] > 2 * cafd["centroid_distance"]["before training"]
+    assert cafd["backbone_grad_params"] == 0 and cafd["apt_zero_prompt_max_diff"] < 1e-5
