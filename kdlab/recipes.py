@@ -215,7 +215,7 @@ def cafd_recipe(profile: str, *, seed: int = 0, gamma_face: float = 1.0, pif_rat
     ``n_seeds`` defaults to 1 / 1 / 3. ``cafd.acclimation`` is phase A (teacher side only) as a fraction of training:
     one epoch. Measured on one CPU thread per 64 px training image: about 2.7 ms without KD, 4 ms with the teacher's
     forward and 5.8 ms for CAFD (prompts, URFM and MSA), so the ``cpu`` grid (the six rows and the two homologous runs)
-trains in about 4 minutes on one thread (246 s measured).
+trains in about 4 minutes on one thread (246 s measured) and 2.5 on two cores.
     Smoke halves the student (stem 16, widths 24/32/48, 64 features).
     """
     profile = resolve_profile(profile)

@@ -184,6 +184,9 @@ def check_cafd(rec: dict) -> None:
     for loss, h in rec["homologous"].items():  # the two gains are measured against the same no-KD seeds
         assert math.isclose(h["gap_points"], h["gain_cnn"] - h["gain_swin"], abs_tol=1e-9), loss
         assert h["seeds"] == 1 and 0 <= h["cnn_larger_on"] <= 1 and all(0.5 < a <= 1.0 for a in h["verif_acc_cnn"])
+    updates = rec["teacher_update_verification"]  # solution 4: joint against detached teacher side
+    assert set(updates) == {"joint", "detach"}
+    assert all(0.5 < v <= 1.0 for scores in updates.values() for v in scores.values()), updates
 
 
 CHECKS = {"00_primer": check_primer, "01_ofa": check_ofa, "02_cskd": check_cskd, "03_swtat": check_swtat,
