@@ -9,10 +9,12 @@ a notebook recording one has a bug, and a test should see it at once rather than
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,17 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def recipe_hash(recipe: Mapping[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the recipe as canonical JSON (sorted keys, no spaces).
+
+    Tuples hash like lists and NumPy/torch scalars like Python numbers, as they would be stored.
+    """
+    if not isinstance(recipe, Mapping):
+        raise TypeError(f"a recipe is a dict of settings, got {type(recipe).__name__}")
+    canonical = json.dumps(to_jsonable(dict(recipe), "recipe"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def record(name: str, value: Any) -> Any:

@@ -9,7 +9,6 @@ off as the current recipe's.
 """
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 from collections.abc import Mapping, Sequence
@@ -18,23 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .record import atomic_write_json, to_jsonable
+from .record import atomic_write_json, recipe_hash, to_jsonable
 from .viz import ResultsTable, format_mean_std, results_table
 
 REQUIRED_KEYS = ("notebook", "recipe", "recipe_hash", "profile", "device", "date", "seeds", "wall_time_s",
                  "metrics", "kdlab_version", "torch_version")
 """The keys every results file holds."""
-
-
-def recipe_hash(recipe: Mapping[str, Any]) -> str:
-    """First 16 hex digits of the SHA-256 of the recipe as canonical JSON (sorted keys, no spaces).
-
-    Tuples hash like lists and NumPy/torch scalars like Python numbers, as they would be stored.
-    """
-    if not isinstance(recipe, Mapping):
-        raise TypeError(f"a recipe is a dict of settings, got {type(recipe).__name__}")
-    canonical = json.dumps(to_jsonable(dict(recipe), "recipe"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def _results_dir(root: str | Path | None) -> Path:

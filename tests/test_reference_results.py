@@ -6,7 +6,8 @@ import pytest
 
 from kdlab.config import DATA_DIR
 from kdlab.recipes import RECIPES, REFERENCE, reference_recipe
-from kdlab.results import check_all, recipe_hash
+from kdlab.record import recipe_hash
+from kdlab.results import check_all
 
 SHIPPED = sorted((DATA_DIR / "results").glob("*.json"))
 

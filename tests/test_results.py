@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import kdlab
-from kdlab.results import REQUIRED_KEYS, check_all, load_reference, recipe_hash, save_reference
+from kdlab.record import recipe_hash
+from kdlab.results import REQUIRED_KEYS, check_all, load_reference, save_reference
 
 RECIPE = {"epochs": 30, "lr": 0.05, "temperature": 4.0, "models": ("resnet", "vit"), "seeds": [0, 1, 2]}
 METRICS = {"kd": {"acc_per_seed": [0.81, 0.83, 0.82], "loss_first_last": [2.31, 0.4567]}, "baseline/val/acc": 0.78,

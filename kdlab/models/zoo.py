@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import DATA_DIR, cache_dir, pick_device, seed_everything
-from ..results import recipe_hash
+from ..record import recipe_hash
 from .registry import MODELS, count_parameters, create
 
 MANIFEST = "manifest.json"
