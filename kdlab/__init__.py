@@ -2,8 +2,6 @@
 
 The notebooks import from here; see DESIGN.md for the layout.
 """
-__version__ = "0.1.0"
-
-from .config import by_profile, env_report, pick_device, resolve_profile, seed_everything  # noqa: E402
+from .config import __version__, by_profile, env_report, pick_device, resolve_profile, seed_everything
 
 __all__ = ["__version__", "by_profile", "env_report", "pick_device", "resolve_profile", "seed_everything"]

@@ -24,6 +24,9 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+__version__ = "0.1.0"
+"""The package version (``kdlab.__version__``; pyproject.toml carries the same number)."""
+
 PROFILES = ("smoke", "cpu", "gpu")
 """The concrete profiles, cheapest first."""
 
@@ -119,7 +122,6 @@ def env_report(profile: str = "auto") -> EnvReport:
     """Versions, device, threads and the resolved profile: the first thing every notebook shows."""
     import timm  # local import: config must stay importable before the heavy stack is needed
 
-    from . import __version__
 
     device = pick_device("auto")
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"

@@ -17,6 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from . import config
 from .record import atomic_write_json, recipe_hash, to_jsonable
 from .viz import ResultsTable, format_mean_std, results_table
 
@@ -28,9 +31,7 @@ REQUIRED_KEYS = ("notebook", "recipe", "recipe_hash", "profile", "device", "date
 def _results_dir(root: str | Path | None) -> Path:
     if root is not None:
         return Path(root)
-    from .config import DATA_DIR  # lazy: the default location only
-
-    return DATA_DIR / "results"
+    return config.DATA_DIR / "results"  # read at call time: tests point it elsewhere
 
 
 def _results_path(notebook: str, root: str | Path | None) -> Path:
@@ -149,10 +150,6 @@ def save_reference(notebook: str, recipe: Mapping[str, Any], metrics: Mapping[st
 
     ``metrics`` may nest dicts and hold per-seed lists; values must be finite JSON numbers or strings.
     """
-    import torch
-
-    from . import __version__
-
     path = _results_path(notebook, root)
     data = {
         "notebook": notebook,
@@ -164,7 +161,7 @@ def save_reference(notebook: str, recipe: Mapping[str, Any], metrics: Mapping[st
         "seeds": [int(seed) for seed in seeds],
         "wall_time_s": float(wall_time_s),
         "metrics": to_jsonable(dict(metrics), "metrics"),
-        "kdlab_version": __version__,
+        "kdlab_version": config.__version__,
         "torch_version": torch.__version__,
     }
     problems = _problems(data, path)
