@@ -102,7 +102,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_teachers(args: argparse.Namespace) -> int:
-    from .models import zoo
+    from . import teachers as zoo
 
     keys = args.keys or sorted(zoo.TEACHERS)
     if args.action == "list":

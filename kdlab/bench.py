@@ -181,7 +181,7 @@ def swtat(sizes: tuple[int, ...] = (16, 32, 64), channels: int = 64, batch_size:
     (:func:`~kdlab.methods.swtat.tat_cost`). ``speedup`` and ``mem_saving`` are global's time and peak over
     the row's, measured in the same run.
     """
-    from .methods.swtat import SWTaTLoss, TaTEmbedding, tat_cost, tat_loss, window_tat_loss
+    from .methods import SWTaTLoss, TaTEmbedding, tat_cost, tat_loss, window_tat_loss
 
     device = pick_device("auto")
     rows: list[dict[str, object]] = []

@@ -21,7 +21,7 @@ import torch
 
 from . import config
 from .record import atomic_write_json, recipe_hash, to_jsonable
-from .viz import ResultsTable, format_mean_std, results_table
+from .tables import ResultsTable, format_mean_std, results_table
 
 REQUIRED_KEYS = ("notebook", "recipe", "recipe_hash", "profile", "device", "date", "seeds", "wall_time_s",
                  "metrics", "kdlab_version", "torch_version")

@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .checks import check_choice, check_int, check_number, check_positive
 from .config import pick_device
-from .methods.base import Distiller
+from .methods import Distiller
 
 Metrics = Callable[[Tensor, Tensor], dict[str, float]]
 Augment = Callable[..., Tensor | tuple[Tensor, Tensor]]
@@ -67,6 +68,7 @@ class History:
 
     def best(self, key: str = "val/acc", mode: str = "max") -> float:
         """The best value of ``key`` over the epochs (``mode`` ``max`` or ``min``)."""
+        check_choice("mode", mode, ("max", "min"))
         values = self.series(key)
         if not values:
             raise KeyError(f"no epoch recorded {key!r}; keys: {sorted(self.keys())}")
@@ -82,12 +84,6 @@ class History:
     def to_records(self) -> list[dict[str, float]]:
         """A plain list of dicts (a copy), ready for JSON or a DataFrame."""
         return [dict(row) for row in self.rows]
-
-    def plot(self, title: str = "Training history"):
-        """Loss terms and validation metrics per epoch, as a matplotlib Figure."""
-        from .viz import plot_history
-
-        return plot_history(self.rows, title=title)
 
     def __repr__(self) -> str:
         if not self.rows:
@@ -112,6 +108,7 @@ def _predict_fn(model: nn.Module) -> Callable[[Tensor], Tensor]:
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, *, batch_size: int = 512, device: str | torch.device = "auto") -> Tensor:
     """Outputs of ``model`` (a Distiller's :meth:`~Distiller.predict`, or a plain module) on ``x``, on the CPU."""
+    batch_size = check_int("batch_size", batch_size, low=1)
     device = pick_device(device)
     was_training = model.training
     model.eval().to(device)
@@ -155,6 +152,7 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_ratio: flo
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW (default) or SGD with Nesterov momentum 0.9; no weight decay on biases and norm weights."""
+    check_choice("optimizer", name, ("adamw", "sgd"))
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: no parameter requires a gradient")
@@ -164,9 +162,27 @@ def make_optimizer(params, name: str, lr: float, weight_decay: float) -> torch.o
     ]
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
-    raise ValueError(f"unknown optimizer {name!r}; choose 'adamw' or 'sgd'")
+    return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+
+
+@dataclass
+class _Training:
+    """What one :func:`fit` call sets up: the data on the device, the optimiser and its LR schedule, the two
+    generators (batch order on the CPU, augmentation on the device) and the global step counter."""
+
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    order_gen: torch.Generator
+    aug_gen: torch.Generator
+    x: Tensor
+    y: Tensor
+    dense_targets: bool
+    batch_size: int
+    total_steps: int
+    augment: Augment | None
+    grad_clip: float | None
+    step: int = 0
 
 
 def fit(
@@ -196,12 +212,45 @@ def fit(
     :func:`kdlab.data.standard_augment` does. ``seed`` fixes the batch order and the augmentation; seed
     the model's initialisation yourself (``seed_everything``) before building it. Validation runs after
     every epoch with ``metrics`` (``kdlab.metrics.segmentation_metrics`` for masks) and is stored as
-    ``val/<name>``.
+    ``val/<name>``. Each step passes ``progress = step / total_steps`` to the distiller.
     """
     if not isinstance(distiller, Distiller):
         raise TypeError(f"fit expects a kdlab Distiller (wrap a plain model in Supervised), got {type(distiller).__name__}")
-    if epochs < 1 or batch_size < 2 or not lr > 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 2 and lr > 0, got {epochs}, {batch_size}, {lr}")
+    epochs = check_int("epochs", epochs, low=1)
+    training = _prepare(distiller, train, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+                        weight_decay=weight_decay, warmup_epochs=warmup_epochs, grad_clip=grad_clip,
+                        augment=augment, seed=seed, device=device)
+    history = History()
+    start = time.perf_counter()
+    bar = tqdm(total=training.total_steps, desc=desc or type(distiller).__name__, disable=not progress, leave=True)
+    try:
+        for epoch in range(epochs):
+            train_means = _train_epoch(distiller, training, epoch, bar)
+            row = _epoch_row(distiller, training, epoch, train_means, val, metrics)
+            row["time_s"] = time.perf_counter() - start
+            history.rows.append(row)
+            bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in row.items() if k.startswith("val/")})
+    except KeyboardInterrupt:
+        history.interrupted = True
+        print(f"Interrupted after {len(history.rows)} complete epoch(s); the history so far is kept.")
+    finally:
+        bar.close()
+        distiller.eval()
+    return history
+
+
+def _prepare(distiller: Distiller, train: TensorData | tuple[Tensor, Tensor], *, epochs: int, lr: float,
+             batch_size: int, optimizer: str, weight_decay: float, warmup_epochs: float, grad_clip: float | None,
+             augment: Augment | None, seed: int, device: str | torch.device) -> _Training:
+    """Check the settings, move the distiller and the training data to the device, and build the optimiser,
+    the warm-up + cosine LR schedule over ``epochs * steps_per_epoch`` steps and the seeded generators."""
+    batch_size = check_int("batch_size", batch_size, low=2)
+    lr = check_positive("lr", lr)
+    check_number("weight_decay", weight_decay, low=0.0)
+    check_number("warmup_epochs", warmup_epochs, low=0.0)
+    if grad_clip is not None:
+        check_positive("grad_clip", grad_clip)
+    check_int("seed", seed, low=0)
     x_train, y_train = _tensors(train, "train")
     device = pick_device(device)
     distiller.to(device)
@@ -216,54 +265,57 @@ def fit(
     aug_gen = torch.Generator(device=device).manual_seed(seed)
     x_train, y_train = x_train.to(device), y_train.to(device)
     dense_targets = y_train.ndim == 3 and y_train.shape[1:] == x_train.shape[-2:]  # masks move with the pixels
+    return _Training(device, opt, scheduler, order_gen, aug_gen, x_train, y_train, dense_targets, batch_size,
+                     total_steps, augment, grad_clip)
 
-    history = History()
-    start = time.perf_counter()
-    bar = tqdm(total=total_steps, desc=desc or type(distiller).__name__, disable=not progress, leave=True)
-    step = 0
-    try:
-        for epoch in range(epochs):
-            distiller.train()
-            sums: dict[str, float] = defaultdict(float)
-            n_batches = 0
-            for index in _batches(len(x_train), batch_size, order_gen):
-                x, y = x_train[index], y_train[index]
-                if augment is not None and dense_targets:
-                    x, y = augment(x, y, generator=aug_gen)
-                elif augment is not None:
-                    x = augment(x, generator=aug_gen)
-                with _autocast(device):
-                    _, terms = distiller(x, y, progress=step / total_steps)
-                loss = sum(terms.values())
-                values = {name: term.item() for name, term in terms.items()}
-                _check_finite(values, epoch, step)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(list(distiller.trainable_parameters()), grad_clip)
-                opt.step()
-                scheduler.step()
-                step += 1
-                n_batches += 1
-                for name, value in values.items():
-                    sums[name] += value
-                bar.update(1)
-                bar.set_postfix({name: f"{value:.3f}" for name, value in values.items()}, refresh=False)
-            row = {"epoch": epoch + 1, **{f"train/{k}": v / n_batches for k, v in sums.items()}}
-            row["train/loss"] = sum(v for k, v in row.items() if k.startswith("train/"))
-            row["lr"] = scheduler.get_last_lr()[0]
-            if val is not None:
-                row.update({f"val/{k}": v for k, v in evaluate(distiller, val, metrics=metrics, device=device).items()})
-            row["time_s"] = time.perf_counter() - start
-            history.rows.append(row)
-            bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in row.items() if k.startswith("val/")})
-    except KeyboardInterrupt:
-        history.interrupted = True
-        print(f"Interrupted after {len(history.rows)} complete epoch(s); the history so far is kept.")
-    finally:
-        bar.close()
-        distiller.eval()
-    return history
+
+def _train_epoch(distiller: Distiller, training: _Training, epoch: int, bar: tqdm) -> dict[str, float]:
+    """One pass over the shuffled training batches; the mean of each loss term over the epoch's batches."""
+    distiller.train()
+    sums: dict[str, float] = defaultdict(float)
+    n_batches = 0
+    for index in _batches(len(training.x), training.batch_size, training.order_gen):
+        values = _train_step(distiller, training, index, epoch)
+        n_batches += 1
+        for name, value in values.items():
+            sums[name] += value
+        bar.update(1)
+        bar.set_postfix({name: f"{value:.3f}" for name, value in values.items()}, refresh=False)
+    return {name: total / n_batches for name, total in sums.items()}
+
+
+def _train_step(distiller: Distiller, training: _Training, index: Tensor, epoch: int) -> dict[str, float]:
+    """Augment one batch, minimise ``sum(terms.values())`` by one optimiser and LR-schedule step; the term values."""
+    x, y = training.x[index], training.y[index]
+    if training.augment is not None and training.dense_targets:
+        x, y = training.augment(x, y, generator=training.aug_gen)
+    elif training.augment is not None:
+        x = training.augment(x, generator=training.aug_gen)
+    with _autocast(training.device):
+        _, terms = distiller(x, y, progress=training.step / training.total_steps)
+    loss = sum(terms.values())
+    values = {name: term.item() for name, term in terms.items()}
+    _check_finite(values, epoch, training.step)
+    training.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if training.grad_clip is not None:
+        nn.utils.clip_grad_norm_(list(distiller.trainable_parameters()), training.grad_clip)
+    training.optimizer.step()
+    training.scheduler.step()
+    training.step += 1
+    return values
+
+
+def _epoch_row(distiller: Distiller, training: _Training, epoch: int, train_means: dict[str, float],
+               val: TensorData | tuple[Tensor, Tensor] | None, metrics: Metrics) -> dict[str, float]:
+    """The epoch's History row (without ``time_s``): ``epoch``, ``train/<term>``, ``train/loss`` (their sum),
+    ``lr`` and, with validation data, ``val/<metric>``."""
+    row = {"epoch": epoch + 1, **{f"train/{k}": v for k, v in train_means.items()}}
+    row["train/loss"] = sum(v for k, v in row.items() if k.startswith("train/"))
+    row["lr"] = training.scheduler.get_last_lr()[0]
+    if val is not None:
+        row.update({f"val/{k}": v for k, v in evaluate(distiller, val, metrics=metrics, device=training.device).items()})
+    return row
 
 
 def _check_finite(values: dict[str, float], epoch: int, step: int) -> None:

@@ -42,7 +42,7 @@ TEACHERS = {
     "vit": dict(model=("vit", VIT_STUDENT), n_train=8000, epochs=30, lr=1e-3, warmup_epochs=2.0),
     "swin": dict(model=("swin", {}), n_train=8000, epochs=15, lr=1e-3, warmup_epochs=2.0),
 }
-KD = dict(teacher="cnn", temperature=2.0, alpha=0.5)
+KD = dict(teacher="cnn", temperature=2.0, kd_weight=0.5)
 # ----------------------------------------------------------------------------------------------------
 
 RECIPE = dict(data=DATA, train=TRAIN, students=STUDENTS, teachers=TEACHERS, kd=KD)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other-seeds", type=int, nargs="+", default=[0],
                         help="seeds for the CNN and Mixer runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="change a recipe value (e.g. vit.lr=3e-3, kd.alpha=0.7, data.n_train=3000, "
+                        help="change a recipe value (e.g. vit.lr=3e-3, kd.kd_weight=0.7, data.n_train=3000, "
                              "vit.overrides.patch_size=8)")
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "kdlab" / "calibration"),
                         help="folder for the trained teachers (by recipe hash)")
@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     from kdlab.config import seed_everything
     from kdlab.data.augment import crop_flip
     from kdlab.data.shapes import shapes_splits
-    from kdlab.methods.kd import KD as KDistiller
-    from kdlab.methods.base import Supervised
+    from kdlab.methods import KD as KDistiller
+    from kdlab.methods import Supervised
     from kdlab.models.registry import count_parameters, create
     from kdlab.train import evaluate, fit
 
@@ -210,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             if run.endswith("_kd"):
                 kd = recipe["kd"]
                 teacher = teachers[kd["teacher"]]
-                fn = lambda m: KDistiller(m, teacher, temperature=kd["temperature"], alpha=kd["alpha"])  # noqa: E731
-                setting = f"KD from {kd['teacher']} teacher (T={kd['temperature']}, alpha={kd['alpha']})"
+                fn = lambda m: KDistiller(m, teacher, temperature=kd["temperature"], kd_weight=kd["kd_weight"])  # noqa: E731
+                setting = f"KD from {kd['teacher']} teacher (T={kd['temperature']}, kd_weight={kd['kd_weight']})"
             else:
                 fn, setting = Supervised, "scratch"
             train_one(cfg, fn, train, seed, student, setting)

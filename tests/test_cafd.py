@@ -1,3 +1,4 @@
+import inspect
 import math
 
 import pytest
@@ -5,13 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlab.methods.cafd import (ARCFACE_TEMPLATE, CAFD, URFM, ArcFace, CosFace, MarginSupervised, PromptedSwin,
-                                SharedMSA, SoftmaxHead, alignment_losses, arcface_logits, cafd_losses,
-                                cosface_logits, facial_distance_parts, facial_structure_distance, grid_centres,
-                                margin_head, num_buckets, pad_attention_mask, pad_relative_position_bias,
-                                pif_params, piecewise_index, prompted_block, template_landmarks)
+from kdlab.methods import (CAFD, URFM, ArcFace, CosFace, FaceKD, MarginSupervised, PromptedSwin, SharedMSA,
+                           SoftmaxHead, arcface_logits, cafd_losses, cosface_logits, facial_distance_parts,
+                           facial_structure_distance, grid_centres, margin_head, num_buckets, pif_params,
+                           piecewise_index, prompted_block, template_landmarks)
+from kdlab.methods.prompted_swin import pad_attention_mask, pad_relative_position_bias
+from kdlab.methods.urfm import ARCFACE_TEMPLATE
 from kdlab.models import create
-from kdlab.models.face import MobileFaceNet, face_swin
+from kdlab.models import MobileFaceNet, face_swin
 
 
 def tiny_student(img_size=32, embed_dim=16):
@@ -104,19 +106,20 @@ def test_margin_heads_reject_bad_inputs():
         arcface_logits(torch.zeros(2, 3), torch.zeros(2))
     with pytest.raises(ValueError, match=r"\(B, 8\) embeddings"):
         CosFace(8, 4)(torch.zeros(2, 5))
-    with pytest.raises(ValueError, match="unknown margin"):
+    with pytest.raises(ValueError, match="margin must be one of"):
         margin_head("sphereface", 8, 4)
 
 
 # ---------------------------------------------------------------------------------- piecewise index
 
 
-def reference_pif(x, alpha, beta, gamma):
+def reference_pif(x, exact_range, max_index, clip_distance):
     """iRPE's piecewise index, from the formula, in plain Python (round() is half to even on floats)."""
-    if abs(x) <= alpha:
+    if abs(x) <= exact_range:
         return int(round(x))
-    value = round(alpha + math.log(abs(x) / alpha) / math.log(gamma / alpha) * (beta - alpha))
-    return int(math.copysign(1.0, x) * min(beta, value))  # int() truncates toward zero, like the tensor cast
+    value = round(exact_range + math.log(abs(x) / exact_range) / math.log(clip_distance / exact_range)
+                  * (max_index - exact_range))
+    return int(math.copysign(1.0, x) * min(max_index, value))  # int() truncates toward zero, like the tensor cast
 
 
 @pytest.mark.parametrize("params", [pif_params(1.9), pif_params(2.0), pif_params(3.0), (1.5, 4.5, 10.0),
@@ -142,15 +145,17 @@ def test_piecewise_index_reproduces_the_spec_table_and_its_properties():
     assert piecewise_index(torch.tensor([2.5, 0.5, 1.5, -2.5]), *pif_params(3.0)).tolist() == [2, 0, 2, -2]
     wide = torch.linspace(-50, 50, 2001)
     for ratio in (1.9, 2.0, 3.0):
-        alpha, beta, gamma = pif_params(ratio)
-        out = piecewise_index(wide, alpha, beta, gamma)
-        assert torch.equal(piecewise_index(-wide, alpha, beta, gamma), -out), "odd symmetric"
-        assert out.abs().max().item() == math.floor(beta)
-        assert len(out[wide >= 0].unique()) == num_buckets(beta) and len(out.unique()) == num_buckets(beta, True)
+        exact_range, max_index, clip_distance = pif_params(ratio)
+        out = piecewise_index(wide, exact_range, max_index, clip_distance)
+        assert torch.equal(piecewise_index(-wide, exact_range=exact_range, max_index=max_index,
+                                           clip_distance=clip_distance), -out), "odd symmetric"
+        assert out.abs().max().item() == math.floor(max_index)
+        assert (len(out[wide >= 0].unique()) == num_buckets(max_index)
+                and len(out.unique()) == num_buckets(max_index, True))
     assert num_buckets(3.8) == 4 and num_buckets(6.0) == 7 and num_buckets(3.8, signed=True) == 7
     assert piecewise_index(torch.tensor([3, -7]), dtype=torch.int32).dtype == torch.int32
     assert piecewise_index(torch.tensor([3, -7])).tolist() == [2, -3]
-    with pytest.raises(ValueError, match="alpha < beta"):
+    with pytest.raises(ValueError, match="exact_range < max_index"):
         piecewise_index(x, 3.0, 2.0, 10.0)
     with pytest.raises(ValueError, match="ratio"):
         pif_params(0)
@@ -186,7 +191,7 @@ def test_facial_distance_is_zero_at_the_anchor_nonnegative_symmetric_and_euclide
     lm = template_landmarks()
     points = torch.rand(30, 2)
     for anchor in ("nose", 0, "mouth_right"):
-        d = facial_structure_distance(lm, lm, anchor, gamma_face=1.5, grid=5)
+        d = facial_structure_distance(lm, lm, anchor, facial_scale=1.5, grid=5)
         index = anchor if isinstance(anchor, int) else ("left_eye", "right_eye", "nose", "mouth_left",
                                                         "mouth_right").index(anchor)
         assert d[index].abs().item() < 1e-6 and (d >= 0).all()
@@ -195,7 +200,7 @@ def test_facial_distance_is_zero_at_the_anchor_nonnegative_symmetric_and_euclide
     forward = facial_structure_distance(points, lm, q, 2.0, grid=(5, 7))
     backward = torch.stack([facial_structure_distance(q[None], lm, p, 2.0, grid=(5, 7))[0] for p in points])
     assert torch.allclose(forward, backward, atol=1e-5), "D(p, q) = D(q, p)"
-    plain = facial_structure_distance(points, lm, q, gamma_face=0.0, grid=(5, 7))
+    plain = facial_structure_distance(points, lm, q, facial_scale=0.0, grid=(5, 7))
     scaled = (points - q) * torch.tensor([7.0, 5.0])
     assert torch.allclose(plain, scaled.norm(dim=1), atol=1e-6)
     assert torch.allclose(facial_structure_distance(points, lm, "nose", 0.0), (points - lm[2]).norm(dim=1), atol=1e-6)
@@ -224,12 +229,12 @@ def test_facial_distance_rejects_bad_inputs():
         facial_structure_distance(torch.zeros(4, 3), lm)
     with pytest.raises(ValueError, match="landmarks must be"):
         facial_structure_distance(torch.zeros(4, 2), torch.zeros(4, 2))
-    with pytest.raises(ValueError, match="unknown anchor"):
+    with pytest.raises(ValueError, match="anchor must be one of"):
         facial_structure_distance(torch.zeros(4, 2), lm, "chin")
     with pytest.raises(ValueError, match="anchor index"):
         facial_structure_distance(torch.zeros(4, 2), lm, 7)
-    with pytest.raises(ValueError, match="gamma_face"):
-        facial_structure_distance(torch.zeros(4, 2), lm, gamma_face=-1.0)
+    with pytest.raises(ValueError, match="facial_scale"):
+        facial_structure_distance(torch.zeros(4, 2), lm, facial_scale=-1.0)
     with pytest.raises(ValueError, match="batch sizes"):
         facial_structure_distance(torch.zeros(3, 4, 2), torch.zeros(2, 5, 2) + lm)
 
@@ -257,7 +262,7 @@ def test_urfm_maps_any_token_count_to_l_local_features_with_rows_summing_to_one(
 
 
 def test_urfm_query_pe_is_the_bucket_table_at_the_pif_of_the_facial_distance():
-    urfm = URFM({"teacher": 8}, dim=8, grid=4, num_heads=2, gamma_face=1.0, pif_ratio=3.0)
+    urfm = URFM({"teacher": 8}, dim=8, grid=4, num_heads=2, facial_scale=1.0, pif_ratio=3.0)
     lm = template_landmarks()
     d = facial_structure_distance(grid_centres(4), lm, "nose", 1.0, grid=4)
     assert torch.allclose(urfm.distance, d)
@@ -266,7 +271,7 @@ def test_urfm_query_pe_is_the_bucket_table_at_the_pif_of_the_facial_distance():
     assert torch.allclose(urfm.queries(), urfm.query(urfm.centres) + urfm.table[urfm.bucket])
     per_sample = urfm.queries(torch.stack([lm, lm * 0.9 + 0.05]))
     assert per_sample.shape == (2, 16, 8) and torch.allclose(per_sample[0], urfm.queries())
-    plain = URFM({"teacher": 8}, dim=8, grid=4, num_heads=2, gamma_face=0.0)
+    plain = URFM({"teacher": 8}, dim=8, grid=4, num_heads=2, facial_scale=0.0)
     euclid = (grid_centres(4) - lm[2]).mul(4).norm(dim=1)
     assert torch.equal(plain.bucket, piecewise_index(euclid, 3.0, 6.0, 24.0))
     eye = URFM({"teacher": 8}, dim=8, grid=4, num_heads=2, anchor="left_eye")
@@ -283,25 +288,25 @@ def test_urfm_shares_centres_query_and_table_but_not_the_projections():
     assert not grads["keys.student.weight"] and not grads["values.student.weight"]
 
 
-def test_shared_msa_and_the_alignment_losses():
+def test_shared_msa_and_the_cafd_losses():
     torch.manual_seed(0)
     msa = SharedMSA(16, 4)
     h = torch.randn(3, 9, 16)
     out, attn = msa(h)
     assert out.shape == (3, 9, 16) and attn.shape == (3, 4, 9, 9)
     assert torch.allclose(attn.sum(-1), torch.ones(()), atol=1e-6)
-    zero = cafd_losses(h, h.clone(), msa)
+    zero = cafd_losses(msa(h), msa(h.clone()))
     assert zero["attn"].item() == 0 and zero["feat"].item() == 0
     other = torch.randn(3, 9, 16)
-    losses = cafd_losses(h, other, msa)
     (o_t, a_t), (o_s, a_s) = msa(h), msa(other)
+    losses = cafd_losses((o_t, a_t), (o_s, a_s))
     assert torch.allclose(losses["attn"], ((a_t - a_s) ** 2).mean())
     assert torch.allclose(losses["feat"], ((o_t - o_s) ** 2).mean())
     assert losses["attn"] > 0 and losses["feat"] > 0
-    with pytest.raises(ValueError, match="local features"):
-        cafd_losses(h, torch.randn(3, 8, 16), msa)
-    with pytest.raises(ValueError, match="attention maps"):
-        alignment_losses(o_t, o_s, a_t, a_s[:, :2])
+    with pytest.raises(ValueError, match="MSA output"):
+        cafd_losses((o_t, a_t), msa(torch.randn(3, 8, 16)))
+    with pytest.raises(ValueError, match="attention"):
+        cafd_losses((o_t, a_t), (o_s, a_s[:, :2]))
 
 
 # ----------------------------------------------------------------------------------------------- APT
@@ -488,7 +493,7 @@ def test_teacher_update_options_route_the_distillation_gradients(update, prompts
 
 
 def test_cafd_options_no_apt_and_plain_euclidean_pe():
-    distiller = tiny_cafd(num_prompts=0, gamma_face=0.0, margin="arcface").train()
+    distiller = tiny_cafd(num_prompts=0, facial_scale=0.0, margin="arcface").train()
     x, y = batch()
     _, terms = distiller(x, y, progress=0.5)
     sum(terms.values()).backward()
@@ -507,10 +512,10 @@ def test_cafd_options_no_apt_and_plain_euclidean_pe():
 def test_cafd_rejects_bad_options():
     with pytest.raises(ValueError, match="SwinTransformer"):
         CAFD(tiny_student(), create("cnn_small"), 5)
-    with pytest.raises(ValueError, match="unknown teacher_update"):
+    with pytest.raises(ValueError, match="teacher_update must be one of"):
         tiny_cafd(teacher_update="frozen")
-    with pytest.raises(ValueError, match="lambda_attn"):
-        tiny_cafd(lambda_attn=-1.0)
+    with pytest.raises(ValueError, match="attn_weight"):
+        tiny_cafd(attn_weight=-1.0)
     with pytest.raises(ValueError, match="acclimation"):
         tiny_cafd(acclimation=1.5)
     with pytest.raises(ValueError, match="forward_features"):
@@ -540,15 +545,13 @@ def test_margin_supervised_learns_a_tiny_batch():
 
 @pytest.mark.parametrize("kind", ["embedding", "feature"])
 def test_face_kd_baselines_train_the_student_only_and_vanish_when_the_student_matches(kind):
-    from kdlab.methods.cafd import FaceKD
-
     torch.manual_seed(0)
     teacher = face_swin(embedding_dim=16, img_size=32, embed_dim=8, depths=(1, 1, 1), num_heads=(1, 2, 2)).eval()
-    distiller = FaceKD(tiny_student(), teacher, 5, kind=kind, weight=2.0).train()
+    distiller = FaceKD(tiny_student(), teacher, 5, kind=kind, face_kd_weight=2.0).train()
     assert not distiller.teacher.training and not any(p.requires_grad for p in teacher.parameters())
     x, y = batch()
     out, terms = distiller(x, y)
-    assert out.shape == (4, 5) and set(terms) == {"margin", "kd"} and terms["kd"] > 0
+    assert out.shape == (4, 5) and set(terms) == {"margin", "face_kd"} and terms["face_kd"] > 0
     sum(terms.values()).backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert distiller.student.embedding.weight.grad is not None and distiller.head.weight.grad is not None
@@ -559,20 +562,18 @@ def test_face_kd_baselines_train_the_student_only_and_vanish_when_the_student_ma
         with torch.no_grad():
             e_t = teacher(x)
         distiller.student.forward = lambda inp: 3 * e_t  # a student whose embedding is parallel to the teacher's
-        assert distiller(x, y)[1]["kd"].abs().item() < 1e-6
+        assert distiller(x, y)[1]["face_kd"].abs().item() < 1e-6
     else:  # a 1x1 conv from the student's 32 channels to the teacher's 32 last-stage channels (8 * 4); the
         # teacher's 2x2 map is resized to the student's 4x4 grid
         assert distiller.projector.in_channels == 32 and distiller.projector.out_channels == 32
         with torch.no_grad():
             target = F.interpolate(teacher.forward_features(x).permute(0, 3, 1, 2), size=(4, 4), mode="bilinear",
                                    align_corners=False)
-        assert math.isclose(terms["kd"].item() / 2.0, F.mse_loss(
+        assert math.isclose(terms["face_kd"].item() / 2.0, F.mse_loss(
             distiller.projector(distiller.student.forward_features(x)), target).item(), rel_tol=1e-5)
 
 
 def test_face_kd_reads_a_cnn_teachers_map_as_it_is_for_the_homologous_check():
-    from kdlab.methods.cafd import FaceKD
-
     torch.manual_seed(0)
     teacher = MobileFaceNet(embed_dim=16, img_size=32, stem_width=8, widths=(24, 48), depths=(1, 1),
                             num_features=40).eval()  # a (B, 40, 4, 4) map, channels first
@@ -582,17 +583,15 @@ def test_face_kd_reads_a_cnn_teachers_map_as_it_is_for_the_homologous_check():
     _, terms = distiller(x, y)
     with torch.no_grad():
         target = teacher.forward_features(x)
-    assert math.isclose(terms["kd"].item(), F.mse_loss(distiller.projector(distiller.student.forward_features(x)),
+    assert math.isclose(terms["face_kd"].item(), F.mse_loss(distiller.projector(distiller.student.forward_features(x)),
                                                        target).item(), rel_tol=1e-5)
 
 
 def test_face_kd_rejects_bad_options():
-    from kdlab.methods.cafd import FaceKD
-
-    with pytest.raises(ValueError, match="unknown kind"):
+    with pytest.raises(ValueError, match="kind must be one of"):
         FaceKD(tiny_student(), face_swin(embedding_dim=16, img_size=32), 5, kind="logits")
-    with pytest.raises(ValueError, match="weight"):
-        FaceKD(tiny_student(), face_swin(embedding_dim=16, img_size=32), 5, weight=-1.0)
+    with pytest.raises(ValueError, match="face_kd_weight"):
+        FaceKD(tiny_student(), face_swin(embedding_dim=16, img_size=32), 5, face_kd_weight=-1.0)
 
 
 def test_face_swin_normalises_its_embedding_and_the_registry_builds_both_face_models():
@@ -608,13 +607,14 @@ def test_face_swin_normalises_its_embedding_and_the_registry_builds_both_face_mo
 
 
 def test_cafd_recipe_rebuilds_from_knobs_and_sizes_the_profiles():
-    from kdlab.models.zoo import TEACHERS
+    from kdlab.teachers import TEACHERS
     from kdlab.recipes import RECIPES, REFERENCE, cafd_recipe
 
     assert RECIPES["04_cafd_face"] is cafd_recipe and REFERENCE["04_cafd_face"] == {"profile": "cpu", "n_seeds": 3}
-    recipe = cafd_recipe("cpu", seed=3, gamma_face=0.5, num_prompts=2)
+    recipe = cafd_recipe("cpu", seed=3, facial_scale=0.5, num_prompts=2)
     assert RECIPES["04_cafd_face"](**recipe["knobs"]) == recipe and recipe["seeds"] == [3]
-    assert recipe["data"]["seed"] == 3 and recipe["cafd"]["gamma_face"] == 0.5 and recipe["cafd"]["num_prompts"] == 2
+    assert recipe["data"]["seed"] == 3 and recipe["cafd"]["facial_scale"] == 0.5 and recipe["cafd"]["num_prompts"] == 2
+    assert recipe["embedding_kd"]["kind"] == "embedding" and recipe["feature_kd"]["kind"] == "feature"
     assert TEACHERS[recipe["teacher"]].model == "face_swin"
     assert TEACHERS[recipe["homologous_teacher"]].model == "face_cnn"
     assert recipe["cafd"]["acclimation"] == pytest.approx(1 / recipe["student"]["fit"]["epochs"], abs=1e-4)
@@ -623,3 +623,34 @@ def test_cafd_recipe_rebuilds_from_knobs_and_sizes_the_profiles():
     assert smoke["student"]["model_kwargs"]["widths"] == [24, 32, 48]
     with pytest.raises(ValueError):
         cafd_recipe("laptop")
+
+
+def test_cafd_forward_trains_cafd_losses_the_function_the_notebook_shows():
+    distiller = tiny_cafd(attn_weight=3.0, feat_weight=0.5).eval()
+    x, y = batch()
+    _, terms = distiller(x, y, progress=1.0)
+    info = distiller.inspect(x)
+    losses = cafd_losses((info["teacher_msa"], info["teacher_msa_attn"]), (info["student_msa"], info["student_msa_attn"]))
+    assert list(terms) == ["margin", "attn", "feat", "teacher_margin"]
+    assert torch.allclose(terms["attn"], 3.0 * losses["attn"]) and torch.allclose(terms["feat"], 0.5 * losses["feat"])
+
+
+def test_cafd_recipe_method_blocks_are_constructor_keywords():
+    from kdlab.methods import METHODS, Distiller
+    from kdlab.recipes import cafd_recipe
+
+    recipe = cafd_recipe("smoke")
+    for key, name in (("margin_supervised", "margin_supervised"), ("embedding_kd", "face_kd"),
+                      ("feature_kd", "face_kd"), ("cafd", "cafd")):
+        keywords = set(inspect.signature(METHODS[name]).parameters)
+        assert set(recipe[key]) <= keywords, (key, set(recipe[key]) - keywords)
+    assert all(issubclass(METHODS[name], Distiller) for name in ("margin_supervised", "face_kd", "cafd"))
+    torch.manual_seed(0)
+    student = lambda: create(recipe["student"]["model"], img_size=64, **recipe["student"]["model_kwargs"])  # noqa: E731
+    teacher = create("face_swin", img_size=64)
+    x, y = torch.rand(2, 3, 64, 64), torch.tensor([0, 1])
+    rows = [METHODS["margin_supervised"](student(), 5, **recipe["margin_supervised"])]
+    rows += [METHODS[name](student(), teacher, 5, **recipe[key])
+             for key, name in (("embedding_kd", "face_kd"), ("feature_kd", "face_kd"), ("cafd", "cafd"))]
+    for row in rows:  # the recipe's models and blocks build and train one step
+        assert all(torch.isfinite(t) for t in row.train()(x, y, progress=1.0)[1].values())

@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
-from kdlab.methods import (CSKD, DeiTHard, alpha_at_progress, alpha_schedule, cskd_loss, cskd_targets,
-                           dense_and_global_logits, dense_teacher_logits, distilled_vit_logits)
+from kdlab.methods import (CSKD, DeiTHard, ckf_share, cskd_loss, cskd_targets, dense_and_global_logits,
+                           dense_teacher_logits, distilled_vit_logits)
+from kdlab.methods.common import epoch_at
 from kdlab.methods.cskd import cskd_prediction, deit_hard_loss, gap_linear_classifier, pool_student_logits
 from kdlab.models import create
 
@@ -21,63 +22,66 @@ FORMULAS = {
 # ------------------------------------------------------------------------------------------ schedule
 
 
-def test_linear_alpha_starts_at_1_halves_midway_and_ends_at_1_over_e():
-    assert alpha_schedule(0, 10) == 1.0
-    assert alpha_schedule(5, 10) == pytest.approx(0.5)
-    assert alpha_schedule(9, 10) == pytest.approx(1 / 10)
-    assert alpha_schedule(0, 1) == 1.0, "a single epoch never leaves the dense targets"
+def share_at_epoch(epoch, epochs, kind="linear"):
+    """The per-epoch dense share of epoch ``epoch`` (0-based): the progress at that epoch's start."""
+    return ckf_share(epoch / epochs, epochs, kind)
+
+
+def test_linear_share_starts_at_1_halves_midway_and_ends_at_1_over_e():
+    assert share_at_epoch(0, 10) == 1.0
+    assert share_at_epoch(5, 10) == pytest.approx(0.5)
+    assert share_at_epoch(9, 10) == pytest.approx(1 / 10)
+    assert ckf_share(1.0, 10) == pytest.approx(1 / 10), "the end of training keeps the last epoch's share"
+    assert ckf_share(0.99, 1) == 1.0, "a single epoch never leaves the dense targets"
 
 
 @pytest.mark.parametrize("kind", FORMULAS)
 @pytest.mark.parametrize("epochs", [1, 4, 30])
 def test_each_kind_follows_its_formula_and_decreases_strictly_without_reaching_0(kind, epochs):
-    values = [alpha_schedule(e, epochs, kind) for e in range(epochs)]
+    values = [share_at_epoch(e, epochs, kind) for e in range(epochs)]
     assert values == pytest.approx([FORMULAS[kind](e / epochs) for e in range(epochs)])
     assert values[0] == 1.0 and all(a > b for a, b in zip(values, values[1:])) and values[-1] > 0
 
 
 def test_x2_lies_below_linear_and_cos_above_in_between():
     for e in range(1, 20):
-        assert alpha_schedule(e, 20, "x2") < alpha_schedule(e, 20) < alpha_schedule(e, 20, "cos")
+        assert share_at_epoch(e, 20, "x2") < share_at_epoch(e, 20) < share_at_epoch(e, 20, "cos")
 
 
-def test_float_epochs_give_the_smooth_per_iteration_schedule():
-    assert alpha_schedule(2.5, 10) == pytest.approx(0.75)
-    assert alpha_schedule(10.0, 10) == 0.0
-    assert alpha_schedule(5.0, 10, "cos") == pytest.approx(math.cos(math.pi / 4))
+def test_per_iteration_gives_the_smooth_schedule():
+    assert ckf_share(0.25, 10, per_iteration=True) == pytest.approx(0.75)
+    assert ckf_share(1.0, 10, per_iteration=True) == 0.0
+    assert ckf_share(0.5, 10, "cos", per_iteration=True) == pytest.approx(math.cos(math.pi / 4))
 
 
 @pytest.mark.parametrize("epochs", [1, 3, 7, 22, 30])  # 15 / 22 * 22 < 15 in floats
 @pytest.mark.parametrize("steps_per_epoch", [1, 3, 7, 13])
-def test_progress_from_the_trainer_steps_alpha_once_per_epoch(epochs, steps_per_epoch):
+def test_progress_from_the_trainer_steps_the_share_once_per_epoch(epochs, steps_per_epoch):
     total = epochs * steps_per_epoch
     for step in range(total):  # fit passes progress = step / total_steps
-        stepped = alpha_at_progress(step / total, epochs)
-        assert stepped == alpha_schedule(step // steps_per_epoch, epochs), f"step {step}"
-        smooth = alpha_at_progress(step / total, epochs, per_iteration=True)
+        stepped = ckf_share(step / total, epochs)
+        assert epoch_at(step / total, epochs) == step // steps_per_epoch, f"step {step}"
+        assert stepped == FORMULAS["linear"]((step // steps_per_epoch) / epochs), f"step {step}"
+        smooth = ckf_share(step / total, epochs, per_iteration=True)
         assert smooth == pytest.approx(1 - step / total)
-    assert alpha_at_progress(1.0, epochs) == pytest.approx(1 / epochs), "the last epoch's value, never 0"
+    assert ckf_share(1.0, epochs) == pytest.approx(1 / epochs), "the last epoch's value, never 0"
 
 
 @pytest.mark.parametrize("args, match", [
-    ((0, 0), "epochs must be an int >= 1"),
-    ((0, True), "epochs must be an int >= 1"),
-    ((0, 2.5), "epochs must be an int >= 1"),
-    ((10, 10), r"epoch must be an int in \[0, 9\]"),
-    ((-1, 10), "epoch must be"),
-    ((10.5, 10), "epoch must be"),
-    ((float("nan"), 10), "epoch must be"),
-    ((0, 10, "exp"), "unknown alpha schedule 'exp'; expected one of linear, x2, cos"),
+    ((0.0, 0), "epochs must be an int >= 1"),
+    ((0.0, True), "epochs must be an int >= 1"),
+    ((0.0, 2.5), "epochs must be an int >= 1"),
+    ((0.0, 10, "exp"), "kind must be one of 'linear', 'x2', 'cos', got 'exp'"),
 ])
 def test_bad_schedule_arguments_fail_clearly(args, match):
     with pytest.raises(ValueError, match=match):
-        alpha_schedule(*args)
+        ckf_share(*args)
 
 
 def test_bad_progress_fails_clearly():
-    for progress in (-0.1, 1.5, float("nan")):
-        with pytest.raises(ValueError, match=r"progress must be a number in \[0, 1\]"):
-            alpha_at_progress(progress, 10)
+    for progress in (-0.1, 1.5, float("nan"), 3):
+        with pytest.raises(ValueError, match=r"progress must be a finite number >= 0 and <= 1"):
+            ckf_share(progress, 10)
 
 
 # ------------------------------------------------------------------------------------------- teacher
@@ -157,7 +161,7 @@ def test_fusion_happens_in_logit_space_not_probability_space():
 
 def test_cskd_targets_rejects_bad_input():
     dense = torch.randn(2, 5, 4, 4)
-    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"dense_share must be a finite number >= 0 and <= 1"):
         cskd_targets(dense, torch.randn(2, 5), 1.5)
     with pytest.raises(ValueError, match=r"dense teacher logits \(N, K, h, w\) and global logits \(N, K\)"):
         cskd_targets(dense, torch.randn(2, 6), 0.5)
@@ -269,8 +273,8 @@ def test_cskd_forward_terms_gradients_and_frozen_teacher(images):
     assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
     teacher_ids = {id(p) for p in teacher.parameters()}
     assert not any(id(p) in teacher_ids for p in distiller.trainable_parameters())
-    output, terms = distiller(x, y, progress=0.65)  # epoch 3 of 5: alpha = 0.4
-    assert output.shape == (3, 10) and set(terms) == {"ce", "deit", "cskd"}
+    output, terms = distiller(x, y, progress=0.65)  # epoch 3 of 5: dense share 0.4
+    assert output.shape == (3, 10) and list(terms) == ["ce", "deit", "cskd"]
     assert all(torch.isfinite(t) for t in terms.values())
     with torch.no_grad():
         cls_logits, dist_logits, dense = distilled_vit_logits(student, x)
@@ -286,14 +290,14 @@ def test_cskd_forward_terms_gradients_and_frozen_teacher(images):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
 
 
-def test_cskd_alpha_follows_progress_and_the_options():
+def test_cskd_dense_share_follows_progress_and_the_options():
     student, teacher = models()
     linear = CSKD(student, teacher, epochs=4)
-    assert [linear.alpha(p) for p in (0.0, 0.24, 0.25, 0.6, 0.99)] == [1.0, 1.0, 0.75, 0.5, 0.25]
-    assert CSKD(student, teacher, epochs=4, per_iteration=True).alpha(0.6) == pytest.approx(0.4)
-    assert CSKD(student, teacher, epochs=4, kind="x2").alpha(0.5) == pytest.approx(0.25)
+    assert [linear.dense_share(p) for p in (0.0, 0.24, 0.25, 0.6, 0.99)] == [1.0, 1.0, 0.75, 0.5, 0.25]
+    assert CSKD(student, teacher, epochs=4, per_iteration=True).dense_share(0.6) == pytest.approx(0.4)
+    assert CSKD(student, teacher, epochs=4, kind="x2").dense_share(0.5) == pytest.approx(0.25)
     spatial_only = CSKD(student, teacher, epochs=4, use_ckf=False)
-    assert {spatial_only.alpha(p) for p in (0.0, 0.5, 0.99)} == {1.0}
+    assert {spatial_only.dense_share(p) for p in (0.0, 0.5, 0.99)} == {1.0}
 
 
 def test_cskd_without_the_dense_term_is_deit_hard_distillation(images):
@@ -302,7 +306,7 @@ def test_cskd_without_the_dense_term_is_deit_hard_distillation(images):
     _, cskd_terms = CSKD(student, teacher, epochs=3, cskd_weight=0.0)(x, y)
     deit = DeiTHard(student, teacher)
     output, deit_terms = deit(x, y)
-    assert cskd_terms["cskd"] == 0 and set(deit_terms) == {"ce", "deit"}
+    assert cskd_terms["cskd"] == 0 and list(deit_terms) == ["ce", "deit"]
     assert all(torch.allclose(cskd_terms[k], deit_terms[k], atol=1e-6) for k in deit_terms)
     deit.eval()
     assert torch.allclose(deit.predict(x), output, atol=1e-6), "DeiT averages the class and distillation heads"
@@ -330,16 +334,16 @@ def test_bad_distiller_arguments_fail_clearly(images):
         DeiTHard(create("vit"), teacher)
     with pytest.raises(ValueError, match="GAP|global average pooling"):
         CSKD(student, create("vit"), epochs=3)
-    with pytest.raises(ValueError, match=r"deit_weight must be a number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"deit_weight must be a finite number >= 0 and <= 1"):
         CSKD(student, teacher, epochs=3, deit_weight=1.5)
-    with pytest.raises(ValueError, match="cskd_weight must be a number >= 0"):
+    with pytest.raises(ValueError, match="cskd_weight must be a finite number >= 0"):
         CSKD(student, teacher, epochs=3, cskd_weight=-1.0)
-    with pytest.raises(ValueError, match="unknown alpha schedule"):
+    with pytest.raises(ValueError, match="kind must be one of"):
         CSKD(student, teacher, epochs=3, kind="step")
     with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         CSKD(student, teacher, epochs=0)
     with pytest.raises(ValueError, match="progress must be"):
-        CSKD(student, teacher, epochs=3, use_ckf=False).alpha(2.0)
+        CSKD(student, teacher, epochs=3, use_ckf=False).dense_share(2.0)
     coarse_student = create("vit_distilled", depth=1, patch_size=8)  # 4x4 patches
     fine_teacher = create("cnn_small", widths=(16, 32, 64), depths=(1, 1, 1))  # 8x8 map
     with pytest.raises(ValueError, match="4x4 patch grid must be an integer multiple of the teacher's 8x8 grid"):

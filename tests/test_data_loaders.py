@@ -24,7 +24,7 @@ def image_set(n=10, k=3, mask=False, name="toy"):
 def test_image_set_basics():
     s = image_set(mask=True)
     assert len(s) == 10 and s.num_classes == 3 and s.classes == ("c0", "c1", "c2")
-    assert repr(s) == "ImageSet('toy', n=10, image=3x4x5, classes=3, mask=yes, device=cpu)"
+    assert repr(s) == "ImageSet('toy', n=10, image=3x4x5, task=classification, classes=3, mask=yes, device=cpu)"
     with pytest.raises(AttributeError):
         s.name = "other"
 
@@ -60,16 +60,16 @@ def test_to_moves_every_tensor(device):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"x": torch.rand(10, 4, 5)}, "x must be a floating"),
-    ({"x": torch.randint(0, 2, (10, 3, 4, 5))}, "x must be a floating"),
+    ({"x": torch.rand(10, 4, 5)}, r"x must have 4 dimensions, got shape \(10, 4, 5\)"),
+    ({"x": torch.randint(0, 2, (10, 3, 4, 5))}, "x must be a floating-point tensor, got dtype torch.int64"),
     ({"x": torch.rand(10, 3, 4, 5) * 255}, r"\[0, 1\]"),
-    ({"y": torch.arange(9) % 3}, r"y must be an int64 tensor of shape \(10,\)"),
+    ({"y": torch.arange(9) % 3}, r"y must be a tensor of dtype int64 and shape \(10,\) or \(10, 4, 5\)"),
     ({"y": (torch.arange(10) % 3).int()}, "int64"),
     ({"y": torch.arange(10)}, r"labels must be in \[0, 3\)"),
     ({"y": torch.arange(10) % 3 - 1}, r"labels must be in \[0, 3\)"),
     ({"classes": ()}, "classes"),
     ({"classes": "abc"}, "classes"),
-    ({"mask": torch.zeros(10, 5, 4, dtype=torch.long)}, r"mask must be an int64 tensor of shape \(10, 4, 5\)"),
+    ({"mask": torch.zeros(10, 5, 4, dtype=torch.long)}, r"mask must be a tensor of dtype int64 and shape \(10, 4, 5\)"),
     ({"mask": torch.zeros(10, 4, 5)}, "mask"),
 ])
 def test_image_set_rejects_bad_fields(kwargs, match):
@@ -98,7 +98,7 @@ def test_segmentation_view_uses_the_masks_as_targets():
     assert seg.classes == ("background", "c0", "c1", "c2") and seg.num_classes == 4 and seg.name == "toy"
     assert seg.segmentation() is seg
     assert s.segmentation(background="bg").classes[0] == "bg"
-    assert repr(seg) == "ImageSet('toy', n=10, image=3x4x5, classes=4 per pixel, mask=yes, device=cpu)"
+    assert repr(seg) == "ImageSet('toy', n=10, image=3x4x5, task=segmentation, classes=4 per pixel, mask=yes, device=cpu)"
     sub = seg.subset(torch.tensor([3, 1]))
     assert sub.task == "segmentation" and torch.equal(sub.y, s.mask[[3, 1]])
     a, b = seg.split(0.5, seed=0)
@@ -119,8 +119,26 @@ def test_segmentation_view_needs_masks_in_range():
 def test_image_set_accepts_per_pixel_targets_of_the_image_size_only():
     x = torch.rand(2, 3, 4, 5)
     assert ImageSet(x=x, y=torch.zeros(2, 4, 5, dtype=torch.long), classes=("a",)).task == "segmentation"
-    with pytest.raises(ValueError, match=r"\(2, 4, 5\) \(per pixel\)"):
+    with pytest.raises(ValueError, match=r"shape \(2,\) or \(2, 4, 5\) to match x, got \(2, 5, 4\)"):
         ImageSet(x=x, y=torch.zeros(2, 5, 4, dtype=torch.long), classes=("a",))
+
+
+def test_every_data_set_shares_the_tensor_set_surface():
+    from kdlab.data import TASKS, DepthSet, FaceSet, TensorSet
+    from kdlab.data.tensors import split_indices
+
+    x = torch.rand(6, 3, 4, 4)
+    sets = [ImageSet(x=x, y=torch.arange(6) % 2, classes=("a", "b"), name="s"),
+            FaceSet(x=x, y=torch.arange(6) % 3, classes=("p", "q", "r"), name="s"),
+            DepthSet(x=x, y=torch.rand(6, 4, 4) + 0.5, name="s")]
+    first_rows = split_indices(6, 0.5, seed=4)[0]
+    for s in sets:
+        assert isinstance(s, TensorSet) and s.task in TASKS and len(s) == 6
+        first, rest = s.split(0.5, seed=4)
+        assert torch.equal(first.x, x[first_rows]) and torch.equal(first.y, s.y[first_rows]) and len(rest) == 3
+        assert type(first) is type(s.subset([0, 2])) is type(s.to("cpu")) is type(s)
+        assert repr(s).startswith(f"{type(s).__name__}('s', n=6, image=3x4x4, task={s.task}, ")
+        assert repr(s).endswith(", device=cpu)")
 
 
 # digits -------------------------------------------------------------------------------------------
@@ -275,7 +293,7 @@ def test_corrupt_batch_is_reported(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"name": "cifar11"}, "cifar10, cifar100"), ({"split": "val"}, "split"), ({"coarse": True}, "cifar100"),
+    ({"name": "cifar11"}, "name must be one of 'cifar10', 'cifar100', got 'cifar11'"), ({"split": "val"}, "split"), ({"coarse": True}, "cifar100"),
 ])
 def test_cifar_rejects_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):

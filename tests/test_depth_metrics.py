@@ -153,7 +153,7 @@ def test_metrics_are_plain_floats_and_leave_inputs_alone():
     ((torch.ones(2, 4, 4), torch.ones(2, 4, 4), torch.ones(2, 4, 4)), {}, "mask must be a bool"),
     ((torch.ones(2, 4, 4), torch.ones(2, 4, 4), torch.ones(2, 4, 3, dtype=torch.bool)), {}, "mask must be a bool"),
     ((torch.ones(2, 4, 4), torch.ones(2, 4, 4)), dict(min_depth=0.0), "min_depth"),
-    ((torch.ones(2, 4, 4), torch.ones(2, 4, 4)), dict(min_depth=5.0, max_depth=1.0), "min_depth"),
+    ((torch.ones(2, 4, 4), torch.ones(2, 4, 4)), dict(min_depth=5.0, max_depth=1.0), "max_depth must be a finite number > 5, got 1.0"),
     ((torch.ones(2, 4, 4), torch.ones(2, 4, 4)), dict(reduction="mean"), "reduction"),
     ((torch.ones(2, 4, 4), torch.zeros(2, 4, 4)), {}, "no valid pixels"),
     (("pred", torch.ones(2, 4, 4)), {}, "must be a tensor"),

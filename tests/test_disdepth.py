@@ -1,4 +1,5 @@
 import copy
+import inspect
 import math
 
 import numpy as np
@@ -7,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlab.methods.disdepth import (ABLATIONS, DepthSupervised, DisDepth, FeatureAcclimation, LocalGlobalConv,
-                                    LossAttention, attentive_kd_loss, convert_to_lgconv, depth_target,
-                                    disdepth_ablation, feature_shapes, ghost_head, lgconv_layers, lgconv_problem,
-                                    silog_loss, warmup_fraction)
-from kdlab.models.depth import BinsHead, DepthDecoder, bin_centers, depth_student, depth_teacher
-from kdlab.models.registry import count_parameters
+from kdlab.methods import (DepthSupervised, DisDepth, FeatureAcclimation, LocalGlobalConv, LossAttention,
+                           attentive_kd_loss, convert_to_lgconv, depth_target, disdepth_ablation, epoch_progress,
+                           ghost_head, lgconv_layers, lgconv_problem, silog_loss)
+from kdlab.methods.disdepth import ABLATIONS, feature_shapes
+from kdlab.models import BinsHead, DepthDecoder, bin_centers, depth_student, depth_teacher
+from kdlab.models import count_parameters
 
 SIZE = 32
 
@@ -251,7 +252,7 @@ def test_fam_outputs_the_student_shapes():
     d = distiller()
     x, _ = batch(2)
     with torch.no_grad():
-        acclimated = d.acclimated(d.teacher_features(x))
+        acclimated = d.acclimated(d.teacher_forward(x))
         student = d.student.forward_features(x)
     assert [f.shape for f in acclimated] == [f.shape for f in student]
     assert feature_shapes(d.student, SIZE) == d.student_shapes
@@ -320,7 +321,7 @@ def test_ghost_loss_trains_fam_and_lam_only():
     d = distiller()
     x, y = batch()
     _, terms = d(x, y, progress=0.0)
-    assert set(terms) == {"silog", "ghost", "kd"} and terms["kd"].item() == 0
+    assert set(terms) == {"silog", "ghost", "attentive_kd"} and terms["attentive_kd"].item() == 0
     terms["ghost"].backward()
     assert grads_absent(d.student) and grads_absent(d.teacher)
     assert all(grads_present(fam) for fam in d.fam)
@@ -331,30 +332,28 @@ def test_kd_loss_trains_the_student_encoder_only():
     d = distiller()
     x, y = batch()
     _, terms = d(x, y, progress=0.5)
-    assert terms["kd"].item() > 0
-    terms["kd"].backward()
+    assert terms["attentive_kd"].item() > 0
+    terms["attentive_kd"].backward()
     assert grads_present(d.student.encoder)
     assert grads_absent(d.student.decoder) and grads_absent(d.teacher)
     assert grads_absent(d.fam) and grads_absent(d.lam)
 
 
 def test_warmup_switches_kd_on_at_the_epoch_boundary():
-    d = distiller(warmup=warmup_fraction(2, 20), kd_weight=3.0)
-    assert d.warmup == 0.1
+    d = distiller(warmup_fraction=epoch_progress(2, 20), attentive_kd_weight=3.0)
+    assert d.warmup_fraction == 0.1
     steps_per_epoch, total = 5, 100  # kdlab.train.fit passes progress = step / total_steps
-    weights = [d.kd_weight_at(step / total) for step in range(total)]
+    weights = [d.attentive_kd_weight_at(step / total) for step in range(total)]
     assert all(w == 0 for w in weights[:2 * steps_per_epoch]) and all(w == 3.0 for w in weights[2 * steps_per_epoch:])
     x, y = batch()
-    assert d(x, y, progress=0.05)[1]["kd"].item() == 0
-    assert d(x, y, progress=0.1)[1]["kd"].item() > 0
-    with pytest.raises(ValueError, match="warmup"):
-        distiller(warmup=2)
-    with pytest.raises(ValueError, match="warmup_epochs"):
-        warmup_fraction(3, 2)
+    assert d(x, y, progress=0.05)[1]["attentive_kd"].item() == 0
+    assert d(x, y, progress=0.1)[1]["attentive_kd"].item() > 0
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        distiller(warmup_fraction=2)
 
 
 def test_frozen_sync_copies_the_decoder_once_after_warmup():
-    d = distiller(sync="frozen", warmup=0.5)
+    d = distiller(sync="frozen", warmup_fraction=0.5)
     x, y = batch()
     d(x, y, progress=0.1)
     assert not bool(d.ghost_synced)
@@ -376,20 +375,20 @@ def test_frozen_sync_copies_the_decoder_once_after_warmup():
 
 def test_ablation_rows():
     x, y = batch()
-    keys = {"baseline": {"silog"}, "lgconv": {"silog"}, "feature_mse": {"silog", "kd"},
-            "ghost": {"silog", "ghost", "kd"}, "disdepth": {"silog", "ghost", "kd"}}
+    keys = {"baseline": {"silog"}, "lgconv": {"silog"}, "feature_mse": {"silog", "attentive_kd"},
+            "ghost": {"silog", "ghost", "attentive_kd"}, "disdepth": {"silog", "ghost", "attentive_kd"}}
     for name in ABLATIONS:
         torch.manual_seed(0)
-        row = disdepth_ablation(name, tiny_student(), tiny_teacher(), img_size=SIZE, warmup=0.2)
+        row = disdepth_ablation(name, tiny_student(), tiny_teacher(), img_size=SIZE, warmup_fraction=0.2)
         assert bool(lgconv_layers(row.student)) == (name != "baseline")
         assert isinstance(row, DepthSupervised) == (name in ("baseline", "lgconv"))
         depth, terms = row(x, y, progress=0.5)
         assert set(terms) == keys[name] and depth.shape == (4, 1, SIZE, SIZE)
         assert all(torch.isfinite(t) for t in terms.values())
         if name == "feature_mse":  # no ghost path: FAM learns from the KD loss itself
-            terms["kd"].backward()
+            terms["attentive_kd"].backward()
             assert all(grads_present(fam) for fam in row.fam)
-            assert row(x, y, progress=0.1)[1]["kd"].item() == 0
+            assert row(x, y, progress=0.1)[1]["attentive_kd"].item() == 0
     with pytest.raises(ValueError, match="unknown ablation"):
         disdepth_ablation("lam", tiny_student())
     with pytest.raises(ValueError, match="teacher"):
@@ -398,19 +397,19 @@ def test_ablation_rows():
         DisDepth(tiny_student(), tiny_teacher(), img_size=SIZE, ghost=False, attention=True)
     with pytest.raises(ValueError, match="sync"):
         DisDepth(tiny_student(), tiny_teacher(), img_size=SIZE, sync="epoch")
-    with pytest.raises(ValueError, match="kd_weight"):
-        DisDepth(tiny_student(), tiny_teacher(), img_size=SIZE, kd_weight=-1.0)
+    with pytest.raises(ValueError, match="attentive_kd_weight"):
+        DisDepth(tiny_student(), tiny_teacher(), img_size=SIZE, attentive_kd_weight=-1.0)
 
 
 def test_disdepth_trains_with_fit_and_lam_stays_normalised():
     from kdlab.train import fit
 
     torch.manual_seed(0)
-    d = DisDepth(tiny_student(), tiny_teacher("vit"), img_size=SIZE, warmup=0.5)
+    d = DisDepth(tiny_student(), tiny_teacher("vit"), img_size=SIZE, warmup_fraction=0.5)
     x, y = batch(16, seed=4)
     history = fit(d, (x, y), epochs=2, batch_size=8, lr=3e-3, progress=False, device="cpu")
     assert len(history.rows) == 2 and np.isfinite(history.series("train/loss")).all()
-    assert history.series("train/kd")[0] == 0 and history.series("train/kd")[1] > 0
+    assert history.series("train/attentive_kd")[0] == 0 and history.series("train/attentive_kd")[1] > 0
     assert any(lam.query.weight.abs().sum() > 0 for lam in d.lam)  # LAM moved away from A = 1 ...
     maps = d.attention_maps(x[:2])
     assert all(torch.allclose(a.mean(dim=(2, 3)), torch.ones(2, 1), atol=1e-5) for a in maps)  # ... but mean A = 1
@@ -460,11 +459,29 @@ def test_disdepth_recipe_rebuilds_from_knobs_and_caps_the_warmup():
     cpu = disdepth_recipe("cpu")
     assert cpu["seeds"] == [0] and disdepth_recipe("gpu")["seeds"] == [0, 1, 2]
     assert cpu["teacher"] == "scenes_depth_swin" and cpu["data"]["name"] == "scenes"
-    custom = disdepth_recipe("cpu", seed=2, kd_weight=3.0, warmup=1.0, n_seeds=2)
+    custom = disdepth_recipe("cpu", seed=2, attentive_kd_weight=3.0, kd_warmup_epochs=1.0, n_seeds=2)
     assert custom["seeds"] == [2, 3] and disdepth_recipe(**custom["knobs"]) == custom
     epochs = custom["student"]["fit"]["epochs"]
-    assert custom["disdepth"]["kd_weight"] == 3.0 and custom["disdepth"]["warmup"] == pytest.approx(1.0 / epochs)
-    smoke = disdepth_recipe("smoke", warmup=5.0)  # capped at half of the 2 epochs
-    assert smoke["disdepth"]["warmup_epochs"] == 1.0 and smoke["disdepth"]["warmup"] == 0.5
+    assert (custom["disdepth"]["attentive_kd_weight"] == 3.0
+            and custom["disdepth"]["warmup_fraction"] == pytest.approx(1.0 / epochs))
+    smoke = disdepth_recipe("smoke", kd_warmup_epochs=5.0)  # capped at half of the 2 epochs
+    assert smoke["disdepth"]["warmup_fraction"] == 0.5
     student = depth_student(64, **smoke["student"]["model"])  # smoke's half-width student builds
     assert student(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_disdepth_recipe_block_is_the_constructor_keywords():
+    from kdlab.methods import METHODS
+    from kdlab.models import create
+    from kdlab.recipes import disdepth_recipe
+
+    block = disdepth_recipe("smoke")["disdepth"]
+    keywords = set(inspect.signature(METHODS["disdepth"]).parameters)
+    assert set(block) <= keywords, set(block) - keywords
+    assert METHODS["depth_supervised"] is DepthSupervised and METHODS["disdepth"] is DisDepth
+    recipe = disdepth_recipe("smoke")
+    torch.manual_seed(0)
+    student = depth_student(64, **recipe["student"]["model"])
+    distiller = METHODS["disdepth"](student, create("depth_teacher_swin", img_size=64), **block).train()
+    _, terms = distiller(torch.rand(2, 3, 64, 64), 0.5 + 9 * torch.rand(2, 64, 64), progress=1.0)
+    assert list(terms) == ["silog", "ghost", "attentive_kd"] and all(torch.isfinite(t) for t in terms.values())

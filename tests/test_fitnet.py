@@ -26,7 +26,7 @@ def test_hint_loss_rejects_mismatched_shapes():
         hint_loss(torch.randn(2, 8, 4, 4), torch.randn(2, 16, 4, 4))
     with pytest.raises(ValueError, match="same"):
         hint_loss(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 8, 8))
-    with pytest.raises(ValueError, match="B, C, H, W"):
+    with pytest.raises(ValueError, match="of the same 4-d shape"):
         hint_loss(torch.randn(2, 8), torch.randn(2, 8))
 
 

@@ -77,5 +77,5 @@ def test_cls_attention_rejects_models_without_a_class_token_and_bad_blocks():
         cls_attention(create("vit", class_token=False, global_pool="avg"), x)
     model = create("vit", **SMALL_VIT)
     for block in (4, -5, 1.0, True):
-        with pytest.raises(ValueError, match=r"block must be an int in -4..3 for a 4-block ViT"):
+        with pytest.raises(ValueError, match=r"block \(of a 4-block ViT\) must be an int >= -4 and <= 3, got"):
             cls_attention(model, x, block=block)

@@ -194,3 +194,60 @@ def test_seg_models_plug_into_the_segmentation_distillers():
 def test_seg_models_reject_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# the registry and the family files ------------------------------------------------------------------
+
+FAMILY_FILES = ("cnn", "vit", "swin", "mixer", "dense", "face")
+
+
+def family_file(spec):
+    """The file a registered model lives in: a classifier in its family's file, a dense-prediction model in
+    ``dense.py``, a face embedder in ``face.py``."""
+    return {"classification": spec.family, "segmentation": "dense", "depth": "dense", "face": "face"}[spec.task]
+
+
+def test_the_registry_imports_no_model_file():
+    import ast
+    from pathlib import Path
+
+    from kdlab.models import registry
+
+    siblings = []
+    for node in ast.walk(ast.parse(Path(registry.__file__).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            siblings.append(f"from .{node.module or ''} import {', '.join(a.name for a in node.names)}")
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+        siblings += [name for name in names if name.startswith("kdlab.models")]
+    assert siblings == [], "registry.py holds the machinery only: the family files import it, not the reverse"
+
+
+def test_every_model_is_registered_by_its_family_file():
+    from kdlab.models import MODELS
+
+    wrong = {name: spec.build.__module__ for name, spec in MODELS.items()
+             if spec.build.__module__ != f"kdlab.models.{family_file(spec)}"}
+    assert not wrong, f"registered outside their family file: {wrong}"
+    assert {family_file(spec) for spec in MODELS.values()} == set(FAMILY_FILES), "every family file registers"
+
+
+def test_family_of_reads_the_classes_the_family_files_registered():
+    from timm.models.swin_transformer import SwinTransformer
+
+    from kdlab.models import FAMILIES, FAMILY_CLASSES
+
+    assert set(FAMILY_CLASSES.values()) == set(FAMILIES)
+    plain = SwinTransformer(img_size=32, patch_size=2, window_size=4, embed_dim=8, depths=(1,), num_heads=(1,))
+    assert family_of(plain) == "swin" and family_of(create("swin")) == "swin"
+
+
+def test_register_rejects_a_second_name_and_unknown_families():
+    from kdlab.models import register
+
+    with pytest.raises(ValueError, match="registered once, got 'cnn'"):
+        register("cnn", family="cnn")
+    with pytest.raises(ValueError, match="family must be one of"):
+        register("rnn", family="rnn")
+    with pytest.raises(ValueError, match="task must be one of"):
+        register("rnn", family="cnn", task="speech")

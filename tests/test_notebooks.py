@@ -135,7 +135,7 @@ def check_disdepth(rec: dict) -> None:
     assert rec["identity_max_diff"] < 1e-3, "an untrained LGConv conversion must leave the metrics unchanged"
     assert rec["lgconv_init_ratio_max"] < 1e-3 < rec["lgconv_trained_ratio_max"]
     assert rec["lgconv_toy"]["norm_ratio"] < 1e-3 and rec["lgconv_toy"]["attention_sum_error"] < 1e-5
-    ghost, kd, silog = rec["routing"]["ghost"], rec["routing"]["kd"], rec["routing"]["silog"]
+    ghost, kd, silog = rec["routing"]["ghost"], rec["routing"]["attentive_kd"], rec["routing"]["silog"]
     assert ghost["student encoder"] == ghost["student decoder"] == ghost["teacher"] == 0.0
     assert ghost["FAM"] > 0 and ghost["LAM"] > 0
     assert kd["student encoder"] > 0 and kd["student decoder"] == kd["FAM"] == kd["LAM"] == kd["teacher"] == 0.0
@@ -173,8 +173,8 @@ def check_cafd(rec: dict) -> None:
     euclid = rec["euclid_7x7"]
     assert abs(euclid["min"] - 0.02) < 0.005 and euclid["argmin"] == [4, 3] and abs(euclid["max"] - 4.99) < 0.01
     share = rec["top_bucket_share"]
-    assert share["ratio 1.9, gamma_face 1"] > share["ratio 3, gamma_face 1"], "ratio 1.9 must saturate more"
-    assert rec["gamma0_error"] < 1e-6 and rec["urfm_row_sum_error"] < 1e-5
+    assert share["ratio 1.9, facial_scale 1"] > share["ratio 3, facial_scale 1"], "ratio 1.9 must saturate more"
+    assert rec["euclid_error"] < 1e-6 and rec["urfm_row_sum_error"] < 1e-5
     assert rec["collapse_losses"] == {"attn": 0.0, "feat": 0.0}
     assert rec["params"]["teacher"] > 5 * rec["params"]["student"]
     assert set(rec["centroid_distance"]) == {"before training", "after training"}

@@ -116,7 +116,8 @@ def test_swtat_recipe_rebuilds_from_knobs_and_matches_the_primer_cnn():
     swtat = RECIPES["03_swtat"]
     cpu = swtat("cpu", window=8, n_seeds=2)
     assert swtat(**cpu["knobs"]) == cpu and cpu["seeds"] == [0, 1]
-    assert cpu["classification"]["tat"]["window"] == cpu["segmentation"]["tat"]["window"] == 8
+    assert cpu["classification"]["swtat"]["window"] == cpu["segmentation"]["swtat_seg"]["window"] == 8
+    assert cpu["segmentation"]["swtat_seg_pm"]["window"] == 8
     # the classification no-KD row is the primer's CNN row: same data, student and training
     primer = RECIPES["00_primer"]("cpu")
     assert cpu["classification"]["data"] == primer["data"]

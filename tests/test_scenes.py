@@ -37,54 +37,54 @@ def _rays(size, focal, yaw=0.0, pitch=0.0):
 def test_dtypes_shapes_and_ranges(scenes):
     assert len(scenes) == 48 and scenes.task == "depth"
     assert scenes.x.shape == (48, 3, 32, 32) and scenes.x.dtype == torch.float32
-    assert scenes.depth.shape == (48, 32, 32) and scenes.depth.dtype == torch.float32
+    assert scenes.y.shape == (48, 32, 32) and scenes.y.dtype == torch.float32
     assert scenes.valid.shape == (48, 32, 32) and scenes.valid.dtype == torch.bool
-    assert scenes.y is scenes.depth and scenes.mask is scenes.valid
+    assert repr(scenes) == "DepthSet('scenes', n=48, image=3x32x32, task=depth, depth_range=(0.5, 10) m, device=cpu)"
     assert 0.0 <= scenes.x.min() and scenes.x.max() <= 1.0 and torch.isfinite(scenes.x).all()
     lo, hi = DEPTH_RANGE
     assert scenes.depth_range == (lo, hi) == (0.5, 10.0)
-    assert lo <= scenes.depth.min() and scenes.depth.max() <= hi
+    assert lo <= scenes.y.min() and scenes.y.max() <= hi
     # out-of-range pixels are clamped to a bound and flagged; most pixels are in range
-    off = scenes.depth[~scenes.valid]
+    off = scenes.y[~scenes.valid]
     assert ((off == lo) | (off == hi)).all()
     assert scenes.valid.float().mean() > 0.9
     # NYU-like spread: metres of depth inside every image, images differ in brightness and colour
-    spread = scenes.depth.flatten(1).max(1).values - scenes.depth.flatten(1).min(1).values
+    spread = scenes.y.flatten(1).max(1).values - scenes.y.flatten(1).min(1).values
     assert spread.median() > 2.0
     assert scenes.x.mean(dim=(1, 2, 3)).std() > 0.03 and scenes.x.std(dim=(2, 3)).mean() > 0.05
 
 
 def test_determinism_and_seeds():
     a, b = make_scenes(8, img_size=24, seed=5), make_scenes(8, img_size=24, seed=5)
-    assert torch.equal(a.x, b.x) and torch.equal(a.depth, b.depth) and torch.equal(a.valid, b.valid)
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and torch.equal(a.valid, b.valid)
     c = make_scenes(8, img_size=24, seed=6)
-    assert not torch.equal(a.depth, c.depth) and not torch.equal(a.x, c.x)
+    assert not torch.equal(a.y, c.y) and not torch.equal(a.x, c.x)
     clean = make_scenes(8, img_size=24, seed=5, noise=0.0)
-    assert torch.equal(clean.depth, a.depth) and not torch.equal(clean.x, a.x)
+    assert torch.equal(clean.y, a.y) and not torch.equal(clean.x, a.x)
     assert (clean.x - a.x).abs().max() < 0.1
 
 
 @pytest.mark.parametrize("size", [8, 48, 96])
 def test_sizes(size):
     s = make_scenes(2, img_size=size, seed=1)
-    assert s.x.shape == (2, 3, size, size) and s.depth.shape == (2, size, size)
+    assert s.x.shape == (2, 3, size, size) and s.y.shape == (2, size, size)
 
 
 def test_same_scene_at_every_resolution():
     # the camera is defined in units of the image side: 2x2 blocks at 64 px average to the 32 px depth
     small = make_scenes(6, img_size=32, seed=2, noise=0.0)
     large = make_scenes(6, img_size=64, seed=2, noise=0.0)
-    pooled = F.avg_pool2d(large.depth[:, None], 2)[:, 0]
-    assert (pooled - small.depth).abs().median() < 0.02
+    pooled = F.avg_pool2d(large.y[:, None], 2)[:, 0]
+    assert (pooled - small.y).abs().median() < 0.02
     other = make_scenes(6, img_size=32, seed=3, noise=0.0)
-    assert (pooled - other.depth).abs().median() > 0.1
+    assert (pooled - other.y).abs().median() > 0.1
 
 
 def test_splits_are_disjoint_and_reproducible():
     train, test = scenes_splits(20, 10, img_size=16, seed=0)
     assert len(train) == 20 and len(test) == 10
     assert train.name == "scenes-train" and test.name == "scenes-test"
-    assert torch.cdist(test.depth.flatten(1), train.depth.flatten(1)).min() > 1e-3
+    assert torch.cdist(test.y.flatten(1), train.y.flatten(1)).min() > 1e-3
     again, _ = scenes_splits(20, 3, img_size=16, seed=0)
     assert torch.equal(again.x, train.x)
 
@@ -228,29 +228,29 @@ def test_empty_rooms_and_object_counts():
 
 def test_depthset_subset_split_to_and_checks(scenes):
     part = scenes.subset([3, 1])
-    assert torch.equal(part.x[0], scenes.x[3]) and torch.equal(part.depth[1], scenes.depth[1])
+    assert torch.equal(part.x[0], scenes.x[3]) and torch.equal(part.y[1], scenes.y[1])
     assert torch.equal(part.valid[0], scenes.valid[3]) and part.depth_range == scenes.depth_range
-    assert len(scenes.subset(scenes.depth.mean(dim=(1, 2)) > 3.0)) == int((scenes.depth.mean(dim=(1, 2)) > 3.0).sum())
+    assert len(scenes.subset(scenes.y.mean(dim=(1, 2)) > 3.0)) == int((scenes.y.mean(dim=(1, 2)) > 3.0).sum())
     first, rest = scenes.split(0.25, seed=1)
     assert len(first) == 12 and len(rest) == 36
-    assert torch.equal(scenes.split(0.25, seed=1)[0].depth, first.depth)
+    assert torch.equal(scenes.split(0.25, seed=1)[0].y, first.y)
     moved = scenes.to("cpu")
-    assert torch.equal(moved.depth, scenes.depth) and "DepthSet('scenes'" in repr(moved)
-    plain = DepthSet(x=scenes.x[:2], depth=torch.zeros(2, 32, 32))
-    assert not plain.mask.any() and plain.valid is None
+    assert torch.equal(moved.y, scenes.y) and "DepthSet('scenes'" in repr(moved)
+    plain = DepthSet(x=scenes.x[:2], y=torch.zeros(2, 32, 32))
+    assert not plain.valid.any() and plain.valid.shape == (2, 32, 32), "valid defaults to y > 0"
     x = torch.rand(2, 3, 8, 8)
-    with pytest.raises(ValueError, match="depth must be a floating tensor of shape"):
-        DepthSet(x=x, depth=torch.ones(2, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"y must be a tensor of dtype floating point and shape \(2, 8, 8\)"):
+        DepthSet(x=x, y=torch.ones(2, 1, 8, 8))
     with pytest.raises(ValueError, match="finite and >= 0"):
-        DepthSet(x=x, depth=-torch.ones(2, 8, 8))
-    with pytest.raises(ValueError, match="valid must be a bool"):
-        DepthSet(x=x, depth=torch.ones(2, 8, 8), valid=torch.ones(2, 8, 8))
+        DepthSet(x=x, y=-torch.ones(2, 8, 8))
+    with pytest.raises(ValueError, match="valid must be a tensor of dtype bool"):
+        DepthSet(x=x, y=torch.ones(2, 8, 8), valid=torch.ones(2, 8, 8))
     with pytest.raises(ValueError, match="RGB"):
-        DepthSet(x=torch.rand(2, 1, 8, 8), depth=torch.ones(2, 8, 8))
+        DepthSet(x=torch.rand(2, 1, 8, 8), y=torch.ones(2, 8, 8))
     with pytest.raises(ValueError, match="depth_range"):
-        DepthSet(x=x, depth=torch.ones(2, 8, 8), depth_range=(3.0, 1.0))
+        DepthSet(x=x, y=torch.ones(2, 8, 8), depth_range=(3.0, 1.0))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        DepthSet(x=x * 2, depth=torch.ones(2, 8, 8))
+        DepthSet(x=x * 2, y=torch.ones(2, 8, 8))
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -315,29 +315,29 @@ def test_load_depth_folder_values(rgbd_folder):
         rgb = np.asarray(im).astype(np.float64)
     ds = load_depth_folder(rgbd_folder)
     assert len(ds) == 3 and ds.name == "nyu_tiny"
-    assert ds.x.shape == (3, 3, 6, 8) and ds.depth.shape == (3, 6, 8) and ds.valid.dtype == torch.bool
-    assert np.allclose(ds.depth[1].numpy(), raw / 1000.0, atol=1e-6)
+    assert ds.x.shape == (3, 3, 6, 8) and ds.y.shape == (3, 6, 8) and ds.valid.dtype == torch.bool
+    assert np.allclose(ds.y[1].numpy(), raw / 1000.0, atol=1e-6)
     assert np.allclose(ds.x[1].permute(1, 2, 0).numpy(), rgb / 255.0, atol=1e-6)
     assert not ds.valid[:, 0, 0].any() and ds.valid.sum() == 3 * 48 - 3
     assert ds.depth_range == (1e-3, 10.0)
     assert len(load_depth_folder(rgbd_folder, limit=2)) == 2
     kitti = load_depth_folder(rgbd_folder, depth_scale=256.0)
-    assert torch.allclose(kitti.depth, ds.depth * 1000.0 / 256.0)
+    assert torch.allclose(kitti.y, ds.y * 1000.0 / 256.0)
 
 
 def test_load_depth_folder_crop_and_resize(rgbd_folder):
     full = load_depth_folder(rgbd_folder)
     cropped = load_depth_folder(rgbd_folder, crop=(0, 6, 1, 7))
-    assert cropped.depth.shape == (3, 6, 6)
-    assert torch.equal(cropped.depth, full.depth[:, :, 1:7]) and torch.equal(cropped.x, full.x[:, :, :, 1:7])
+    assert cropped.y.shape == (3, 6, 6)
+    assert torch.equal(cropped.y, full.y[:, :, 1:7]) and torch.equal(cropped.x, full.x[:, :, :, 1:7])
     small = load_depth_folder(rgbd_folder, size=3, crop=(0, 6, 1, 7))
-    assert small.x.shape == (3, 3, 3, 3) and small.depth.shape == (3, 3, 3)
+    assert small.x.shape == (3, 3, 3, 3) and small.y.shape == (3, 3, 3)
     # nearest neighbour: every resized depth is one of the source values (no blending into missing pixels)
     for i in range(3):
-        assert set(small.depth[i].flatten().tolist()) <= set(cropped.depth[i].flatten().tolist())
-    assert torch.equal(small.valid, small.depth > 0)
+        assert set(small.y[i].flatten().tolist()) <= set(cropped.y[i].flatten().tolist())
+    assert torch.equal(small.valid, small.y > 0)
     wide = load_depth_folder(rgbd_folder, size=(4, 5))
-    assert wide.depth.shape == (3, 4, 5) and 0 <= wide.x.min() and wide.x.max() <= 1
+    assert wide.y.shape == (3, 4, 5) and 0 <= wide.x.min() and wide.x.max() <= 1
 
 
 def test_load_depth_folder_errors(tmp_path, rgbd_folder):
@@ -368,7 +368,7 @@ def test_load_depth_folder_errors(tmp_path, rgbd_folder):
     _write_pair(mixed, "b", rng.integers(0, 256, (5, 5, 3)), rng.integers(500, 9000, (5, 5)))
     with pytest.raises(ValueError, match="different sizes"):
         load_depth_folder(mixed)
-    assert load_depth_folder(mixed, size=4).depth.shape == (2, 4, 4)
+    assert load_depth_folder(mixed, size=4).y.shape == (2, 4, 4)
     with pytest.raises(ValueError, match="outside"):
         load_depth_folder(mixed, crop=(0, 5, 0, 5))
     with pytest.raises(ValueError, match="crop must be"):
@@ -385,6 +385,6 @@ def test_load_dataset_gives_depth_sets_and_refuses_masks():
     assert "scenes" in DATASETS
     train, test = load_dataset("scenes", n_train=4, n_test=2, img_size=32, seed=3)
     assert train.task == "depth" and train.y.shape == (4, 32, 32) and len(test) == 2
-    assert torch.equal(train.y, make_scenes(4, img_size=32, seed=3).depth)
+    assert torch.equal(train.y, make_scenes(4, img_size=32, seed=3).y)
     with pytest.raises(ValueError, match="depth maps, not segmentation masks"):
         load_dataset("scenes", n_train=4, n_test=2, target="mask")

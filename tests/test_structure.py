@@ -105,6 +105,17 @@ def test_imports_only_go_down_the_layers():
     assert not upward, "imports that go back up a layer:\n" + "\n".join(sorted(upward))
 
 
+def test_other_packages_are_imported_through_their_face():
+    """``from ..methods import X``, never ``from ..methods.swtat import X``, from outside ``kdlab.methods``: a package
+    may then reorganise its files without touching its users."""
+    into_submodules = []
+    for module, targets in import_graph().items():
+        for target in targets:
+            if unit_of(target) != unit_of(module) and target.count(".") > 1:
+                into_submodules.append(f"{module} imports {target}")
+    assert not into_submodules, "import these through the package face:\n" + "\n".join(sorted(into_submodules))
+
+
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's strongly connected components with more than one module (the import circles)."""
     index, low, stack, on_stack, circles = {}, {}, [], set(), []

@@ -1,3 +1,4 @@
+import inspect
 import itertools
 
 import pytest
@@ -13,8 +14,8 @@ from kdlab.methods.swtat import (PatchMergingTaTLoss, SWTaT, SWTaTLoss, SWTaTSeg
                                  feature_shape, from_windows, global_attention, patch_group_tat_loss,
                                  shifted_window_mask, swtat_loss, tat_cost, tat_loss, to_windows, window_attention,
                                  position_attention, window_layout, window_partition, window_reverse, window_tat_loss)
-from kdlab.models import create
-from kdlab.models.features import stage_features
+from kdlab.methods import METHODS
+from kdlab.models import create, stage_features
 
 ID = nn.Identity()
 IDS = (ID, ID, ID)
@@ -366,7 +367,7 @@ def batch(n=2, size=32):
 
 
 @pytest.mark.parametrize("make, term", [(lambda s, t: TaT(s, t, stages=(2, 3)), "tat"),
-                                        (lambda s, t: SWTaT(s, t, stages=(2, 2), epsilon=0.2), "sw_tat")])
+                                        (lambda s, t: SWTaT(s, t, stages=(2, 2), sw_tat_weight=0.2), "sw_tat")])
 def test_classification_distillers(make, term):
     student, teacher = create("cnn_small"), create("cnn")
     distiller = make(student, teacher).train()
@@ -388,7 +389,7 @@ def test_classification_distillers(make, term):
 
 def test_sw_tat_term_is_the_weighted_loss_of_the_chosen_stages():
     student, teacher = create("cnn_small"), create("cnn")
-    distiller = SWTaT(student, teacher, stages=(1, 2), window=4, epsilon=0.3).eval()
+    distiller = SWTaT(student, teacher, stages=(1, 2), window=4, sw_tat_weight=0.3).eval()
     assert distiller.student_shape == (16, 32, 32) and distiller.teacher_shape == (64, 16, 16)
     x, y = batch()
     _, terms = distiller(x, y)
@@ -473,7 +474,7 @@ def test_bad_inputs_raise_clear_errors():
         window_partition(torch.randn(1, 7, 8, 2), 4)
     with pytest.raises(ValueError, match="windows of a"):
         window_reverse(torch.randn(3, 16, 2), 4, 8, 8)
-    with pytest.raises(ValueError, match="height and width"):
+    with pytest.raises(ValueError, match="height must be an int >= 1"):
         shifted_window_mask(0, 8, 4, 2)
     with pytest.raises(ValueError, match="patches"):
         patch_group_tat_loss(fs, ft, *IDS, patches=9)
@@ -494,8 +495,8 @@ def test_bad_distiller_arguments_raise():
     for stages in [(5, 1), (1, 0), (1,), 3, (True, 1)]:
         with pytest.raises(ValueError, match="one 1-based"):
             TaT(student, teacher, stages=stages)
-    with pytest.raises(ValueError, match="epsilon"):
-        SWTaT(student, teacher, epsilon=-1.0)
+    with pytest.raises(ValueError, match="sw_tat_weight"):
+        SWTaT(student, teacher, sw_tat_weight=-1.0)
     with pytest.raises(ValueError, match="temperature"):
         TaT(student, teacher, temperature=0.0)
     with pytest.raises(ValueError, match="shift"):
@@ -504,8 +505,8 @@ def test_bad_distiller_arguments_raise():
         SWTaTSeg(nn.Conv2d(3, 4, 3), TinySeg(4), img_size=16)
     with pytest.raises(ValueError, match="pm_levels"):
         SWTaTSeg(TinySeg(4), TinySeg(8), pm_levels=-1, img_size=16)
-    with pytest.raises(ValueError, match="zeta"):
-        TaTPatchGroup(TinySeg(4), TinySeg(8), zeta=float("nan"), img_size=16)
+    with pytest.raises(ValueError, match="anchor_tat_weight"):
+        TaTPatchGroup(TinySeg(4), TinySeg(8), anchor_tat_weight=float("nan"), img_size=16)
 
 
 @pytest.mark.parametrize("height, width, window, shift", [(8, 8, 4, 2), (7, 10, 4, 1), (5, 5, 4, 3), (9, 6, 3, 1)])
@@ -536,3 +537,29 @@ def test_position_attention_is_one_row_of_the_global_or_windowed_attention():
     assert (shifted[:, ~outside] > 0).all() and (~outside).sum() == 4  # the 2x2 corner piece of its window
     with pytest.raises(ValueError, match="outside"):
         position_attention(q, k, (8, 0))
+
+
+def test_swtat_recipe_method_blocks_are_constructor_keywords():
+    from kdlab.recipes import RECIPES, swtat_recipe
+
+    recipe = swtat_recipe("cpu", tat_weight=0.2, sw_tat_weight=0.03, pm_tat_weight=0.01)
+    assert RECIPES["03_swtat"](**recipe["knobs"]) == recipe
+    blocks = {("classification", "kd"): "kd", ("classification", "tat"): "tat", ("classification", "swtat"): "swtat",
+              ("segmentation", "tat_patch_group"): "tat_patch_group", ("segmentation", "swtat_seg"): "swtat_seg",
+              ("segmentation", "swtat_seg_pm"): "swtat_seg"}
+    for (task, key), name in blocks.items():
+        keywords = set(inspect.signature(METHODS[name]).parameters)
+        assert set(recipe[task][key]) <= keywords, (key, set(recipe[task][key]) - keywords)
+    cls, seg = recipe["classification"], recipe["segmentation"]
+    assert cls["tat"]["tat_weight"] == cls["swtat"]["sw_tat_weight"] == 0.2
+    assert seg["swtat_seg_pm"]["sw_tat_weight"] == seg["tat_patch_group"]["patch_tat_weight"] == 0.03
+    assert seg["swtat_seg_pm"]["pm_tat_weight"] == seg["tat_patch_group"]["anchor_tat_weight"] == 0.01
+    assert seg["swtat_seg"]["pm_levels"] == 0 and seg["swtat_seg_pm"]["pm_levels"] == 1
+    x, y = torch.rand(2, 3, 32, 32), torch.randint(0, 10, (2,))
+    for key in ("kd", "tat", "swtat"):  # the recipe's own models and blocks build and train one step
+        distiller = METHODS[key](create(cls["student"]), create("swin"), **cls[key]).train()
+        assert all(torch.isfinite(t) for t in distiller(x, y)[1].values()), key
+    x, y = torch.rand(2, 3, 64, 64), torch.randint(0, 3, (2, 64, 64))
+    for key, name in (("tat_patch_group", "tat_patch_group"), ("swtat_seg", "swtat_seg"), ("swtat_seg_pm", "swtat_seg")):
+        distiller = METHODS[name](create(seg["student"], img_size=64), create("seg_cnn", img_size=64), **seg[key])
+        assert all(torch.isfinite(t) for t in distiller.train()(x, y)[1].values()), key

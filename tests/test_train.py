@@ -164,6 +164,16 @@ def test_bad_arguments():
         fit(Supervised(mlp()), (data[0], data[1][:10]), epochs=1)
     with pytest.raises(TypeError, match=r"\.x and \.y"):
         fit(Supervised(mlp()), [1, 2], epochs=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(Supervised(mlp()), data, epochs=1, batch_size=1)
+    with pytest.raises(ValueError, match="lr"):
+        fit(Supervised(mlp()), data, epochs=1, lr=0.0)
+    with pytest.raises(ValueError, match="grad_clip"):
+        fit(Supervised(mlp()), data, epochs=1, grad_clip=-1.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(mlp(), data[0], batch_size=0)
+    with pytest.raises(ValueError, match="mode"):
+        History([{"val/acc": 0.5}]).best("val/acc", mode="largest")
     with pytest.raises(ValueError, match="optimizer"):
         make_optimizer(mlp().parameters(), "lbfgs", 1e-3, 0.0)
     with pytest.raises(ValueError, match="nothing to train"):

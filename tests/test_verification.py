@@ -192,8 +192,8 @@ def test_fold_slices():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: roc_curve(SCORES[:, None], SAME), "scores must be a 1-D floating"),
-    (lambda: roc_curve(SCORES.long(), SAME), "scores must be a 1-D floating"),
+    (lambda: roc_curve(SCORES[:, None], SAME), r"scores must have 1 dimensions, got shape \(8, 1\)"),
+    (lambda: roc_curve(SCORES.long(), SAME), "scores must be a floating-point tensor, got dtype torch.int64"),
     (lambda: roc_curve(SCORES, SAME[:5]), "same must be"),
     (lambda: roc_curve(SCORES, torch.full((8,), 0.5)), "bool"),
     (lambda: roc_curve(SCORES, torch.full((8,), 2)), "bool"),

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from kdlab import viz  # noqa: E402
-from kdlab.methods.cskd import SCHEDULES, alpha_schedule  # noqa: E402
+from kdlab.methods import CKF_SCHEDULES, ckf_share  # noqa: E402
 
 ROWS = [
     {"epoch": 1, "train/loss": 2.0, "train/ce": 1.5, "train/kd": 0.5, "val/acc": 0.30, "lr": 0.1, "time_s": 3.0},
@@ -32,7 +32,7 @@ def test_figures_are_not_kept_by_pyplot():
     viz.plot_history(ROWS)
     viz.plot_softmax_temperature([1.0, 0.0], [1.0])
     viz.plot_ofa_weights(target_probs=[0.5])
-    viz.plot_alpha_schedules(3)
+    viz.plot_dense_share_schedules(3)
     viz.show_heatmaps(torch.rand(1, 3, 8, 8), {"m": torch.rand(1, 2, 2)}, title="h")
     viz.show_label_maps(torch.rand(1, 3, 8, 8), {"m": torch.zeros(1, 2, 2)}, ["a"], title="l", reference=[0])
     assert len(plt.get_fignums()) == before
@@ -209,50 +209,25 @@ def test_plot_ofa_weights_histogram_and_bad_inputs():
         viz.plot_ofa_weights(target_probs=[0.5, 1.5])
 
 
-def test_format_mean_std():
-    assert viz.format_mean_std([0.81, 0.83]) == "82.0 ± 1.4%"  # sample std (ddof = 1)
-    assert viz.format_mean_std([0.5]) == "50.0%"
-    assert viz.format_mean_std(torch.tensor([1.0, 2.0, 3.0]), pct=False, digits=2) == "2.00 ± 1.00"
-    with pytest.raises(ValueError, match="at least one"):
-        viz.format_mean_std([])
-
-
-def test_results_table_text_and_html():
-    rows = [
-        {"method": "KD", "acc": viz.format_mean_std([0.81, 0.83]), "loss": 0.123456},
-        {"method": "<b>OFA</b>", "acc": "85.0%"},
-    ]
-    table = viz.results_table(rows, ["method", "acc", "loss"], title="CIFAR")
-    text = str(table).splitlines()
-    assert text[2:5] == ["| method | acc | loss |", "|---|---|---|", "| KD | 82.0 ± 1.4% | 0.1235 |"]
-    assert text[5] == "| <b>OFA</b> | 85.0% | – |"
-    page = table._repr_html_()
-    assert page.startswith("<table><caption>CIFAR</caption>")
-    assert "&lt;b&gt;OFA&lt;/b&gt;" in page and "<th>loss</th>" in page
-    assert str(viz.results_table(rows)).splitlines()[0] == "| method | acc | loss |"  # default columns
-    with pytest.raises(ValueError, match="column"):
-        viz.results_table([])
-
-
-# ------------------------------------------------------------------------------------------- CSKD alpha
+# ------------------------------------------------------------------------------------------- CSKD dense share
 @pytest.mark.parametrize("epochs", [1, 4, 10])
-def test_plot_alpha_schedules_steps_smooth_curves_and_global_weight(epochs):
-    fig = viz.plot_alpha_schedules(epochs, steps_per_epoch=5, title="CKF")
+def test_plot_dense_share_schedules_steps_smooth_curves_and_global_weight(epochs):
+    fig = viz.plot_dense_share_schedules(epochs, steps_per_epoch=5, title="CKF")
     ax, twin = fig.axes
     assert ax.get_title() == "CKF" and ax.get_xlabel() == "epoch"
     assert ax.get_ylabel() == "α (weight of the dense, local logits)"
     assert twin.get_ylabel() == "1 − α (weight of the global logits)"
     assert ax.get_xlim() == (0, epochs)
     lines = ax.get_lines()
-    assert len(lines) == 2 * len(SCHEDULES)
-    for kind, steps, smooth in zip(SCHEDULES, lines[::2], lines[1::2], strict=True):
-        per_epoch = [alpha_schedule(e, epochs, kind) for e in range(epochs)]
+    assert len(lines) == 2 * len(CKF_SCHEDULES)
+    for kind, steps, smooth in zip(CKF_SCHEDULES, lines[::2], lines[1::2], strict=True):
+        per_epoch = [ckf_share(e / epochs, epochs, kind) for e in range(epochs)]
         assert steps.get_drawstyle() == "steps-post"  # constant over each epoch [e, e + 1)
         np.testing.assert_array_equal(steps.get_xdata(), np.arange(epochs + 1))
         np.testing.assert_allclose(steps.get_ydata(), [*per_epoch, per_epoch[-1]])
         x = smooth.get_xdata()
         assert len(x) == 5 * epochs + 1 and (x[0], x[-1]) == (0.0, epochs)
-        np.testing.assert_allclose(smooth.get_ydata(), [SCHEDULES[kind](e / epochs) for e in x], atol=1e-12)
+        np.testing.assert_allclose(smooth.get_ydata(), [CKF_SCHEDULES[kind](e / epochs) for e in x], atol=1e-12)
         np.testing.assert_allclose(smooth.get_ydata()[::5][:-1], per_epoch)  # they meet at each epoch's start
         assert smooth.get_linestyle() == "--" and smooth.get_color() == steps.get_color()
         assert smooth.get_linewidth() < steps.get_linewidth()
@@ -262,26 +237,26 @@ def test_plot_alpha_schedules_steps_smooth_curves_and_global_weight(epochs):
     np.testing.assert_allclose(global_weight.get_ydata(), 1 - lines[0].get_ydata())
     assert global_weight.get_drawstyle() == "steps-post"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
-        *(f"{kind}, {how}" for kind in SCHEDULES for how in ("per epoch (official)", "per iteration")),
+        *(f"{kind}, {how}" for kind in CKF_SCHEDULES for how in ("per epoch (official)", "per iteration")),
         "1 − α, linear only (right axis)",
     ]
 
 
-def test_plot_alpha_schedules_other_kinds_and_bad_inputs():
-    fig = viz.plot_alpha_schedules(6, kinds=["cos"])
+def test_plot_dense_share_schedules_other_kinds_and_bad_inputs():
+    fig = viz.plot_dense_share_schedules(6, kinds=["cos"])
     assert len(fig.axes[0].get_lines()) == 2
     np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), 1 - fig.axes[0].get_lines()[0].get_ydata())
     assert fig.legends[0].get_texts()[-1].get_text() == "1 − α, cos only (right axis)"
     for epochs in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="epochs must be an int >= 1"):
-            viz.plot_alpha_schedules(epochs)
-    with pytest.raises(ValueError, match="unknown alpha schedule 'exp'; expected one of linear, x2, cos"):
-        viz.plot_alpha_schedules(5, kinds=("linear", "exp"))
+            viz.plot_dense_share_schedules(epochs)
+    with pytest.raises(ValueError, match="kind must be one of 'linear', 'x2', 'cos', got 'exp'"):
+        viz.plot_dense_share_schedules(5, kinds=("linear", "exp"))
     with pytest.raises(ValueError, match="at least one kind"):
-        viz.plot_alpha_schedules(5, kinds=())
+        viz.plot_dense_share_schedules(5, kinds=())
     for steps in (0, 1.5, True):
         with pytest.raises(ValueError, match="steps_per_epoch must be an int >= 1"):
-            viz.plot_alpha_schedules(5, steps_per_epoch=steps)
+            viz.plot_dense_share_schedules(5, steps_per_epoch=steps)
 
 
 # ------------------------------------------------------------------------------------------- maps over images
@@ -344,7 +319,7 @@ def test_show_label_maps_colours_hatching_titles_and_legend():
     fig = viz.show_label_maps(images, {"dense": dense, "fused": fused}, CLASSES, title="labels", n=2,
                               reference=torch.tensor([2, 0, 1]))
     assert fig.get_suptitle() == "labels" and len(fig.axes) == 2 * 3
-    palette = viz._class_colours(4)
+    palette = viz.common.class_colours(4)
     assert palette == sns.color_palette("tab10", 4)
     for row, reference in enumerate([2, 0]):
         image_ax, dense_ax, fused_ax = fig.axes[3 * row: 3 * row + 3]
@@ -355,7 +330,7 @@ def test_show_label_maps_colours_hatching_titles_and_legend():
             for k in range(4):  # one fixed colour per class
                 assert overlay.cmap(overlay.norm(k))[:3] == pytest.approx(palette[k])
             differ = (labels != reference).numpy()
-            marks = [patch for patch in ax.patches if patch.get_hatch() == viz.MARK_HATCH]
+            marks = [patch for patch in ax.patches if patch.get_hatch() == viz.common.MARK_HATCH]
             assert len(marks) == differ.sum()  # one hatched cell per label that is not the global one
             corners = {(round(m.get_x() + 0.5), round(m.get_y() + 0.5)) for m in marks}
             assert corners == {(4 * c, 4 * r) for r, c in zip(*np.nonzero(differ))}  # 3x3 cells of 4x4 pixels
@@ -371,8 +346,8 @@ def test_show_label_maps_without_reference_and_large_palettes():
     assert [ax.get_title() for ax in fig.axes] == ["image", "argmax", "", ""]
     assert not any(ax.patches for ax in fig.axes)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["c0", "c3", "c11"]
-    assert viz._class_colours(12) == sns.color_palette("tab20", 12)
-    many = viz._class_colours(25)
+    assert viz.common.class_colours(12) == sns.color_palette("tab20", 12)
+    many = viz.common.class_colours(25)
     assert len(set(many)) == 25  # distinct colours beyond tab20
 
 
@@ -453,9 +428,9 @@ def test_depth_maps_share_one_depth_scale_and_show_errors():
     assert fig._suptitle.get_text() == "depth"
     titles = [ax.get_title() for ax in fig.axes]
     assert titles.count("error: 0.00 m mean") == 2 and titles.count("error: 1.00 m mean") == 2
-    depth_images = [im for ax in fig.axes[:8] for im in ax.get_images() if im.cmap.name == viz.DEPTH_CMAP]
+    depth_images = [im for ax in fig.axes[:8] for im in ax.get_images() if im.cmap.name == viz.disdepth.DEPTH_CMAP]
     assert depth_images and all(im.norm.vmin == 0.5 and im.norm.vmax == 10.0 for im in depth_images)
-    error = [im for ax in fig.axes for im in ax.get_images() if im.cmap.name == viz.ERROR_CMAP][1].get_array()
+    error = [im for ax in fig.axes for im in ax.get_images() if im.cmap.name == viz.disdepth.ERROR_CMAP][1].get_array()
     assert np.ma.getmaskarray(error)[:2].all() or np.isnan(np.ma.filled(error, np.nan)[:2]).all()
 
 
@@ -502,7 +477,7 @@ def _colorbar_labels(fig):
 
 
 def test_plot_face_grid_maps_labels_every_panel_and_colour_bar():
-    from kdlab.methods.cafd import template_landmarks
+    from kdlab.methods import template_landmarks
 
     maps = {"D (grid cells)": torch.rand(4, 4), "D_rel (IOD units)": torch.rand(4, 4)}
     fig = viz.plot_face_grid_maps(maps, title="distances", landmarks=template_landmarks(),
@@ -533,7 +508,7 @@ def test_plot_roc_curves_uses_a_log_far_axis_and_marks_the_operating_point():
 
 
 def test_show_centre_attention_draws_one_block_per_network_with_notes():
-    from kdlab.methods.cafd import grid_centres
+    from kdlab.methods import grid_centres
 
     maps = {"teacher": torch.rand(4, 4, 4), "student": torch.rand(4, 2, 2)}
     fig = viz.show_centre_attention(torch.rand(3, 16, 16), maps, grid_centres(2), grid=(2, 2), title="centres",

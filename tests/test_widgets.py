@@ -13,24 +13,21 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from kdlab.methods.cskd import SCHEDULES, alpha_schedule  # noqa: E402
-from kdlab.viz import MARK_HATCH, _figure  # noqa: E402
+from kdlab.methods import CKF_SCHEDULES, ckf_share  # noqa: E402
+from kdlab.viz.common import MARK_HATCH, new_figure  # noqa: E402
+from kdlab.viz.cskd import dense_share_view, render_dense_share  # noqa: E402
+from kdlab.viz.ofa import ofa_view, render_ofa  # noqa: E402
+from kdlab.viz.primer import kd_view, render_temperature  # noqa: E402
+from kdlab.viz.swtat import render_windows  # noqa: E402
 from kdlab.widgets import (  # noqa: E402
     DEFAULT_STUDENT_LOGITS,
     DEFAULT_TEACHER_LOGITS,
-    AlphaExplorer,
-    MaskExplorer,
+    DenseShareExplorer,
     Explorer,
+    MaskExplorer,
     OFAExplorer,
     RetrainPanel,
     TemperatureExplorer,
-    alpha_view,
-    kd_view,
-    ofa_view,
-    render_alpha,
-    render_ofa,
-    render_temperature,
-    render_windows,
 )
 
 
@@ -111,9 +108,9 @@ def test_temperature_explorer_custom_logits_and_checks():
     assert [value for _, value in explorer.target.options] == [0, 1, 2]
     with pytest.raises(ValueError, match="teacher has 3 logits but student has 2"):
         TemperatureExplorer(logits=[1.0, 0.0, -1.0], student_logits=[0.0, 0.0])
-    with pytest.raises(ValueError, match=r"temperature must be in \[0.5, 20\]"):
+    with pytest.raises(ValueError, match=r"temperature must be a finite number >= 0.5 and <= 20, got 50"):
         TemperatureExplorer(temperature=50.0)  # refused, not silently clamped to the slider's end
-    with pytest.raises(ValueError, match=r"target must be a class index in 0..9, got 10"):
+    with pytest.raises(ValueError, match=r"target must be an int >= 0 and <= 9, got 10"):
         TemperatureExplorer(target=10)
 
 
@@ -126,7 +123,7 @@ def test_explorer_subclass_api():
 
         def render(self, slope, xs):
             self.calls = getattr(self, "calls", 0) + 1
-            fig, axes = _figure(figsize=(3, 2))
+            fig, axes = new_figure(figsize=(3, 2))
             axes[0, 0].plot(xs, [slope * x for x in xs])
             axes[0, 0].set_title(f"slope {slope:g}")
             return fig
@@ -181,9 +178,9 @@ def test_ofa_view_bad_inputs():
     with pytest.raises(ValueError, match="equal length"):
         ofa_view([1.0, 0.0, 2.0], [0.0, 0.0], 0, 1.0, 1.0)
     for target in (2, -1, 1.0, True):
-        with pytest.raises(ValueError, match=r"target must be a class index in 0..1"):
+        with pytest.raises(ValueError, match=r"target must be an int >= 0 and <= 1"):
             ofa_view([1.0, 0.0], [0.0, 0.0], target, 1.0, 1.0)
-    with pytest.raises(ValueError, match="unknown form 'both'"):
+    with pytest.raises(ValueError, match="form must be one of 'code', 'paper', got 'both'"):
         ofa_view([1.0, 0.0], [0.0, 0.0], 0, 1.0, 1.0, form="both")
 
 
@@ -233,17 +230,17 @@ def test_ofa_explorer_custom_logits_and_checks():
                            temperature=2.0, target=2, form="paper")
     assert explorer.state()["teacher_logits"] == [1.0, 0.0, -1.0] and explorer.state()["form"] == "paper"
     assert [value for _, value in explorer.target.options] == [0, 1, 2]
-    with pytest.raises(ValueError, match=r"gamma must be in \[1, 3\] \(the slider's range\), got 0"):
+    with pytest.raises(ValueError, match=r"gamma must be a finite number >= 1 and <= 3, got 0"):
         OFAExplorer(gamma=0.0)
-    with pytest.raises(ValueError, match=r"temperature must be in \[0.5, 8\]"):
+    with pytest.raises(ValueError, match=r"temperature must be a finite number >= 0.5 and <= 8"):
         OFAExplorer(temperature=10.0)
     with pytest.raises(ValueError, match=r"1-D vector of teacher logits, got shape \(2, 5\)"):
         OFAExplorer(logits=np.zeros((2, 5)))
     with pytest.raises(ValueError, match="teacher has 3 logits but student has 10"):
         OFAExplorer(logits=[1.0, 0.0, -1.0])
-    with pytest.raises(ValueError, match=r"target must be a class index in 0..2, got 3"):
+    with pytest.raises(ValueError, match=r"target must be an int >= 0 and <= 2, got 3"):
         OFAExplorer(logits=[1.0, 0.0, -1.0], student_logits=[0.0, 0.0, 0.0], target=3)
-    with pytest.raises(ValueError, match="unknown form"):
+    with pytest.raises(ValueError, match="form must be one of"):
         OFAExplorer(form="both")
 
 
@@ -296,7 +293,7 @@ def test_ofa_view_gradient_under_no_grad():
 
 
 
-# ------------------------------------------------------------------------------------------------ CSKD alpha
+# ------------------------------------------------------------------------------------------------ CSKD dense share
 CLASSES = ["circle", "square", "star", "triangle"]
 
 
@@ -312,32 +309,32 @@ def map_axis(explorer):
     return explorer.figure.axes[1]
 
 
-def test_alpha_view_is_the_fused_argmax():
+def test_dense_share_view_is_the_fused_argmax():
     _, dense, global_logits = teacher_outputs()
-    view = alpha_view(dense, global_logits, "x2", 10, 4)
-    alpha = alpha_schedule(4, 10, "x2")
-    assert view.alpha == pytest.approx(0.36)
-    expected = (alpha * dense + (1 - alpha) * global_logits[:, None, None]).argmax(0).numpy()
+    view = dense_share_view(dense, global_logits, "x2", 10, 4)
+    share = ckf_share(4 / 10, 10, "x2")
+    assert view.dense_share == pytest.approx(0.36)
+    expected = (share * dense + (1 - share) * global_logits[:, None, None]).argmax(0).numpy()
     np.testing.assert_array_equal(view.labels, expected)
     assert view.global_label == 2 and view.differ == pytest.approx(np.mean(expected != 2))
 
 
-def test_alpha_view_moves_from_local_to_global_and_never_back():
+def test_dense_share_view_moves_from_local_to_global_and_never_back():
     _, dense, global_logits = teacher_outputs()
-    first = alpha_view(dense, global_logits, "linear", 100, 0)
-    np.testing.assert_array_equal(first.labels, dense.argmax(0).numpy())  # alpha = 1: the dense argmax
-    assert first.alpha == 1.0 and first.differ > 0.5
-    for kind in SCHEDULES:
-        differ = [alpha_view(dense, global_logits, kind, 100, e).differ for e in range(100)]
-        assert all(a >= b for a, b in zip(differ, differ[1:]))  # the fused margin is linear in alpha
-    last = alpha_view(dense, global_logits, "linear", 100, 99)  # alpha = 1/100
+    first = dense_share_view(dense, global_logits, "linear", 100, 0)
+    np.testing.assert_array_equal(first.labels, dense.argmax(0).numpy())  # share = 1: the dense argmax
+    assert first.dense_share == 1.0 and first.differ > 0.5
+    for kind in CKF_SCHEDULES:
+        differ = [dense_share_view(dense, global_logits, kind, 100, e).differ for e in range(100)]
+        assert all(a >= b for a, b in zip(differ, differ[1:]))  # the fused margin is linear in the share
+    last = dense_share_view(dense, global_logits, "linear", 100, 99)  # share = 1/100
     assert last.differ == 0.0 and (last.labels == 2).all()
 
 
-def test_alpha_explorer_controls_state_and_figure():
+def test_dense_share_explorer_controls_state_and_figure():
     image, dense, global_logits = teacher_outputs()
-    explorer = AlphaExplorer(image, dense, global_logits, CLASSES, epochs=10)
-    assert isinstance(explorer.kind, widgets.Dropdown) and list(explorer.kind.options) == list(SCHEDULES)
+    explorer = DenseShareExplorer(image, dense, global_logits, CLASSES, epochs=10)
+    assert isinstance(explorer.kind, widgets.Dropdown) and list(explorer.kind.options) == list(CKF_SCHEDULES)
     assert isinstance(explorer.epochs, widgets.IntSlider) and (explorer.epochs.min, explorer.epochs.max) == (1, 100)
     assert isinstance(explorer.epoch, widgets.IntSlider) and (explorer.epoch.min, explorer.epoch.max) == (0, 9)
     state = explorer.state()
@@ -345,7 +342,7 @@ def test_alpha_explorer_controls_state_and_figure():
     curve_ax, labels_ax = explorer.figure.axes
     assert curve_ax.get_title() == "linear schedule: α(0) = 1.000"
     assert curve_ax.get_xlabel() == "epoch" and curve_ax.get_ylabel().startswith("α (weight of the dense")
-    np.testing.assert_array_equal(labels_ax.images[1].get_array(), dense.argmax(0).numpy())  # alpha = 1
+    np.testing.assert_array_equal(labels_ax.images[1].get_array(), dense.argmax(0).numpy())  # share = 1
     differ = np.mean(dense.argmax(0).numpy() != 2)
     assert labels_ax.get_title() == f"$Y^T$ at α = 1.00: {differ:.0%} of cells ≠ global label (star)"
     assert len([p for p in labels_ax.patches if p.get_hatch() == MARK_HATCH]) == round(differ * 25)
@@ -356,32 +353,32 @@ def test_alpha_explorer_controls_state_and_figure():
     explorer.kind.value = "cos"
     explorer.epoch.value = 6
     assert explorer.figure is not first
-    alpha = alpha_schedule(6, 10, "cos")
+    share = ckf_share(6 / 10, 10, "cos")
     curve_ax, labels_ax = explorer.figure.axes
-    assert curve_ax.get_title() == f"cos schedule: α(6) = {alpha:.3f}"
+    assert curve_ax.get_title() == f"cos schedule: α(6) = {share:.3f}"
     marker = curve_ax.get_lines()[1]
-    assert (marker.get_xdata()[0], marker.get_ydata()[0]) == (6, pytest.approx(alpha))
+    assert (marker.get_xdata()[0], marker.get_ydata()[0]) == (6, pytest.approx(share))
     steps = curve_ax.get_lines()[0].get_ydata()[:10]
-    np.testing.assert_allclose(steps, [alpha_schedule(e, 10, "cos") for e in range(10)])
-    expected = alpha_view(dense, global_logits, "cos", 10, 6).labels
+    np.testing.assert_allclose(steps, [ckf_share(e / 10, 10, "cos") for e in range(10)])
+    expected = dense_share_view(dense, global_logits, "cos", 10, 6).labels
     np.testing.assert_array_equal(labels_ax.images[1].get_array(), expected)
 
     explorer.epochs.value = 100
     explorer.kind.value = "linear"
-    explorer.epoch.value = 99  # alpha = 1/100: every cell takes the global label
+    explorer.epoch.value = 99  # share = 1/100: every cell takes the global label
     assert explorer.figure.axes[0].get_title() == "linear schedule: α(99) = 0.010"
     assert (map_axis(explorer).images[1].get_array() == 2).all()
     assert "0% of cells" in map_axis(explorer).get_title() and not map_axis(explorer).patches
 
 
-def test_alpha_explorer_lowering_epochs_clamps_the_epoch_with_one_redraw():
+def test_dense_share_explorer_lowering_epochs_clamps_the_epoch_with_one_redraw():
     image, dense, global_logits = teacher_outputs()
     rendered = []
 
-    class Counting(AlphaExplorer):
+    class Counting(DenseShareExplorer):
         def render(self, **state):
             rendered.append((state["epochs"], state["epoch"]))
-            return render_alpha(**state)
+            return render_dense_share(**state)
 
     explorer = Counting(image, dense, global_logits, CLASSES, epochs=30, epoch=20)
     explorer.epochs.value = 5
@@ -394,28 +391,28 @@ def test_alpha_explorer_lowering_epochs_clamps_the_epoch_with_one_redraw():
     assert explorer.figure.axes[0].get_title() == "linear schedule: α(0) = 1.000"
 
 
-def test_alpha_explorer_bad_inputs():
+def test_dense_share_explorer_bad_inputs():
     image, dense, global_logits = teacher_outputs()
     with pytest.raises(ValueError, match="the logits have 4 classes but 3 class names were given"):
-        AlphaExplorer(image, dense, global_logits, CLASSES[:3])
+        DenseShareExplorer(image, dense, global_logits, CLASSES[:3])
     with pytest.raises(ValueError, match=r"dense teacher logits \(K, h, w\) and global logits \(K,\), got shapes "
                                          r"\(1, 4, 5, 5\) and \(4,\)"):
-        AlphaExplorer(image, dense[None], global_logits, CLASSES)
+        DenseShareExplorer(image, dense[None], global_logits, CLASSES)
     with pytest.raises(ValueError, match=r"got shapes \(4, 5, 5\) and \(3,\)"):
-        AlphaExplorer(image, dense, global_logits[:3], CLASSES)
+        DenseShareExplorer(image, dense, global_logits[:3], CLASSES)
     with pytest.raises(ValueError, match=r"one image of shape \(C, H, W\) with C in \(1, 3\), got \(1, 3, 20, 20\)"):
-        AlphaExplorer(image[None], dense, global_logits, CLASSES)
-    with pytest.raises(ValueError, match="unknown alpha schedule 'step'"):
-        AlphaExplorer(image, dense, global_logits, CLASSES, kind="step")
+        DenseShareExplorer(image[None], dense, global_logits, CLASSES)
+    with pytest.raises(ValueError, match="kind must be one of 'linear', 'x2', 'cos', got 'step'"):
+        DenseShareExplorer(image, dense, global_logits, CLASSES, kind="step")
     with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
-        AlphaExplorer(image, dense, global_logits, CLASSES, epochs=0)
-    with pytest.raises(ValueError, match=r"epochs must be an int in \[1, 100\] \(the slider's range\), got 200"):
-        AlphaExplorer(image, dense, global_logits, CLASSES, epochs=200)
+        DenseShareExplorer(image, dense, global_logits, CLASSES, epochs=0)
+    with pytest.raises(ValueError, match=r"epochs must be an int >= 1 and <= 100, got 200"):
+        DenseShareExplorer(image, dense, global_logits, CLASSES, epochs=200)
     for epoch in (10, -1, 2.0):
-        with pytest.raises(ValueError, match=r"epoch must be an int in \[0, 9\]"):
-            AlphaExplorer(image, dense, global_logits, CLASSES, epochs=10, epoch=epoch)
-    with pytest.raises(ValueError, match="epoch must be an int in"):
-        render_alpha("linear", 10, 10, image, dense, global_logits, CLASSES)  # the pure render checks too
+        with pytest.raises(ValueError, match=r"epoch must be an int >= 0 and <= 9"):
+            DenseShareExplorer(image, dense, global_logits, CLASSES, epochs=10, epoch=epoch)
+    with pytest.raises(ValueError, match="epoch must be an int >= 0"):
+        render_dense_share("linear", 10, 10, image, dense, global_logits, CLASSES)  # the pure render checks too
 
 
 def test_mask_explorer_redraws_and_keeps_the_shift_inside_the_window():
@@ -438,7 +435,8 @@ def test_render_windows_names_the_effective_window_of_a_small_map():
 
 
 def test_depth_explorer_picks_a_scene_and_shows_its_predictions_errors_and_attention():
-    from kdlab.widgets import DepthExplorer, render_depth_pick
+    from kdlab.viz.disdepth import render_depth_pick
+    from kdlab.widgets import DepthExplorer
 
     images, truth = torch.rand(4, 3, 16, 16), torch.rand(4, 16, 16) * 9 + 0.5
     preds = {"teacher": truth + 0.5, "student": truth.unsqueeze(1) * 1.2}
@@ -457,8 +455,9 @@ def test_depth_explorer_picks_a_scene_and_shows_its_predictions_errors_and_atten
 
 
 def test_facial_distance_view_and_explorer():
-    from kdlab.methods.cafd import facial_distance_parts, grid_centres, template_landmarks
-    from kdlab.widgets import FacialDistanceExplorer, facial_distance_view, render_facial_distance
+    from kdlab.methods import facial_distance_parts, grid_centres, template_landmarks
+    from kdlab.viz.cafd import facial_distance_view, render_facial_distance
+    from kdlab.widgets import FacialDistanceExplorer
 
     view = facial_distance_view("nose", 0.0, 1.9, 4)
     euclid = facial_distance_parts(grid_centres(4), template_landmarks(), "nose", 0.0, 4)["euclid"]
@@ -469,10 +468,10 @@ def test_facial_distance_view_and_explorer():
     centre = facial_distance_view("image_centre", 1.0, 3.0, 4)
     assert np.allclose(centre.anchor, [0.5, 0.5]) and len(centre.counts) == 7
 
-    explorer = FacialDistanceExplorer(image=torch.rand(3, 32, 32), gamma_face=1.0, pif_ratio=3.0, grid=4)
+    explorer = FacialDistanceExplorer(image=torch.rand(3, 32, 32), facial_scale=1.0, pif_ratio=3.0, grid=4)
     assert explorer.state()["anchor"] == "nose" and "from the nose on a 4x4" in explorer.figure._suptitle.get_text()
     explorer.anchor.value = "left_eye"
-    explorer.gamma_face.value = 2.0
+    explorer.facial_scale.value = 2.0
     explorer.grid.value = 7
     assert "left eye on a 7x7" in explorer.figure._suptitle.get_text()
     titles = [ax.get_title() for ax in explorer.figure.axes]
@@ -484,5 +483,5 @@ def test_facial_distance_view_and_explorer():
     assert {"D (grid cells)", "PIF bucket I(D)"} <= {ax.get_ylabel() for ax in bars}
     with pytest.raises(ValueError, match="anchor"):
         render_facial_distance("chin", 1.0, 3.0, 4)
-    with pytest.raises(ValueError, match="gamma_face"):
-        FacialDistanceExplorer(gamma_face=9.0)
+    with pytest.raises(ValueError, match="facial_scale"):
+        FacialDistanceExplorer(facial_scale=9.0)

@@ -1,5 +1,7 @@
 """Datasets as tensors: procedural shapes, scikit-learn digits, procedural RGB-D scenes, procedural faces, local
-CIFAR, RGB-D and aligned-face folders, batch augmentation.
+CIFAR, RGB-D and aligned-face folders, batch augmentation. Every data set shares the
+:class:`~kdlab.data.tensors.TensorSet` surface (``x``, ``y``, ``name``, ``task``, ``len``, ``subset``, ``split``,
+``to``, one ``repr`` style).
 
 Everything is generated or read locally; nothing is downloaded. ``load_dataset(name, ...)`` is the one
 entry point the teacher recipes and notebooks use for (train, test) splits.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..checks import check_choice
 from .augment import crop_flip
 from .cifar import load_cifar
 from .digits import load_digits
@@ -16,12 +19,12 @@ from .faces import FaceSet, FaceStyle, faces_splits, load_face_folder, make_face
 from .scenes import DepthSet, load_depth_folder, make_scenes, scenes_splits
 from .shapes import CLASSES as SHAPE_CLASSES
 from .shapes import make_shapes, shapes_splits
-from .tensors import ImageSet
+from .tensors import TASKS, ImageSet, TensorSet
 
 
 def _digits(n_train: int | None = None, n_test: int | None = None, seed: int = 0, **kwargs: Any):
     train, test = load_digits(seed=seed, **kwargs)
-    return (train.subset(slice(0, n_train)) if n_train else train), (test.subset(slice(0, n_test)) if n_test else test)
+    return _first(train, n_train), _first(test, n_test)
 
 
 def _faces(n_train: int | None = None, n_test: int | None = None, **kwargs: Any):
@@ -31,7 +34,12 @@ def _faces(n_train: int | None = None, n_test: int | None = None, **kwargs: Any)
     if n_train is not None:
         kwargs["n_train_ids"] = max(1, -(-n_train // kwargs.get("per_id", 40)))
     train, test = faces_splits(**kwargs)
-    return (train.subset(slice(0, n_train)) if n_train else train), (test.subset(slice(0, n_test)) if n_test else test)
+    return _first(train, n_train), _first(test, n_test)
+
+
+def _first(data: TensorSet, n: int | None) -> TensorSet:
+    """The first ``n`` images of ``data`` (all of them for ``None`` or 0)."""
+    return data.subset(slice(0, n)) if n else data
 
 
 DATASETS: dict[str, Callable[..., tuple[ImageSet | DepthSet, ImageSet | DepthSet]]] = {
@@ -58,10 +66,8 @@ def load_dataset(name: str, *, target: str = "label", **kwargs: Any) -> tuple[Im
     class 0 is background), e.g. ``load_dataset("shapes", img_size=64, target="mask")``; only datasets
     with masks (shapes) have them.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    check_choice("name", name, tuple(DATASETS))
+    check_choice("target", target, TARGETS)
     if target == "mask" and name in DEPTH_DATASETS:
         raise ValueError(f"dataset {name!r} has depth maps, not segmentation masks: use target='label' "
                          f"(its y is already the per-pixel depth in metres)")
@@ -79,7 +85,8 @@ def standard_augment(flip: bool = True):
 
 
 __all__ = ["DATASETS", "DEPTH_DATASETS", "DepthSet", "FACE_DATASETS", "FACE_TEMPLATE", "FaceSet", "FaceStyle",
-           "TARGETS", "faces_splits", "load_face_folder", "make_faces", "make_pairs", "ImageSet", "SHAPE_CLASSES",
+           "TARGETS", "TASKS", "TensorSet", "faces_splits", "load_face_folder", "make_faces", "make_pairs",
+           "ImageSet", "SHAPE_CLASSES",
            "crop_flip", "load_cifar", "load_dataset",
            "load_depth_folder", "load_digits", "make_scenes", "make_shapes", "scenes_splits", "shapes_splits",
            "standard_augment"]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..checks import check_choice, check_fraction, check_int, check_tensor
+
 MODES = ("zeros", "reflect")
 """Crop padding modes: ``"zeros"`` fills with 0 (and masks with label 0, background); ``"reflect"``
 mirrors the border without repeating the edge pixel (as ``F.pad(mode="reflect")``), masks alike."""
@@ -63,7 +65,7 @@ def random_hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = 
         the batch, or ``(batch, mask)`` when a mask was given.
     """
     _check_batch(x, mask)
-    _check_probability(p)
+    check_fraction("p", p)
     _check_generator(generator, x.device)
     return _result(*_hflip(x, mask, p, generator))
 
@@ -83,7 +85,7 @@ class CropFlip:
     def __post_init__(self) -> None:
         """Check the settings once, so a bad augmentation fails when built, not mid-training."""
         _check_padding(self.padding, self.mode)
-        _check_probability(self.p_flip)
+        check_fraction("p_flip", self.p_flip)
 
     def __call__(self, x: Tensor, mask: Tensor | None = None, *,
                  generator: torch.Generator | None = None) -> Tensor | tuple[Tensor, Tensor]:
@@ -155,9 +157,7 @@ def _result(x: Tensor, mask: Tensor | None) -> Tensor | tuple[Tensor, Tensor]:
 
 def _check_batch(x: object, mask: object) -> None:
     """``x`` must be an (N, C, H, W) tensor; ``mask``, if any, (N, H, W) on the same device."""
-    if not isinstance(x, Tensor) or x.dim() != 4:
-        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"augmentation expects an (N, C, H, W) batch tensor, got {got}")
+    check_tensor("x", x, ndim=4)
     if mask is None:
         return
     n, _, h, w = x.shape
@@ -165,15 +165,13 @@ def _check_batch(x: object, mask: object) -> None:
         got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
         raise ValueError(f"mask must be an ({n}, {h}, {w}) tensor to match the batch, got {got}")
     if mask.device != x.device:
-        raise ValueError(f"mask is on {mask.device} but the batch is on {x.device}")
+        raise ValueError(f"mask must be on the batch's device {x.device}, got {mask.device}")
 
 
 def _check_padding(padding: object, mode: str) -> None:
     """``padding`` must be an int >= 0 and ``mode`` one of :data:`MODES`."""
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be an int >= 0, got {padding!r}")
-    if mode not in MODES:
-        raise ValueError(f"unknown padding mode {mode!r}; choose one of {', '.join(MODES)}")
+    check_int("padding", padding, low=0)
+    check_choice("mode", mode, MODES)
 
 
 def _check_crop(padding: object, mode: str, x: Tensor) -> None:
@@ -181,12 +179,6 @@ def _check_crop(padding: object, mode: str, x: Tensor) -> None:
     _check_padding(padding, mode)
     if mode == "reflect" and padding >= min(x.shape[-2:]):
         raise ValueError(f"reflect padding must be smaller than the image size {tuple(x.shape[-2:])}, got {padding}")
-
-
-def _check_probability(p: object) -> None:
-    """``p`` must be a number in [0, 1]."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"flip probability must be in [0, 1], got {p!r}")
 
 
 def _check_generator(generator: object, device: torch.device) -> None:

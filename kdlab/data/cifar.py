@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_choice, check_int
 from .tensors import ImageSet
 
 try:  # numpy >= 2 (numpy 1.x pickles name numpy.core, numpy 2 pickles name numpy._core)
@@ -114,10 +115,8 @@ def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train", co
         pickle.UnpicklingError: a file tries to load anything but numpy arrays.
         ValueError: bad arguments or a file that does not hold what the format says.
     """
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown CIFAR name {name!r}; choose one of {', '.join(LAYOUTS)}")
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_choice("name", name, tuple(LAYOUTS))
+    check_choice("split", split, ("train", "test"))
     layout = LAYOUTS[name]
     if coarse and layout.coarse_labels is None:
         raise ValueError(f"coarse=True needs cifar100; {name} has no superclasses")
@@ -180,11 +179,9 @@ def write_cifar_fixture(root: str | Path, name: str = "cifar10", n_train: int = 
     CIFAR-10 gets the real class names; CIFAR-100 gets ``fine_00`` .. ``fine_99`` and ``coarse_00`` ..
     ``coarse_19`` with superclass ``fine // 5``. The same ``seed`` writes the same files.
     """
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown CIFAR name {name!r}; choose one of {', '.join(LAYOUTS)}")
-    for arg, value in (("n_train", n_train), ("n_test", n_test)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{arg} must be a non-negative int, got {value!r}")
+    check_choice("name", name, tuple(LAYOUTS))
+    check_int("n_train", n_train, low=0)
+    check_int("n_test", n_test, low=0)
     layout = LAYOUTS[name]
     folder = Path(root).expanduser() / layout.folder
     folder.mkdir(parents=True, exist_ok=True)

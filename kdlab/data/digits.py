@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checks import check_choice, check_int, is_number
 from .tensors import ImageSet
 
 CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
@@ -34,7 +35,11 @@ def load_digits(img_size: int = 32, seed: int = 0, test_fraction: float = 0.25,
         ``(train, test)`` named ``"digits-train"`` and ``"digits-test"``, classes ``"0"`` .. ``"9"``,
         both shuffled (so ``subset(slice(0, n))`` is a random, roughly balanced sample).
     """
-    _check_args(img_size, seed, test_fraction, channels)
+    check_int("img_size", img_size, low=8)
+    check_int("seed", seed, low=0)
+    if not (is_number(test_fraction) and 0.0 < test_fraction < 1.0):
+        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    check_choice("channels", check_int("channels", channels), (1, 3))
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
@@ -62,18 +67,6 @@ def stratified_split(y: Tensor, test_fraction: float, seed: int) -> tuple[Tensor
     train_idx, test_idx = torch.cat(train), torch.cat(test)
     return (train_idx[torch.randperm(len(train_idx), generator=g)],
             test_idx[torch.randperm(len(test_idx), generator=g)])
-
-
-def _check_args(img_size: int, seed: int, test_fraction: float, channels: int) -> None:
-    """Raise ValueError naming the first bad argument of :func:`load_digits`."""
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 8:
-        raise ValueError(f"img_size must be an int >= 8, got {img_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
 
 
 __all__ = ["CLASSES", "load_digits", "stratified_split"]

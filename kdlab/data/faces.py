@@ -48,14 +48,15 @@ import re
 import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .checks import check_int, replace_fields
-from .tensors import ImageSet, Index, _as_index
+from ..checks import check_int, check_number, check_tensor
+from .styles import Style
+from .tensors import ImageSet, Index, check_rows
 
 TEMPLATE = torch.tensor([
     [38.2946, 51.6963],  # left eye (image left)
@@ -79,6 +80,9 @@ TRAITS: tuple[str, ...] = (
 
 FACE_CENTRE = (0.5, 0.56)
 """Centre of the face oval and of the pose transform, normalised ``(x, y)``."""
+
+MIN_IMG_SIZE = 32
+"""The smallest ``img_size`` (pixels) the faces render at."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 """File types :func:`load_face_folder` reads (case-insensitive)."""
@@ -130,7 +134,7 @@ _IRIS = torch.tensor([[0.28, 0.15, 0.07], [0.35, 0.27, 0.12], [0.22, 0.35, 0.22]
 
 
 @dataclass(frozen=True)
-class FaceStyle:
+class FaceStyle(Style):
     """How much the images of one identity vary.
 
     Attributes:
@@ -160,14 +164,8 @@ class FaceStyle:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value, hi = getattr(self, f.name), self._BOUNDS[f.name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
-                raise ValueError(f"{f.name} must be a number in [0, {hi:g}], got {value!r}")
-            object.__setattr__(self, f.name, float(value))
-
-    def replace(self, **overrides) -> "FaceStyle":
-        """A copy with some fields replaced; unknown names raise ``ValueError``."""
-        return replace_fields(self, **overrides)
+            value = check_number(f.name, getattr(self, f.name), low=0.0, high=self._BOUNDS[f.name])
+            object.__setattr__(self, f.name, value)
 
 
 DEFAULT_STYLE = FaceStyle()
@@ -194,7 +192,7 @@ def identity_traits(identities: Tensor | list[int], identity_seed: int = 0) -> T
     torch version).
     """
     ids = _check_identities(identities)
-    _check_seed(identity_seed, "identity_seed")
+    check_int("identity_seed", identity_seed, low=0)
     rows = {}
     for k in torch.unique(ids).tolist():
         state, _ = _splitmix64((identity_seed * 0xD1B54A32D192ED03 + k * 0x9E3779B97F4A7C15) & _MASK64)
@@ -379,12 +377,12 @@ def render_faces(traits: Tensor, variation: Variation, img_size: int = 64, *, no
         normalised ``(x, y)`` of the five features in each image (after the pose).
     """
     traits = _check_traits(traits)
-    _check_img_size(img_size)
+    check_int("img_size", img_size, low=MIN_IMG_SIZE)
     n = len(traits)
     if not isinstance(variation, Variation) or any(len(t) != n for t in variation):
-        raise ValueError(f"variation must be a Variation with {n} rows (one per face)")
-    if not 0.0 <= noise <= 0.3:
-        raise ValueError(f"noise must be in [0, 0.3], got {noise!r}")
+        got = f"{len(variation[0])} rows" if isinstance(variation, Variation) else type(variation).__name__
+        raise ValueError(f"variation must be a Variation with {n} rows (one per face), got {got}")
+    check_number("noise", noise, low=0.0, high=0.3)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     landmarks = _pose_landmarks(canonical_landmarks(traits), variation)
     chunk = max(1, _CHUNK_PIXELS // (img_size * img_size))
@@ -403,29 +401,60 @@ def render_faces(traits: Tensor, variation: Variation, img_size: int = 64, *, no
     return torch.cat(parts), landmarks
 
 
-def _render_chunk(traits: Tensor, var: Variation, size: int) -> Tensor:
-    """Noise-free images (n, 3, S, S) (not yet clipped) for one chunk."""
-    n = len(traits)
-    p = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in _decode(traits).items()}
-    lm = canonical_landmarks(traits)[:, :, :, None, None]  # (n, 5, 2, 1, 1)
-    col = lambda v: v[:, None, None]  # noqa: E731  (n,) -> (n, 1, 1)
+def _col(v: Tensor) -> Tensor:
+    """(n,) -> (n, 1, 1), to broadcast a per-image value over a pixel grid."""
+    return v[:, None, None]
 
-    # image-frame pixel centres, then each pixel mapped into the face's canonical frame
+
+class _Grid(NamedTuple):
+    """The pixel grid of one chunk: image-frame pixel centres ``ix`` (1, 1, S) and ``iy`` (1, S, 1), each pixel
+    mapped into the face's canonical frame ``qx``, ``qy`` (n, S, S), and one pixel in canonical units ``px``."""
+
+    ix: Tensor
+    iy: Tensor
+    qx: Tensor
+    qy: Tensor
+    px: Tensor
+
+
+def _canonical_grid(var: Variation, size: int) -> _Grid:
+    """Pixel centres, mapped back through each image's pose: :math:`q = c + R(\theta)^\top (p - c - t)/s`."""
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     iy, ix = coords[None, :, None], coords[None, None, :]
     cx, cy = FACE_CENTRE
-    dx, dy = ix - cx - col(var.shift[:, 0]), iy - cy - col(var.shift[:, 1])
-    cos, sin, s = col(torch.cos(var.angle)), col(torch.sin(var.angle)), col(var.scale)
+    dx, dy = ix - cx - _col(var.shift[:, 0]), iy - cy - _col(var.shift[:, 1])
+    cos, sin, s = _col(torch.cos(var.angle)), _col(torch.sin(var.angle)), _col(var.scale)
     qx = cx + (cos * dx + sin * dy) / s
     qy = cy + (-sin * dx + cos * dy) / s
-    px = 1.0 / (size * s)  # one pixel in canonical units
+    return _Grid(ix, iy, qx, qy, 1.0 / (size * s))
 
+
+def _render_chunk(traits: Tensor, var: Variation, size: int) -> Tensor:
+    """Noise-free images (n, 3, S, S) (not yet clipped) for one chunk: background, then the parts back to
+    front (head, brows and eyes, nose, mouth, occluders), then the illumination."""
+    n = len(traits)
+    p = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in _decode(traits).items()}
+    lm = canonical_landmarks(traits)[:, :, :, None, None]  # (n, 5, 2, 1, 1)
+    grid = _canonical_grid(var, size)
     # background: a colour with a soft vertical falloff
-    image = var.background[:, :, None, None] * (1.05 - 0.25 * iy)[:, None].expand(n, 3, size, size)
+    image = var.background[:, :, None, None] * (1.05 - 0.25 * grid.iy)[:, None].expand(n, 3, size, size)
     image = image.contiguous()
-    skin, hair = p["skin"], p["hair"]
+    image = _paint_head(image, grid, p)
+    image = _paint_eyes(image, grid, p, lm, var)
+    image = _paint_nose(image, grid, p, lm)
+    image = _paint_mouth(image, grid, p, lm, var)
+    image = _paint_occluders(image, grid, p, lm, var, size)
+    # illumination: brightness times a directional gradient over the image
+    slope = _col(var.gradient[:, 0]) * (grid.ix - 0.5) + _col(var.gradient[:, 1]) * (grid.iy - 0.5)
+    light = _col(var.brightness) * (1 + 2 * slope)
+    return image.mul_(light[:, None])
 
-    # neck, hair behind the head, face oval (narrowing towards the chin), hair fringe above the hairline
+
+def _paint_head(image: Tensor, grid: _Grid, p: dict[str, Tensor]) -> Tensor:
+    """Neck, hair behind the head, face oval (narrowing towards the chin), hair fringe above the hairline."""
+    qx, qy, px = grid.qx, grid.qy, grid.px
+    cy = FACE_CENTRE[1]
+    skin, hair = p["skin"], p["hair"]
     neck = _rect(qx, qy, 0.5, cy + 0.45, 0.55 * p["face_width"], 0.45, px)
     image = _paint(image, neck, skin * 0.8)
     hair_a, hair_b = p["face_width"] * p["hair_volume"] + 0.02, p["face_height"] * p["hair_volume"]
@@ -437,15 +466,18 @@ def _render_chunk(traits: Tensor, var: Variation, size: int) -> Tensor:
     image = _paint(image, face, skin)
     hairline = p["hair_extent"] + 0.9 * (qx - 0.5) ** 2
     fringe = _ellipse(qx, qy, 0.5, cy - 0.04, hair_a, hair_b, px) * _soft(qy - hairline, px)
-    image = _paint(image, fringe, hair)
+    return _paint(image, fringe, hair)
 
-    # brows (arched bands above the eyes), eyes (sclera, iris, pupil)
+
+def _paint_eyes(image: Tensor, grid: _Grid, p: dict[str, Tensor], lm: Tensor, var: Variation) -> Tensor:
+    """Brows (arched bands above the eyes), then the eyes (sclera, iris, pupil) on the eye landmarks."""
+    qx, qy, px, n = grid.qx, grid.qy, grid.px, len(image)
     for k in (0, 1):
         ex, ey = lm[:, k, 0], lm[:, k, 1]
         half = p["eye_size"] * 1.25
-        by = ey - p["brow_height"] - col(var.brow_raise)
+        by = ey - p["brow_height"] - _col(var.brow_raise)
         brow, _ = _arc(qx, qy, ex - half, by + 0.006, ex + half, by + 0.006, -0.012, p["brow_thickness"], 0.0, px)
-        image = _paint(image, brow, hair * 0.7)
+        image = _paint(image, brow, p["hair"] * 0.7)
     for k in (0, 1):
         ex, ey = lm[:, k, 0], lm[:, k, 1]
         eb = p["eye_size"] * p["eye_aspect"]
@@ -456,8 +488,12 @@ def _render_chunk(traits: Tensor, var: Variation, size: int) -> Tensor:
         image = _paint(image, iris, p["iris"])
         pupil = _ellipse(qx, qy, ex, ey, iris_r * 0.45, iris_r * 0.45, px)
         image = _paint(image, pupil, torch.full((n, 3), 0.03))
+    return image
 
-    # nose: a shaded ridge, the tip, two nostrils beside and just above the tip landmark
+
+def _paint_nose(image: Tensor, grid: _Grid, p: dict[str, Tensor], lm: Tensor) -> Tensor:
+    """A shaded ridge, the tip, two nostrils beside and just above the tip landmark."""
+    qx, qy, px, skin = grid.qx, grid.qy, grid.px, p["skin"]
     nx, ny = lm[:, 2, 0], lm[:, 2, 1]
     eyes_y = (lm[:, 0, 1] + lm[:, 1, 1]) / 2
     ridge = _ellipse(qx, qy, nx, (eyes_y + ny) / 2, p["nose_width"] * 0.55, (ny - eyes_y) / 2 + 0.01, px)
@@ -467,29 +503,34 @@ def _render_chunk(traits: Tensor, var: Variation, size: int) -> Tensor:
     for side in (-1.0, 1.0):
         nostril = _ellipse(qx, qy, nx + side * p["nose_width"], ny + 0.004, 0.011, 0.007, px)
         image = _paint(image, nostril, skin * 0.35)
+    return image
 
-    # mouth: lips between the two corner landmarks, open by mouth_open
-    lips, hole = _arc(qx, qy, lm[:, 3, 0], lm[:, 3, 1], lm[:, 4, 0], lm[:, 4, 1],
-                      p["mouth_curve"] + col(var.smile), p["lip_thickness"], col(var.mouth_open), px)
-    image = _paint(image, lips, skin * torch.tensor([0.78, 0.45, 0.45]) + torch.tensor([0.08, 0.0, 0.0]))
-    image = _paint(image, hole, torch.tensor([0.22, 0.04, 0.05]).expand(n, 3))
 
-    # occluders: sunglasses follow the face (canonical frame), rectangles sit in the image frame
+def _paint_mouth(image: Tensor, grid: _Grid, p: dict[str, Tensor], lm: Tensor, var: Variation) -> Tensor:
+    """Lips between the two mouth-corner landmarks, open by ``mouth_open``."""
+    lips, hole = _arc(grid.qx, grid.qy, lm[:, 3, 0], lm[:, 3, 1], lm[:, 4, 0], lm[:, 4, 1],
+                      p["mouth_curve"] + _col(var.smile), p["lip_thickness"], _col(var.mouth_open), grid.px)
+    image = _paint(image, lips, p["skin"] * torch.tensor([0.78, 0.45, 0.45]) + torch.tensor([0.08, 0.0, 0.0]))
+    return _paint(image, hole, torch.tensor([0.22, 0.04, 0.05]).expand(len(image), 3))
+
+
+def _paint_occluders(image: Tensor, grid: _Grid, p: dict[str, Tensor], lm: Tensor, var: Variation,
+                     size: int) -> Tensor:
+    """Sunglasses follow the face (canonical frame); rectangles sit in the image frame."""
+    n = len(image)
     sunglasses = (var.occluder == 1).float()
     if sunglasses.any():
+        eyes_y = (lm[:, 0, 1] + lm[:, 1, 1]) / 2
         spread = (lm[:, 1, 0] - lm[:, 0, 0]) / 2 + p["eye_size"] * 1.5
-        band = _rect(qx, qy, 0.5, eyes_y, spread, p["eye_size"] * 0.9, px) * col(sunglasses)
+        band = _rect(grid.qx, grid.qy, 0.5, eyes_y, spread, p["eye_size"] * 0.9, grid.px) * _col(sunglasses)
         image = _paint(image, band, torch.tensor([0.05, 0.05, 0.08]).expand(n, 3))
     rectangle = (var.occluder == 2).float()
     if rectangle.any():
         b = var.box
-        block = _rect(ix, iy, col(b[:, 0]), col(b[:, 1]), col(b[:, 2]), col(b[:, 3]), 1.0 / size) * col(rectangle)
+        block = _rect(grid.ix, grid.iy, _col(b[:, 0]), _col(b[:, 1]), _col(b[:, 2]), _col(b[:, 3]),
+                      1.0 / size) * _col(rectangle)
         image = _paint(image, block, var.box_colour)
-
-    # illumination: brightness times a directional gradient over the image
-    slope = col(var.gradient[:, 0]) * (ix - 0.5) + col(var.gradient[:, 1]) * (iy - 0.5)
-    light = col(var.brightness) * (1 + 2 * slope)
-    return image.mul_(light[:, None])
+    return image
 
 
 # --------------------------------------------------------------------------------------------- FaceSet
@@ -511,6 +552,9 @@ class FaceSet(ImageSet):
     indices would no longer hold); :meth:`to` moves everything. :meth:`with_pairs` attaches new pairs.
     """
 
+    ROW_FIELDS: ClassVar[tuple[str, ...]] = ("x", "y", "mask", "landmarks")
+    INDEX_FIELDS: ClassVar[tuple[str, ...]] = ("pairs", "same")
+
     landmarks: Tensor | None = None
     pairs: Tensor | None = None
     same: Tensor | None = None
@@ -518,54 +562,37 @@ class FaceSet(ImageSet):
     def __post_init__(self) -> None:
         """Validate the image fields (as ImageSet) and the landmarks and pairs."""
         super().__post_init__()
-        n = len(self.x)
         if self.landmarks is not None:
-            lm = self.landmarks
-            if not isinstance(lm, Tensor) or lm.shape != (n, 5, 2) or not lm.is_floating_point():
-                got = f"{tuple(lm.shape)} {lm.dtype}" if isinstance(lm, Tensor) else type(lm).__name__
-                raise ValueError(f"landmarks must be a floating ({n}, 5, 2) tensor, got {got}")
-            if lm.device != self.x.device:
-                raise ValueError(f"landmarks are on {lm.device} but x is on {self.x.device}")
+            check_rows("landmarks", self.landmarks, self.x, ((len(self.x), 5, 2),), floating=True)
         if (self.pairs is None) != (self.same is None):
             raise ValueError("pairs and same go together: give both or neither")
         if self.pairs is not None:
-            pairs, same = self.pairs, self.same
-            if not isinstance(pairs, Tensor) or pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype != torch.int64:
-                got = f"{tuple(pairs.shape)} {pairs.dtype}" if isinstance(pairs, Tensor) else type(pairs).__name__
-                raise ValueError(f"pairs must be an int64 (P, 2) tensor, got {got}")
-            if not isinstance(same, Tensor) or same.shape != (len(pairs),) or same.dtype != torch.bool:
-                got = f"{tuple(same.shape)} {same.dtype}" if isinstance(same, Tensor) else type(same).__name__
-                raise ValueError(f"same must be a bool ({len(pairs)},) tensor, got {got}")
-            if pairs.device != self.x.device or same.device != self.x.device:
-                raise ValueError(f"pairs and same must be on x's device {self.x.device}")
-            if len(pairs):
-                lo, hi = int(pairs.min()), int(pairs.max())
-                if lo < 0 or hi >= n:
-                    raise ValueError(f"pair indices must be in [0, {n}), got [{lo}, {hi}]")
-                if self.y.ndim == 1 and not torch.equal(self.y[pairs[:, 0]] == self.y[pairs[:, 1]], same):
-                    raise ValueError("same disagrees with the identity labels y of the paired images")
+            self._check_pairs()
 
-    def __repr__(self) -> str:
-        """A one-line summary: name, size, image shape, identities, landmarks, pairs."""
-        _, c, h, w = self.x.shape
+    def _check_pairs(self) -> None:
+        """``pairs`` (P, 2) int64 indices into the set and ``same`` (P,) bool, agreeing with the labels ``y``."""
+        n, pairs, same = len(self.x), self.pairs, self.same
+        if not isinstance(pairs, Tensor) or pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype != torch.int64:
+            got = f"{tuple(pairs.shape)} {pairs.dtype}" if isinstance(pairs, Tensor) else type(pairs).__name__
+            raise ValueError(f"pairs must be an int64 (P, 2) tensor, got {got}")
+        if not isinstance(same, Tensor) or same.shape != (len(pairs),) or same.dtype != torch.bool:
+            got = f"{tuple(same.shape)} {same.dtype}" if isinstance(same, Tensor) else type(same).__name__
+            raise ValueError(f"same must be a bool ({len(pairs)},) tensor, got {got}")
+        if pairs.device != self.x.device or same.device != self.x.device:
+            raise ValueError(f"pairs and same must be on x's device {self.x.device}, got {pairs.device} "
+                             f"and {same.device}")
+        if len(pairs):
+            lo, hi = int(pairs.min()), int(pairs.max())
+            if lo < 0 or hi >= n:
+                raise ValueError(f"pair indices must be in [0, {n}), got [{lo}, {hi}]")
+            if self.y.ndim == 1 and not torch.equal(self.y[pairs[:, 0]] == self.y[pairs[:, 1]], same):
+                raise ValueError("same disagrees with the identity labels y of the paired images")
+
+    def describe_targets(self) -> str:
+        """``"identities=K, landmarks=yes|no, pairs=P (S same)|none"``."""
         lm = "yes" if self.landmarks is not None else "no"
         pairs = "none" if self.pairs is None else f"{len(self.pairs)} ({int(self.same.sum())} same)"
-        return (f"FaceSet({self.name!r}, n={len(self)}, image={c}x{h}x{w}, identities={self.num_classes}, "
-                f"landmarks={lm}, pairs={pairs}, device={self.x.device})")
-
-    def subset(self, index: Index) -> "FaceSet":
-        """The images picked by ``index`` (as :meth:`ImageSet.subset`) with their landmarks; no pairs."""
-        if not isinstance(index, slice):
-            index = _as_index(index, len(self), self.x.device)
-        pick = lambda t: None if t is None else t[index]  # noqa: E731
-        return FaceSet(x=self.x[index], y=self.y[index], classes=self.classes, mask=pick(self.mask),
-                       name=self.name, landmarks=pick(self.landmarks))
-
-    def to(self, device: str | torch.device) -> "FaceSet":
-        """The same set with every tensor on ``device``."""
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return FaceSet(x=self.x.to(device), y=self.y.to(device), classes=self.classes, mask=move(self.mask),
-                       name=self.name, landmarks=move(self.landmarks), pairs=move(self.pairs), same=move(self.same))
+        return f"identities={self.num_classes}, landmarks={lm}, pairs={pairs}"
 
     def with_pairs(self, pairs: Tensor | None, same: Tensor | None) -> "FaceSet":
         """The same set with these verification pairs (e.g. from :func:`make_pairs`; ``None`` drops them)."""
@@ -596,8 +623,8 @@ def make_faces(identities: Tensor | list[int], *, img_size: int = 64, seed: int 
         (classes sorted by id, so ``y`` runs over ``0 .. n_ids - 1``); ``landmarks`` (N, 5, 2); no pairs.
     """
     ids = _check_identities(identities)
-    _check_img_size(img_size)
-    _check_seed(seed, "seed")
+    check_int("img_size", img_size, low=MIN_IMG_SIZE)
+    check_int("seed", seed, low=0)
     identity_seed = seed if identity_seed is None else identity_seed
     style = (style if style is not None else DEFAULT_STYLE)
     if not isinstance(style, FaceStyle):
@@ -632,10 +659,10 @@ def faces_splits(n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
     """
     for arg, value, lo in (("n_train_ids", n_train_ids, 1), ("n_test_ids", n_test_ids, 2), ("per_id", per_id, 1),
                            ("n_pairs", n_pairs, 0)):
-        check_int(value, arg, lo)
+        check_int(arg, value, low=lo)
     test_per_id = per_id if test_per_id is None else test_per_id
-    check_int(test_per_id, "test_per_id", 2 if n_pairs else 1)
-    _check_seed(seed, "seed")
+    check_int("test_per_id", test_per_id, low=2 if n_pairs else 1)
+    check_int("seed", seed, low=0)
     g = torch.Generator().manual_seed(seed)
     train_ids = torch.arange(n_train_ids).repeat_interleave(per_id)
     train_ids = train_ids[torch.randperm(len(train_ids), generator=g)]
@@ -666,11 +693,11 @@ def make_pairs(labels: Tensor, n_pairs: int, *, seed: int = 0) -> tuple[Tensor, 
     Raises:
         ValueError: bad labels or count, or fewer possible pairs of a kind than asked for.
     """
-    if not isinstance(labels, Tensor) or labels.ndim != 1 or labels.is_floating_point() or labels.dtype == torch.bool:
-        got = f"{tuple(labels.shape)} {labels.dtype}" if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"labels must be a 1-D integer tensor, got {got}")
-    check_int(n_pairs, "n_pairs", 2)
-    _check_seed(seed, "seed")
+    check_tensor("labels", labels, ndim=1)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    check_int("n_pairs", n_pairs, low=2)
+    check_int("seed", seed, low=0)
     labels = labels.cpu().long()
     n = len(labels)
     n_same, n_diff = n_pairs // 2, n_pairs - n_pairs // 2
@@ -780,13 +807,25 @@ def load_face_folder(root: str | Path, pairs_file: str | Path | None = None, img
         ValueError: unreadable images, mixed sizes without ``img_size``, malformed pair lines, pairs that
             name unknown people or missing images (the message gives the line number).
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"face folder {root} not found (expected one sub-folder of images per identity)")
     if img_size is not None:
-        check_int(img_size, "img_size", 8)
+        check_int("img_size", img_size, low=8)
+    people, files, labels = _identity_files(root)
+    x = _read_faces(root, files, img_size)
+    y = torch.tensor(labels, dtype=torch.int64)
+    face_set = FaceSet(x=x, y=y, classes=tuple(people), name=name if name is not None else root.name)
+    if pairs_file is None:
+        return face_set
+    index = {(people[label], path.stem): i for i, (path, label) in enumerate(zip(files, labels))}
+    pairs, same = _read_pairs(_find_pairs_file(root, pairs_file), index, set(people))
+    return face_set.with_pairs(pairs, same)
+
+
+def _identity_files(root: Path) -> tuple[list[str], list[Path], list[int]]:
+    """``(people, files, labels)`` of a face folder: the identity sub-folders that hold images (sorted by name,
+    hidden ones aside), every image file, and the index into ``people`` of each."""
     people: list[str] = []
     files: list[Path] = []
     labels: list[int] = []
@@ -799,6 +838,14 @@ def load_face_folder(root: str | Path, pairs_file: str | Path | None = None, img
     if not files:
         raise FileNotFoundError(f"no {'/'.join(IMAGE_EXTENSIONS)} images in sub-folders of {root} (expected "
                                 "<root>/<identity>/<image>, one sub-folder per identity)")
+    return people, files, labels
+
+
+def _read_faces(root: Path, files: list[Path], img_size: int | None) -> Tensor:
+    """The images as RGB ``(N, 3, S, S)`` float32 in ``[0, 1]``, resized bilinearly to ``img_size`` when given
+    (otherwise they must all have one size)."""
+    from PIL import Image, UnidentifiedImageError
+
     arrays = []
     for path in files:
         try:
@@ -812,14 +859,7 @@ def load_face_folder(root: str | Path, pairs_file: str | Path | None = None, img
     sizes = sorted({a.shape[:2] for a in arrays})
     if len(sizes) > 1:
         raise ValueError(f"images under {root} have different sizes {sizes[:4]}; pass img_size to resize them")
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255).contiguous()
-    y = torch.tensor(labels, dtype=torch.int64)
-    face_set = FaceSet(x=x, y=y, classes=tuple(people), name=name if name is not None else root.name)
-    if pairs_file is None:
-        return face_set
-    index = {(people[label], path.stem): i for i, (path, label) in enumerate(zip(files, labels))}
-    pairs, same = _read_pairs(_find_pairs_file(root, pairs_file), index, set(people))
-    return face_set.with_pairs(pairs, same)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255).contiguous()
 
 
 def _find_pairs_file(root: Path, pairs_file: str | Path) -> Path:
@@ -874,14 +914,6 @@ def _read_pairs(path: Path, index: dict[tuple[str, str], int], people: set[str])
 # ---------------------------------------------------------------------------------------------- checks
 
 
-def _check_seed(value: object, name: str) -> None:
-    check_int(value, name, 0)
-
-
-def _check_img_size(img_size: object) -> None:
-    check_int(img_size, "img_size", 32)
-
-
 def _check_identities(identities: object) -> Tensor:
     """A 1-D non-empty int64 CPU tensor of non-negative ids."""
     if isinstance(identities, Tensor):
@@ -900,10 +932,10 @@ def _check_identities(identities: object) -> Tensor:
 
 
 def _check_traits(traits: object) -> Tensor:
-    if (not isinstance(traits, Tensor) or traits.ndim != 2 or traits.shape[1] != len(TRAITS)
-            or not traits.is_floating_point()):
-        got = f"{tuple(traits.shape)} {traits.dtype}" if isinstance(traits, Tensor) else type(traits).__name__
-        raise ValueError(f"traits must be a floating (N, {len(TRAITS)}) tensor, got {got}")
+    """(N, len(TRAITS)) identity vectors as float32 on the CPU."""
+    check_tensor("traits", traits, ndim=2, floating=True)
+    if traits.shape[1] != len(TRAITS):
+        raise ValueError(f"traits must have {len(TRAITS)} columns (one per trait), got shape {tuple(traits.shape)}")
     return traits.float().cpu()
 
 

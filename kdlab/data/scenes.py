@@ -33,7 +33,7 @@ with a directional light :math:`\ell` from above, ambient term :math:`a`, surfac
 (facing the camera), texture coordinates :math:`(u,v)` in metres on the surface; the result is clipped
 to ``[0, 1]``. There are no cast shadows.
 
-Depth convention: :class:`DepthSet` holds ``depth`` as ``(N, H, W)`` float32 metres (the layout
+Depth convention: :class:`DepthSet` holds the depth as its targets ``y``, ``(N, H, W)`` float32 metres (the layout
 ``kdlab.train.fit`` treats as a per-pixel target, so crop/flip augmentation moves it with the image;
 the zero padding of a crop reads as "no depth"). Generated depth is clamped to ``depth_range``
 (0.5–10 m, NYU-like) and ``valid`` marks the pixels whose true z-depth lay inside it; with
@@ -50,18 +50,17 @@ Speed: 2000 scenes at 64x64 take about 2 s on one CPU thread (0.8 s at 32x32, 4.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_int
-from .tensors import Index, _as_index, _check_images, split_indices
+from ..checks import check_int, check_number, check_pair, check_positive, check_range, is_int
+from .tensors import TensorSet, check_images, check_rows
 
 DEPTH_RANGE: tuple[float, float] = (0.5, 10.0)
 """Generated depth is clamped to this range in metres (NYU-Depth-V2-like)."""
@@ -77,6 +76,9 @@ PATTERNS: tuple[str, ...] = ("plain", "checker", "stripes", "noise")
 
 MAX_OBJECTS = 12
 """The largest ``max_objects`` accepted."""
+
+MIN_IMG_SIZE = 8
+"""The smallest ``img_size`` (pixels) the scenes render at."""
 
 _TEST_SEED_OFFSET = 1_000_003
 """``scenes_splits`` draws the test set from ``seed + _TEST_SEED_OFFSET`` (a disjoint stream)."""
@@ -96,103 +98,54 @@ _CLEARANCE = 0.5
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class DepthSet:
-    """Images with metric depth maps, as tensors.
+class DepthSet(TensorSet):
+    """Images with metric depth maps, as tensors (the :class:`~kdlab.data.tensors.TensorSet` surface, task
+    ``"depth"``), so ``kdlab.train.fit`` / ``evaluate`` take a DepthSet as they take an ``ImageSet``.
 
     Attributes:
         x: images ``(N, 3, H, W)`` floating point (float32) in ``[0, 1]``.
-        depth: z-depth in metres, ``(N, H, W)`` floating point, finite and ``>= 0``; ``0`` means "no
+        y: z-depth in metres, ``(N, H, W)`` floating point, finite and ``>= 0``; ``0`` means "no
             measurement" (real sensors; crop padding).
-        valid: optional ``(N, H, W)`` bool, the pixels with trustworthy depth (``None``: use :attr:`mask`'s
-            fallback ``depth > 0``).
+        valid: ``(N, H, W)`` bool, the pixels with trustworthy depth; ``None`` stores ``y > 0``.
         depth_range: the nominal ``(min, max)`` depth in metres (for bin heads and the metrics' clamp).
         name: a short label for ``repr`` and plots.
-
-    ``y`` is an alias of ``depth``, so ``kdlab.train.fit`` / ``evaluate`` take a DepthSet as they take an
-    ``ImageSet``.
 
     Raises:
         ValueError: a shape, dtype, device or value range is off; the message names the field.
     """
 
+    ROW_FIELDS: ClassVar[tuple[str, ...]] = ("x", "y", "valid")
+
     x: Tensor
-    depth: Tensor
+    y: Tensor
     valid: Tensor | None = None
     depth_range: tuple[float, float] = DEPTH_RANGE
     name: str = ""
 
     def __post_init__(self) -> None:
-        _check_images(self.x)
+        """Validate every field (and store ``valid`` and ``depth_range`` in their canonical types)."""
+        check_images("x", self.x)
         if self.x.shape[1] != 3:
             raise ValueError(f"x must hold RGB images (N, 3, H, W), got {tuple(self.x.shape)}")
         n, _, h, w = self.x.shape
-        d = self.depth
-        if not isinstance(d, Tensor) or d.shape != (n, h, w) or not d.is_floating_point():
-            got = f"{tuple(d.shape)} {d.dtype}" if isinstance(d, Tensor) else type(d).__name__
-            raise ValueError(f"depth must be a floating tensor of shape ({n}, {h}, {w}) to match x, got {got}")
-        if d.device != self.x.device:
-            raise ValueError(f"depth is on {d.device} but x is on {self.x.device}; move both with DepthSet.to")
-        if d.numel() and not (torch.isfinite(d).all() and d.min() >= 0):
-            raise ValueError("depth must be finite and >= 0 (metres; 0 marks a missing measurement)")
-        if self.valid is not None:
-            v = self.valid
-            if not isinstance(v, Tensor) or v.shape != (n, h, w) or v.dtype != torch.bool:
-                got = f"{tuple(v.shape)} {v.dtype}" if isinstance(v, Tensor) else type(v).__name__
-                raise ValueError(f"valid must be a bool tensor of shape ({n}, {h}, {w}), got {got}")
-            if v.device != self.x.device:
-                raise ValueError(f"valid is on {v.device} but x is on {self.x.device}; move both with DepthSet.to")
-        try:
-            lo, hi = (float(r) for r in self.depth_range)
-        except (TypeError, ValueError):
-            raise ValueError(f"depth_range must be a (min, max) pair of floats, got {self.depth_range!r}") from None
-        if not 0.0 < lo < hi:
-            raise ValueError(f"depth_range must satisfy 0 < min < max, got {self.depth_range!r}")
-        object.__setattr__(self, "depth_range", (lo, hi))
-
-    def __len__(self) -> int:
-        """The number of images ``N``."""
-        return len(self.x)
-
-    def __repr__(self) -> str:
-        _, c, h, w = self.x.shape
-        lo, hi = self.depth_range
-        return (f"DepthSet({self.name!r}, n={len(self)}, image={c}x{h}x{w}, depth_range=({lo:g}, {hi:g}) m, "
-                f"valid={'yes' if self.valid is not None else 'no'}, device={self.x.device})")
-
-    @property
-    def y(self) -> Tensor:
-        """The targets for ``fit`` / ``evaluate``: ``depth`` (N, H, W)."""
-        return self.depth
+        check_rows("y", self.y, self.x, ((n, h, w),), floating=True)
+        if self.y.numel() and not (torch.isfinite(self.y).all() and self.y.min() >= 0):
+            raise ValueError("y (depth) must be finite and >= 0 (metres; 0 marks a missing measurement), got "
+                             f"values in [{float(self.y.min()):g}, {float(self.y.max()):g}]")
+        if self.valid is None:
+            object.__setattr__(self, "valid", self.y > 0)
+        check_rows("valid", self.valid, self.x, ((n, h, w),), dtype=torch.bool)
+        object.__setattr__(self, "depth_range", check_range("depth_range", self.depth_range, low=0.0))
 
     @property
     def task(self) -> str:
         """``"depth"``."""
         return "depth"
 
-    @property
-    def mask(self) -> Tensor:
-        """Bool ``(N, H, W)``: ``valid`` when given, else ``depth > 0``."""
-        return self.valid if self.valid is not None else self.depth > 0
-
-    def subset(self, index: Index) -> DepthSet:
-        """The images picked by ``index``: a slice, int indices (tensor or list) or a bool tensor of length N."""
-        if not isinstance(index, slice):
-            index = _as_index(index, len(self), self.x.device)
-        valid = None if self.valid is None else self.valid[index]
-        return DepthSet(x=self.x[index], depth=self.depth[index], valid=valid, depth_range=self.depth_range,
-                        name=self.name)
-
-    def split(self, size: float | int, seed: int = 0) -> tuple[DepthSet, DepthSet]:
-        """Shuffle deterministically from ``seed`` and cut into ``(first, rest)``; ``size`` is a fraction
-        in ``(0, 1)`` of N (rounded) or a count in ``[0, N]``."""
-        first, rest = split_indices(len(self), size, seed)
-        return self.subset(first), self.subset(rest)
-
-    def to(self, device: str | torch.device) -> DepthSet:
-        """The same set with every tensor on ``device``."""
-        valid = None if self.valid is None else self.valid.to(device)
-        return DepthSet(x=self.x.to(device), depth=self.depth.to(device), valid=valid,
-                        depth_range=self.depth_range, name=self.name)
+    def describe_targets(self) -> str:
+        """``"depth_range=(lo, hi) m"``."""
+        lo, hi = self.depth_range
+        return f"depth_range=({lo:g}, {hi:g}) m"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -312,16 +265,22 @@ def sample_scenes(n: int, *, seed: int = 0, max_objects: int = 6, min_objects: i
     stand within 0.5 m of the camera is switched off, so a scene can show fewer objects than drawn.
     Textures: each surface draws one of :data:`PATTERNS` and two colours (room surfaces muted, objects saturated).
     """
-    _check_count(n, "n")
-    _check_seed(seed)
-    if isinstance(max_objects, bool) or not isinstance(max_objects, int) or not 0 <= max_objects <= MAX_OBJECTS:
-        raise ValueError(f"max_objects must be an int in [0, {MAX_OBJECTS}], got {max_objects!r}")
-    if isinstance(min_objects, bool) or not isinstance(min_objects, int) or not 0 <= min_objects <= max_objects:
-        raise ValueError(f"min_objects must be an int in [0, max_objects={max_objects}], got {min_objects!r}")
+    check_int("n", n, low=1)
+    check_int("seed", seed, low=0)
+    check_int("max_objects", max_objects, low=0, high=MAX_OBJECTS)
+    check_int("min_objects", min_objects, low=0, high=max_objects)
     g = torch.Generator().manual_seed(seed)
-    k = max_objects
-    m = 3 + k
+    room, cam_pos, yaw, pitch, focal = _sample_cameras(g, n)
+    light, ambient, tint = _sample_lights(g, n)
+    kind, active, centre, size, turn = _sample_objects(g, room, cam_pos, yaw, min_objects, max_objects)
+    pattern, colours, scale, tex_angle, offset = _sample_textures(g, n, max_objects)
+    return SceneParams(room=room, cam_pos=cam_pos, yaw=yaw, pitch=pitch, focal=focal, light=light,
+                       ambient=ambient, tint=tint, kind=kind, active=active, centre=centre, size=size, turn=turn,
+                       pattern=pattern, colours=colours, scale=scale, tex_angle=tex_angle, offset=offset)
 
+
+def _sample_cameras(g: torch.Generator, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Rooms and cameras of :func:`sample_scenes`: ``(room, cam_pos, yaw, pitch, focal)``."""
     room = torch.stack([_uniform(g, 3.0, 7.0, n), _uniform(g, 2.4, 3.2, n), _uniform(g, 3.5, 8.5, n)], dim=1)
     margin = 0.5
     cam_x = margin + (room[:, 0] - 2 * margin) * torch.rand(n, generator=g)
@@ -336,14 +295,23 @@ def sample_scenes(n: int, *, seed: int = 0, max_objects: int = 6, min_objects: i
     yaw = candidates.gather(1, enough.float().argmax(dim=1, keepdim=True))[:, 0]
     pitch = _uniform(g, math.radians(-17), math.radians(5), n)
     focal = 0.5 / math.tan(math.radians(30)) * _uniform(g, 0.85, 1.15, n)
+    return room, cam_pos, yaw, pitch, focal
 
+
+def _sample_lights(g: torch.Generator, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Lights of :func:`sample_scenes`: ``(light direction, ambient, tint)``."""
     elevation = _uniform(g, math.radians(35), math.radians(75), n)
     azimuth = _uniform(g, 0.0, 2 * math.pi, n)
     light = torch.stack([elevation.cos() * azimuth.sin(), elevation.sin(), elevation.cos() * azimuth.cos()], 1)
     ambient = _uniform(g, 0.3, 0.5, n)
     tint = _uniform(g, 0.85, 1.1, n, 3)
+    return light, ambient, tint
 
-    # objects
+
+def _sample_objects(g: torch.Generator, room: Tensor, cam_pos: Tensor, yaw: Tensor, min_objects: int,
+                    max_objects: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Objects of :func:`sample_scenes` in ``max_objects`` slots: ``(kind, active, centre, size, turn)``."""
+    n, k = len(room), max_objects
     count = torch.randint(min_objects, max_objects + 1, (n,), generator=g)
     order = torch.rand(n, k, generator=g).argsort(dim=1)  # which slots are used: a random subset of size count
     active = order < count[:, None]
@@ -362,6 +330,7 @@ def sample_scenes(n: int, *, seed: int = 0, max_objects: int = 6, min_objects: i
     # 75% in view (bearing within ~+-34 deg of the heading, 1-6 m away), 25% anywhere in the room
     bearing = yaw[:, None] + _uniform(g, -0.6, 0.6, n, k)
     dist = _uniform(g, 1.0, 6.0, n, k)
+    cam_x, cam_z = cam_pos[:, 0], cam_pos[:, 2]
     in_view = torch.stack([cam_x[:, None] + dist * bearing.sin(), cam_z[:, None] + dist * bearing.cos()], -1)
     anywhere = room[:, None, [0, 2]] * torch.rand(n, k, 2, generator=g)
     centre = torch.where((torch.rand(n, k, generator=g) < 0.75)[..., None], in_view, anywhere)
@@ -369,8 +338,13 @@ def sample_scenes(n: int, *, seed: int = 0, max_objects: int = 6, min_objects: i
     centre = torch.minimum(torch.maximum(centre, lo), room[:, None, [0, 2]] - lo)
     gap = torch.linalg.vector_norm(centre - cam_pos[:, None, [0, 2]], dim=-1) - footprint
     active = active & (gap >= _CLEARANCE)
+    return kind, active, centre, size, turn
 
-    # textures: room surfaces muted, objects saturated
+
+def _sample_textures(g: torch.Generator, n: int, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Textures of the ``3 + k`` surfaces of :func:`sample_scenes` (room surfaces muted, objects saturated):
+    ``(pattern, colours, scale, tex_angle, offset)``."""
+    m = 3 + k
     pattern = torch.randint(0, len(PATTERNS), (n, m), generator=g)
     grey = _uniform(g, 0.35, 0.9, n, m, 1)
     saturation = torch.cat([torch.full((1, 3, 1), 0.25), torch.full((1, k, 1), 0.8)], dim=1)
@@ -380,9 +354,7 @@ def sample_scenes(n: int, *, seed: int = 0, max_objects: int = 6, min_objects: i
     scale = torch.cat([_uniform(g, 0.25, 0.9, n, 3), _uniform(g, 0.08, 0.35, n, k)], dim=1)
     tex_angle = _uniform(g, 0.0, math.pi, n, m)
     offset = torch.rand(n, m, 2, generator=g) * 64
-    return SceneParams(room=room, cam_pos=cam_pos, yaw=yaw, pitch=pitch, focal=focal, light=light,
-                       ambient=ambient, tint=tint, kind=kind, active=active, centre=centre, size=size, turn=turn,
-                       pattern=pattern, colours=colours, scale=scale, tex_angle=tex_angle, offset=offset)
+    return pattern, colours, scale, tex_angle, offset
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -617,7 +589,7 @@ def render_scenes(params: SceneParams, img_size: int = 64) -> SceneRender:
     """
     if not isinstance(params, SceneParams):
         raise ValueError(f"params must be SceneParams (see sample_scenes), got {type(params).__name__}")
-    _check_img_size(img_size)
+    check_int("img_size", img_size, low=MIN_IMG_SIZE)
     chunk = max(1, _CHUNK_RAYS // (img_size * img_size))
     parts = [_render_chunk(params.subset(slice(s, s + chunk)), img_size) for s in range(0, len(params), chunk)]
     return SceneRender(*(torch.cat(t) for t in zip(*parts)))
@@ -646,15 +618,14 @@ def make_scenes(n: int, *, img_size: int = 64, seed: int = 0, max_objects: int =
         name: stored as ``DepthSet.name``.
 
     Returns:
-        ``x`` (n, 3, S, S) float32 in ``[0, 1]``; ``depth`` (n, S, S) float32 metres in ``depth_range``;
+        ``x`` (n, 3, S, S) float32 in ``[0, 1]``; ``y`` (n, S, S) float32 depth in metres in ``depth_range``;
         ``valid`` (n, S, S) bool.
     """
-    _check_count(n, "n")
-    _check_img_size(img_size)
-    _check_seed(seed)
-    lo, hi = _check_range(depth_range)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise <= 0.5:
-        raise ValueError(f"noise must be a float in [0, 0.5], got {noise!r}")
+    check_int("n", n, low=1)
+    check_int("img_size", img_size, low=MIN_IMG_SIZE)
+    check_int("seed", seed, low=0)
+    lo, hi = check_range("depth_range", depth_range, low=0.0)
+    check_number("noise", noise, low=0.0, high=0.5)
     params = sample_scenes(n, seed=seed, max_objects=max_objects, min_objects=min_objects)
     out = render_scenes(params, img_size)
     x = out.rgb
@@ -663,14 +634,14 @@ def make_scenes(n: int, *, img_size: int = 64, seed: int = 0, max_objects: int =
         x = (x + noise * torch.randn(x.shape, generator=g)).clamp_(0, 1)
     valid = (out.depth >= lo) & (out.depth <= hi)
     depth = out.depth.clamp(lo, hi)
-    return DepthSet(x=x, depth=depth, valid=valid, depth_range=(lo, hi), name=name)
+    return DepthSet(x=x, y=depth, valid=valid, depth_range=(lo, hi), name=name)
 
 
 def scenes_splits(n_train: int = 4000, n_test: int = 500, *, img_size: int = 64, seed: int = 0,
                   **kwargs) -> tuple[DepthSet, DepthSet]:
     """(train, test) scene sets with the same settings; the test set comes from a separate seed stream
     (``seed + 1_000_003``), so the two never share scenes. Keyword arguments as in :func:`make_scenes`."""
-    _check_seed(seed)
+    check_int("seed", seed, low=0)
     train = make_scenes(n_train, img_size=img_size, seed=seed, name="scenes-train", **kwargs)
     test = make_scenes(n_test, img_size=img_size, seed=seed + _TEST_SEED_OFFSET, name="scenes-test", **kwargs)
     return train, test
@@ -710,7 +681,7 @@ def load_depth_folder(root: str | Path, *, size: int | tuple[int, int] | None = 
         crop: ``(top, bottom, left, right)`` pixel bounds applied before resizing, e.g. NYU's Eigen crop
             ``(45, 471, 41, 601)`` or a centred square ``(0, 480, 80, 560)`` of a 640x480 frame.
         depth_scale: stored integer per metre (1000: millimetres; KITTI uses 256).
-        depth_range: stored as ``DepthSet.depth_range``; ``valid`` is ``depth > 0`` whatever the range.
+        depth_range: stored as ``DepthSet.depth_range``; ``valid`` is ``y > 0`` whatever the range.
         limit: read only the first ``limit`` pairs (sorted by name).
         name: ``DepthSet.name`` (default: the folder's name).
 
@@ -719,25 +690,41 @@ def load_depth_folder(root: str | Path, *, size: int | tuple[int, int] | None = 
         ValueError: unpaired files, a depth map that is not 16-bit, an RGB and depth map of different
             sizes, pairs of different sizes without ``size``, a crop outside the image, bad arguments.
     """
-    from PIL import Image
-
     root = Path(root).expanduser()
+    rgb_dir, depth_dir = _depth_folders(root)
+    out_size = None if size is None else check_pair("size", size)
+    crop = None if crop is None else _check_crop(crop)
+    depth_scale = check_positive("depth_scale", depth_scale)
+    lo, hi = check_range("depth_range", depth_range, low=0.0)
+    if limit is not None:
+        check_int("limit", limit, low=1)
+    xs, ds = [], []
+    for stem, image_file, depth_file in _depth_pairs(root, rgb_dir, depth_dir)[:limit]:
+        x, d = _read_rgbd(stem, image_file, depth_file, depth_scale)
+        x, d = _crop_and_resize(stem, x, d, crop, out_size)
+        xs.append(x.clamp_(0, 1))
+        ds.append(d)
+    shapes = sorted({tuple(d.shape) for d in ds})
+    if len(shapes) > 1:
+        raise ValueError(f"pairs in {root} have different sizes {shapes[:4]}; pass size= to resize them")
+    depth = torch.stack(ds)
+    return DepthSet(x=torch.stack(xs).contiguous(), y=depth, valid=depth > 0, depth_range=(lo, hi),
+                    name=name if name is not None else root.name)
+
+
+def _depth_folders(root: Path) -> tuple[Path, Path]:
+    """``(root/rgb, root/depth)``; ``FileNotFoundError`` (showing :data:`FOLDER_LAYOUT`) when one is missing."""
     if not root.is_dir():
         raise FileNotFoundError(f"no folder {root}; expected the layout\n{FOLDER_LAYOUT}")
     rgb_dir, depth_dir = root / "rgb", root / "depth"
     for folder in (rgb_dir, depth_dir):
         if not folder.is_dir():
             raise FileNotFoundError(f"{root} has no {folder.name}/ folder; expected the layout\n{FOLDER_LAYOUT}")
-    out_size = _check_size(size)
-    if crop is not None and (len(crop) != 4 or not all(isinstance(c, int) and not isinstance(c, bool) for c in crop)
-                             or not (0 <= crop[0] < crop[1] and 0 <= crop[2] < crop[3])):
-        raise ValueError(f"crop must be (top, bottom, left, right) ints with top < bottom, left < right, got {crop!r}")
-    if isinstance(depth_scale, bool) or not isinstance(depth_scale, (int, float)) or not depth_scale > 0:
-        raise ValueError(f"depth_scale must be a positive number (integers per metre), got {depth_scale!r}")
-    lo, hi = _check_range(depth_range)
-    if limit is not None:
-        _check_count(limit, "limit")
+    return rgb_dir, depth_dir
 
+
+def _depth_pairs(root: Path, rgb_dir: Path, depth_dir: Path) -> list[tuple[str, Path, Path]]:
+    """``(stem, image file, depth file)`` of every pair, sorted by stem; unpaired files raise ``ValueError``."""
     images = {f.stem: f for f in sorted(rgb_dir.iterdir()) if f.suffix.lower() in RGB_SUFFIXES}
     depths = {f.stem: f for f in sorted(depth_dir.iterdir()) if f.suffix.lower() == ".png"}
     no_depth, no_image = sorted(set(images) - set(depths)), sorted(set(depths) - set(images))
@@ -745,77 +732,52 @@ def load_depth_folder(root: str | Path, *, size: int | tuple[int, int] | None = 
         raise ValueError(f"unpaired files in {root}: images without depth {no_depth[:5]}"
                          f"{' ...' if len(no_depth) > 5 else ''}, depth maps without image {no_image[:5]}"
                          f"{' ...' if len(no_image) > 5 else ''}")
-    stems = sorted(images)[:limit]
-    if not stems:
+    if not images:
         raise FileNotFoundError(f"no image/depth pairs in {root}; expected the layout\n{FOLDER_LAYOUT}")
-
-    xs, ds = [], []
-    for stem in stems:
-        with Image.open(images[stem]) as im:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        with Image.open(depths[stem]) as im:
-            if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
-                raise ValueError(f"{depths[stem]}: depth maps must be 16-bit single-channel PNGs (mode I;16), "
-                                 f"got mode {im.mode!r}; store depth * {depth_scale:g} as uint16")
-            raw = np.asarray(im).astype(np.float32)
-        if rgb.shape[:2] != raw.shape:
-            raise ValueError(f"{stem}: image is {rgb.shape[1]}x{rgb.shape[0]} but depth map is "
-                             f"{raw.shape[1]}x{raw.shape[0]} (width x height); they must match")
-        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255.0
-        d = torch.from_numpy(raw) / float(depth_scale)
-        if crop is not None:
-            top, bottom, left, right = crop
-            if bottom > d.shape[0] or right > d.shape[1]:
-                raise ValueError(f"{stem}: crop {crop} reaches outside the {d.shape[1]}x{d.shape[0]} image")
-            x, d = x[:, top:bottom, left:right], d[top:bottom, left:right]
-        if out_size is not None:
-            x = F.interpolate(x[None], size=out_size, mode="bilinear", align_corners=False, antialias=True)[0]
-            d = F.interpolate(d[None, None], size=out_size, mode="nearest-exact")[0, 0]
-        xs.append(x.clamp_(0, 1))
-        ds.append(d)
-    shapes = sorted({tuple(d.shape) for d in ds})
-    if len(shapes) > 1:
-        raise ValueError(f"pairs in {root} have different sizes {shapes[:4]}; pass size= to resize them")
-    depth = torch.stack(ds)
-    return DepthSet(x=torch.stack(xs).contiguous(), depth=depth, valid=depth > 0, depth_range=(lo, hi),
-                    name=name if name is not None else root.name)
+    return [(stem, images[stem], depths[stem]) for stem in sorted(images)]
 
 
-# ---------------------------------------------------------------------------------------------------
-# argument checks
+def _read_rgbd(stem: str, image_file: Path, depth_file: Path, depth_scale: float) -> tuple[Tensor, Tensor]:
+    """One pair as ``(x (3, H, W) in [0, 1], depth (H, W) in metres)``; the depth map must be a 16-bit PNG of the
+    image's size."""
+    from PIL import Image
+
+    with Image.open(image_file) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    with Image.open(depth_file) as im:
+        if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
+            raise ValueError(f"{depth_file}: depth maps must be 16-bit single-channel PNGs (mode I;16), "
+                             f"got mode {im.mode!r}; store depth * {depth_scale:g} as uint16")
+        raw = np.asarray(im).astype(np.float32)
+    if rgb.shape[:2] != raw.shape:
+        raise ValueError(f"{stem}: image is {rgb.shape[1]}x{rgb.shape[0]} but depth map is "
+                         f"{raw.shape[1]}x{raw.shape[0]} (width x height); they must match")
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255.0
+    return x, torch.from_numpy(raw) / float(depth_scale)
 
 
-def _check_count(n: object, what: str) -> None:
-    check_int(n, what, 1)
+def _crop_and_resize(stem: str, x: Tensor, d: Tensor, crop: tuple[int, int, int, int] | None,
+                     out_size: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
+    """Crop (``(top, bottom, left, right)``), then resize: RGB bilinearly (antialiased), depth by nearest
+    neighbour."""
+    if crop is not None:
+        top, bottom, left, right = crop
+        if bottom > d.shape[0] or right > d.shape[1]:
+            raise ValueError(f"{stem}: crop {crop} reaches outside the {d.shape[1]}x{d.shape[0]} image")
+        x, d = x[:, top:bottom, left:right], d[top:bottom, left:right]
+    if out_size is not None:
+        x = F.interpolate(x[None], size=out_size, mode="bilinear", align_corners=False, antialias=True)[0]
+        d = F.interpolate(d[None, None], size=out_size, mode="nearest-exact")[0, 0]
+    return x, d
 
 
-def _check_seed(seed: object) -> None:
-    check_int(seed, "seed", 0)
-
-
-def _check_img_size(img_size: object) -> None:
-    check_int(img_size, "img_size", 8)
-
-
-def _check_range(depth_range: object) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in depth_range)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ValueError(f"depth_range must be a (min, max) pair of floats, got {depth_range!r}") from None
-    if not 0.0 < lo < hi:
-        raise ValueError(f"depth_range must satisfy 0 < min < max, got {depth_range!r}")
-    return lo, hi
-
-
-def _check_size(size: object) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if (not isinstance(size, Sequence) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size)):
-        raise ValueError(f"size must be None, a positive int or a (height, width) pair of ints, got {size!r}")
-    return int(size[0]), int(size[1])
+def _check_crop(crop: object) -> tuple[int, int, int, int]:
+    """``crop`` as ``(top, bottom, left, right)`` ints with ``0 <= top < bottom`` and ``0 <= left < right``."""
+    box = tuple(crop) if isinstance(crop, (tuple, list)) else ()
+    if not (len(box) == 4 and all(is_int(c, 0) for c in box) and box[0] < box[1] and box[2] < box[3]):
+        raise ValueError("crop must be (top, bottom, left, right) ints >= 0 with top < bottom and left < right, "
+                         f"got {crop!r}")
+    return int(box[0]), int(box[1]), int(box[2]), int(box[3])
 
 
 def _benchmark(n: int = 2000, img_size: int = 64) -> float:

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import replace_fields
+from ..checks import check_fraction, check_int, check_number, is_number
+from .styles import Style
 from .tensors import ImageSet
 
 CLASSES: tuple[str, ...] = (
@@ -46,7 +47,7 @@ _CHUNK_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)
-class ShapeStyle:
+class ShapeStyle(Style):
     """The levers that make shape scenes easy or hard.
 
     Attributes:
@@ -67,31 +68,19 @@ class ShapeStyle:
     noise: float = 0.04
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.clutter <= 1.0:
-            raise ValueError(f"clutter must be in [0, 1], got {self.clutter!r}")
-        if isinstance(self.distractors, bool) or not isinstance(self.distractors, int) or not 0 <= self.distractors <= 16:
-            raise ValueError(f"distractors must be an int in [0, 16], got {self.distractors!r}")
-        if not 0.0 <= self.rotation <= 180.0:
-            raise ValueError(f"rotation must be in [0, 180] degrees, got {self.rotation!r}")
-        try:
-            lo, hi = (float(v) for v in self.size)
-        except (TypeError, ValueError):
-            raise ValueError(f"size must be a (lo, hi) pair of floats, got {self.size!r}") from None
-        if not 0.0 < lo <= hi <= 1.0:
-            raise ValueError(f"size must satisfy 0 < lo <= hi <= 1, got {self.size!r}")
-        object.__setattr__(self, "size", (lo, hi))
-        if not 0.0 <= self.contrast <= 1.0:
-            raise ValueError(f"contrast must be in [0, 1], got {self.contrast!r}")
-        if not 0.0 <= self.noise <= 0.5:
-            raise ValueError(f"noise must be in [0, 0.5], got {self.noise!r}")
+        """Check every lever (the values are kept as given, except ``size``, stored as a pair of floats)."""
+        check_fraction("clutter", self.clutter)
+        check_int("distractors", self.distractors, low=0, high=16)
+        check_number("rotation", self.rotation, low=0.0, high=180.0)
+        object.__setattr__(self, "size", _check_size_range(self.size))
+        check_fraction("contrast", self.contrast)
+        check_number("noise", self.noise, low=0.0, high=0.5)
 
     @classmethod
     def from_difficulty(cls, difficulty: float, **overrides) -> "ShapeStyle":
         """The preset for ``difficulty`` in ``[0, 1]`` (linear between :data:`EASY` and :data:`HARD`),
         with any field replaced by ``overrides`` (e.g. ``distractors=0``)."""
-        if isinstance(difficulty, bool) or not isinstance(difficulty, (int, float)) or not 0.0 <= difficulty <= 1.0:
-            raise ValueError(f"difficulty must be a float in [0, 1], got {difficulty!r}")
-        d = float(difficulty)
+        d = check_fraction("difficulty", difficulty)
 
         def lerp(a: float, b: float) -> float:
             return a + (b - a) * d
@@ -106,9 +95,14 @@ class ShapeStyle:
         )
         return style.replace(**overrides)
 
-    def replace(self, **overrides) -> "ShapeStyle":
-        """A copy with some fields replaced; unknown names raise ``ValueError``."""
-        return replace_fields(self, **overrides)
+
+def _check_size_range(size: object) -> tuple[float, float]:
+    """``size`` as a ``(lo, hi)`` pair of floats with ``0 < lo <= hi <= 1`` (object radius, fraction of half
+    the image side)."""
+    pair = tuple(size) if isinstance(size, (tuple, list)) else ()
+    if len(pair) == 2 and all(is_number(v) for v in pair) and 0.0 < pair[0] <= pair[1] <= 1.0:
+        return float(pair[0]), float(pair[1])
+    raise ValueError(f"size must be a (lo, hi) pair of numbers with 0 < lo <= hi <= 1, got {size!r}")
 
 
 EASY = ShapeStyle(clutter=0.0, distractors=0, rotation=0.0, size=(0.55, 0.8), contrast=1.0, noise=0.0)
@@ -259,12 +253,9 @@ def make_shapes(n: int, *, img_size: int = 32, difficulty: float | ShapeStyle | 
         name: stored as ``ImageSet.name``.
         **overrides: :class:`ShapeStyle` fields replacing the preset's (``clutter=0``, ``rotation=30``, ...).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 16:
-        raise ValueError(f"img_size must be an int >= 16, got {img_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int("n", n, low=1)
+    check_int("img_size", img_size, low=16)
+    check_int("seed", seed, low=0)
     style = resolve_style(difficulty, **overrides)
     g = torch.Generator().manual_seed(seed)
     k = len(CLASSES)
@@ -283,8 +274,7 @@ def shapes_splits(n_train: int = 2000, n_test: int = 2000, *, img_size: int = 32
                   **overrides) -> tuple[ImageSet, ImageSet]:
     """(train, test) shape scenes with the same style; the test set comes from a separate seed stream
     (``seed + 1_000_003``), so the two never share samples. Arguments as in :func:`make_shapes`."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int("seed", seed, low=0)
     train = make_shapes(n_train, img_size=img_size, difficulty=difficulty, seed=seed, name="shapes-train",
                         **overrides)
     test = make_shapes(n_test, img_size=img_size, difficulty=difficulty, seed=seed + _TEST_SEED_OFFSET,

@@ -1,26 +1,105 @@
-"""``ImageSet``: a whole image dataset held as tensors (images, labels, optional per-pixel masks).
+"""Data sets held as tensors: the surface every kdlab data set shares (:class:`TensorSet`) and :class:`ImageSet`,
+images with one class per image or per pixel.
 
-Every kdlab dataset (shapes, digits, CIFAR folders) is an :class:`ImageSet`. Images stay in ``[0, 1]``;
-normalisation is the models' job. A set's targets ``y`` are one class per image (classification) or one
-class per pixel (segmentation): :meth:`ImageSet.segmentation` turns a set with masks into the latter, so
-``fit`` / ``evaluate`` train and score segmentation models on it unchanged. The set is immutable:
-:meth:`ImageSet.subset`, :meth:`ImageSet.split` and :meth:`ImageSet.to` return new sets (sharing storage
-where torch indexing allows).
+Every kdlab data set is a frozen dataclass built on :class:`TensorSet`: :class:`ImageSet` (shapes, digits, CIFAR
+folders), :class:`~kdlab.data.faces.FaceSet` (an ImageSet of identities with landmarks and verification pairs)
+and :class:`~kdlab.data.scenes.DepthSet` (images with metric depth maps). They share one surface:
+
+* ``x``: the images, ``(N, C, H, W)`` floating point in ``[0, 1]`` (normalisation is the models' job);
+* ``y``: the targets ``fit`` / ``evaluate`` train on: one class per image ``(N,)``, one class per pixel
+  ``(N, H, W)``, or one depth in metres per pixel ``(N, H, W)``; :attr:`TensorSet.task` says which
+  (one of :data:`TASKS`);
+* ``name``: a short label for ``repr`` and plots;
+* ``len(s)``, :meth:`TensorSet.subset`, :meth:`TensorSet.split`, :meth:`TensorSet.to`, and one ``repr``
+  style, ``Kind('name', n=N, image=CxHxW, task=..., <what y holds>, device=...)``.
+
+Class names (``classes``, ``num_classes``) belong to the class-target sets (ImageSet, FaceSet); a DepthSet has
+a ``depth_range`` instead. A set is immutable: ``subset``, ``split`` and ``to`` return new sets of the same type
+(sharing storage where torch indexing allows).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
+from ..checks import check_tensor, is_int, is_number
+
 Index = slice | Tensor | Sequence[int]
-"""What :meth:`ImageSet.subset` accepts: a slice, an int tensor or list of indices, or a bool tensor."""
+"""What :meth:`TensorSet.subset` accepts: a slice, an int tensor or list of indices, or a bool tensor."""
+
+TASKS = ("classification", "segmentation", "depth")
+"""What a set's ``y`` holds (:attr:`TensorSet.task`): a class per image, a class per pixel, a depth per pixel."""
+
+AnySet = TypeVar("AnySet", bound="TensorSet")
+
+
+class TensorSet:
+    """The surface every kdlab data set shares (see the module notes); subclasses are frozen dataclasses with
+    fields ``x``, ``y`` and ``name`` (plus their own).
+
+    Class attributes a subclass sets:
+        ROW_FIELDS: the tensor fields with one row per image (``x``, ``y``, ...): :meth:`subset` picks their rows.
+        INDEX_FIELDS: fields that hold indices into the rows (a face set's pairs): :meth:`subset` drops them,
+            since the indices would no longer hold.
+    """
+
+    ROW_FIELDS: ClassVar[tuple[str, ...]] = ("x", "y")
+    INDEX_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    x: Tensor
+    y: Tensor
+    name: str
+
+    def __len__(self) -> int:
+        """The number of images ``N``."""
+        return len(self.x)
+
+    def __repr__(self) -> str:
+        """One line: kind, name, size, image shape, task, what ``y`` holds (:meth:`describe_targets`), device."""
+        _, c, h, w = self.x.shape
+        return (f"{type(self).__name__}({self.name!r}, n={len(self)}, image={c}x{h}x{w}, task={self.task}, "
+                f"{self.describe_targets()}, device={self.x.device})")
+
+    @property
+    def task(self) -> str:
+        """What ``y`` holds, one of :data:`TASKS`."""
+        raise NotImplementedError
+
+    def describe_targets(self) -> str:
+        """The ``repr``'s description of ``y`` and the fields that go with it (``"classes=10, mask=yes"``)."""
+        raise NotImplementedError
+
+    def subset(self: AnySet, index: Index) -> AnySet:
+        """The images picked by ``index``: a slice, int indices (tensor, list or range; repeats allowed) or a
+        bool tensor of length ``N``. Every row field is picked alike; the other fields are kept, except the
+        :attr:`INDEX_FIELDS`, which are dropped."""
+        if not isinstance(index, slice):
+            index = _as_index(index, len(self), self.x.device)
+        rows = {f: None if getattr(self, f) is None else getattr(self, f)[index] for f in self.ROW_FIELDS}
+        return replace(self, **rows, **{f: None for f in self.INDEX_FIELDS})
+
+    def split(self: AnySet, size: float | int, seed: int = 0) -> tuple[AnySet, AnySet]:
+        """Shuffle deterministically from ``seed`` and cut into ``(first, rest)`` (:func:`split_indices`).
+
+        Args:
+            size: the first part's size: a fraction in ``(0, 1)`` of ``N`` (rounded) or a count in ``[0, N]``.
+            seed: the same seed gives the same split.
+        """
+        first, rest = split_indices(len(self), size, seed)
+        return self.subset(first), self.subset(rest)
+
+    def to(self: AnySet, device: str | torch.device) -> AnySet:
+        """The same set with every tensor on ``device``."""
+        tensors = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: v.to(device) for k, v in tensors.items() if isinstance(v, Tensor)})
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class ImageSet:
+class ImageSet(TensorSet):
     """A labelled image dataset as tensors.
 
     Attributes:
@@ -36,6 +115,8 @@ class ImageSet:
         ValueError: when a shape, dtype, device, label or value range is off; the message names the field.
     """
 
+    ROW_FIELDS: ClassVar[tuple[str, ...]] = ("x", "y", "mask")
+
     x: Tensor
     y: Tensor
     classes: tuple[str, ...]
@@ -47,23 +128,17 @@ class ImageSet:
         if isinstance(self.classes, str) or not all(isinstance(c, str) for c in self.classes) or not self.classes:
             raise ValueError(f"classes must be a non-empty sequence of str, got {self.classes!r}")
         object.__setattr__(self, "classes", tuple(self.classes))
-        _check_images(self.x)
-        _check_labels(self.y, self.x, len(self.classes))
+        check_images("x", self.x)
+        n, _, h, w = self.x.shape
+        check_rows("y", self.y, self.x, ((n,), (n, h, w)), dtype=torch.int64)
+        check_labels("labels", self.y, len(self.classes))
         if self.mask is not None:
-            _check_mask(self.mask, self.x)
+            check_rows("mask", self.mask, self.x, ((n, h, w),), dtype=torch.int64)
 
-    def __len__(self) -> int:
-        """The number of images ``N``."""
-        return len(self.x)
-
-    def __repr__(self) -> str:
-        """A one-line summary: name, size, image shape, number of classes (marked per pixel for a
-        segmentation set), whether masks are present."""
-        _, c, h, w = self.x.shape
-        mask = "yes" if self.mask is not None else "no"
+    def describe_targets(self) -> str:
+        """``"classes=K, mask=yes|no"`` (``"classes=K per pixel, ..."`` for a segmentation set)."""
         per_pixel = " per pixel" if self.task == "segmentation" else ""
-        return (f"ImageSet({self.name!r}, n={len(self)}, image={c}x{h}x{w}, classes={self.num_classes}{per_pixel}, "
-                f"mask={mask}, device={self.x.device})")
+        return f"classes={self.num_classes}{per_pixel}, mask={'yes' if self.mask is not None else 'no'}"
 
     @property
     def num_classes(self) -> int:
@@ -94,47 +169,13 @@ class ImageSet:
             raise ValueError(f"background must be a class name (str), got {background!r}")
         return ImageSet(x=self.x, y=self.mask, classes=(background, *self.classes), mask=self.mask, name=self.name)
 
-    def subset(self, index: Index) -> ImageSet:
-        """The images picked by ``index``: a slice, int indices (tensor or list, repeats allowed) or a
-        bool tensor of length ``N``. Classes and name are kept."""
-        if not isinstance(index, slice):
-            index = _as_index(index, len(self), self.x.device)
-        mask = None if self.mask is None else self.mask[index]
-        return ImageSet(x=self.x[index], y=self.y[index], classes=self.classes, mask=mask, name=self.name)
-
-    def split(self, size: float | int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
-        """Shuffle deterministically from ``seed`` and cut into ``(first, rest)``.
-
-        Args:
-            size: the first part's size: a fraction in ``(0, 1)`` of ``N`` (rounded) or a count in ``[0, N]``.
-            seed: the same seed gives the same split.
-        """
-        first, rest = split_indices(len(self), size, seed)
-        return self.subset(first), self.subset(rest)
-
-    def to(self, device: str | torch.device) -> ImageSet:
-        """The same set with every tensor on ``device``."""
-        mask = None if self.mask is None else self.mask.to(device)
-        return ImageSet(x=self.x.to(device), y=self.y.to(device), classes=self.classes, mask=mask, name=self.name)
-
-
-def _check_images(x: object) -> None:
-    """``x`` must be a 4-D floating tensor with values in [0, 1]."""
-    if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point():
-        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x must be a floating (N, C, H, W) tensor, got {got}")
-    if x.numel():
-        lo, hi = torch.aminmax(x)
-        if not (lo >= 0 and hi <= 1):
-            raise ValueError(f"x must hold values in [0, 1] (kdlab never normalises data), got [{lo:.4g}, {hi:.4g}]")
-
 
 def split_indices(n: int, size: float | int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """A deterministic shuffle of ``range(n)`` from ``seed``, cut into ``(first, rest)``; ``size`` is a fraction in
     ``(0, 1)`` of ``n`` (rounded) or a count in ``[0, n]``. Behind every data set's ``split``."""
-    if isinstance(size, bool) or not isinstance(size, (int, float)):
+    if not (is_int(size) or is_number(size)):
         raise ValueError(f"size must be a fraction in (0, 1) or an int count, got {size!r}")
-    if isinstance(size, float):
+    if not is_int(size):
         if not 0.0 < size < 1.0:
             raise ValueError(f"a fractional size must be in (0, 1), got {size!r}")
         size = round(size * n)
@@ -144,29 +185,41 @@ def split_indices(n: int, size: float | int, seed: int = 0) -> tuple[Tensor, Ten
     return order[:size], order[size:]
 
 
-def _check_labels(y: object, x: Tensor, num_classes: int) -> None:
-    """``y`` must be an int64 tensor on x's device, (N,) or (N, H, W) to match x, with values in [0, num_classes)."""
-    n, _, h, w = x.shape
-    if not isinstance(y, Tensor) or y.shape not in ((n,), (n, h, w)) or y.dtype != torch.int64:
-        got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(f"y must be an int64 tensor of shape ({n},) (per image) or ({n}, {h}, {w}) (per pixel) "
-                         f"to match x, got {got}")
-    if y.device != x.device:
-        raise ValueError(f"y is on {y.device} but x is on {x.device}; move both with ImageSet.to")
+def check_images(name: str, x: object) -> Tensor:
+    """``x`` unchanged; ``ValueError`` unless it is a floating ``(N, C, H, W)`` tensor with values in ``[0, 1]``."""
+    check_tensor(name, x, ndim=4, floating=True)
+    if x.numel():
+        lo, hi = torch.aminmax(x)
+        if not (lo >= 0 and hi <= 1):
+            raise ValueError(f"{name} must hold values in [0, 1] (kdlab never normalises data), "
+                             f"got [{lo:.4g}, {hi:.4g}]")
+    return x
+
+
+def check_rows(name: str, value: object, x: Tensor, shapes: Sequence[tuple[int, ...]], *,
+               dtype: torch.dtype | None = None, floating: bool = False) -> Tensor:
+    """``value`` unchanged; ``ValueError`` unless it is a tensor of one of ``shapes``, of ``dtype`` (or of a
+    floating dtype, when ``floating``), on the device of the images ``x`` it goes with (a set's targets, masks,
+    landmarks)."""
+    ok = (isinstance(value, Tensor) and tuple(value.shape) in shapes and (dtype is None or value.dtype == dtype)
+          and (not floating or value.is_floating_point()))
+    if not ok:
+        got = f"{tuple(value.shape)} {value.dtype}" if isinstance(value, Tensor) else type(value).__name__
+        kind = "floating point" if floating else str(dtype).removeprefix("torch.")
+        want = " or ".join(str(s) for s in shapes)
+        raise ValueError(f"{name} must be a tensor of dtype {kind} and shape {want} to match x, got {got}")
+    if value.device != x.device:
+        raise ValueError(f"{name} must be on x's device {x.device}, got {value.device}; move the set with .to")
+    return value
+
+
+def check_labels(name: str, y: Tensor, num_classes: int) -> Tensor:
+    """``y`` unchanged; ``ValueError`` unless every class index in it lies in ``[0, num_classes)``."""
     if y.numel():
         lo, hi = (int(v) for v in torch.aminmax(y))
         if not (0 <= lo and hi < num_classes):
-            raise ValueError(f"labels must be in [0, {num_classes}) for {num_classes} classes, got [{lo}, {hi}]")
-
-
-def _check_mask(mask: object, x: Tensor) -> None:
-    """``mask`` must be an (N, H, W) int64 tensor on x's device."""
-    n, _, h, w = x.shape
-    if not isinstance(mask, Tensor) or mask.shape != (n, h, w) or mask.dtype != torch.int64:
-        got = f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be an int64 tensor of shape ({n}, {h}, {w}) to match x, got {got}")
-    if mask.device != x.device:
-        raise ValueError(f"mask is on {mask.device} but x is on {x.device}; move both with ImageSet.to")
+            raise ValueError(f"{name} must be in [0, {num_classes}) for {num_classes} classes, got [{lo}, {hi}]")
+    return y
 
 
 def _as_index(index: Tensor | Sequence[int], n: int, device: torch.device) -> Tensor:
@@ -183,4 +236,4 @@ def _as_index(index: Tensor | Sequence[int], n: int, device: torch.device) -> Te
     return index.long()
 
 
-__all__ = ["ImageSet", "Index"]
+__all__ = ["TASKS", "ImageSet", "Index", "TensorSet", "check_images", "check_labels", "check_rows", "split_indices"]

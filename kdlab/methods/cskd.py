@@ -22,9 +22,11 @@ row-major token order and average-pooled **as logits** to the teacher's $h\times
 
 $$Y^T[n,i,j] = \arg\max_c\big(\alpha\,P^T[n,c,i,j] + (1-\alpha)\,P^T_g[n,c]\big),$$
 
-where $\alpha$, the weight of the **dense** logits, decreases over training. Official code: per epoch,
-$\alpha(e) = 1 - e/E$ for $e=0,\dots,E-1$ (so $\alpha(E-1)=1/E$, never 0), or $(1-x)^2$ or
-$\cos(\pi x/2)$ with $x=e/E$. [our choice] A per-iteration $\alpha$ with $e=E\cdot\mathrm{progress}$ is an option.
+where $\alpha$, the weight of the **dense** logits, decreases over training: the code calls it ``dense_share``
+(the share of the fused target taken from the teacher's dense prediction) and :func:`ckf_share` is its schedule.
+Official code: per epoch, $\alpha(e) = 1 - e/E$ for $e=0,\dots,E-1$ (so $\alpha(E-1)=1/E$, never 0), or
+$(1-x)^2$ or $\cos(\pi x/2)$ with $x=e/E$, where $e=\min(\lfloor E\cdot\mathrm{progress}\rfloor, E-1)$ for training
+progress in [0, 1]. [our choice] A per-iteration share with $e=E\cdot\mathrm{progress}$ is an option.
 
 **Objective** (DeiT plumbing, official code; the paper's $\tfrac12,\tfrac12,1$ at $a=0.5$, $\lambda=1$):
 
@@ -32,7 +34,9 @@ $$\mathcal{L}_{CSKD} = \frac{1}{Nhw}\sum_{n,i,j}\mathrm{CE}\big(\mathrm{pool}(P^
 $$\mathcal{L} = (1-a)\,\mathrm{CE}(z_{cls}, y) + a\,\mathrm{CE}\big(z_{dist}, \arg\max_c P^T_g\big)
   + \lambda\,\mathcal{L}_{CSKD}.$$
 
-$\lambda=0$ is DeiT hard distillation (:class:`DeiTHard`); $\alpha\equiv1$ is spatial-only CSKD (no CKF).
+The weights are ``deit_weight`` ($a$, the ``"deit"`` term's; CE gets the complement) and ``cskd_weight``
+($\lambda$, the ``"cskd"`` term's). $\lambda=0$ is DeiT hard distillation (:class:`DeiTHard`); $\alpha\equiv1$ is
+spatial-only CSKD (no CKF).
 **Inference** averages three outputs (plain DeiT averages the first two):
 
 $$\hat z = \tfrac13\Big(z_{cls} + z_{dist} + \tfrac{1}{g^2}\textstyle\sum_j P^S_j\Big).$$
@@ -42,7 +46,6 @@ $$\hat z = \tfrac13\Big(z_{cls} + z_{dist} + \tfrac{1}{g^2}\textstyle\sum_j P^S_
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Sequence
 
 import torch
@@ -50,19 +53,16 @@ import torch.nn.functional as F
 from timm.models.deit import VisionTransformerDistilled
 from torch import Tensor, nn
 
-from ..models.features import tokens_to_map
-from .base import Distiller, check_logits, check_loss_weights
+from ..checks import check_choice, check_fraction, check_int, check_same_shape, check_weights
+from ..models import tokens_to_map
+from .base import Distiller
+from .common import check_progress, epoch_at, teacher_pass
 
-SCHEDULES = {  # alpha as a function of x = e / E in [0, 1]
+CKF_SCHEDULES = {  # the CKF dense share as a function of x = e / E in [0, 1]
     "linear": lambda x: 1.0 - x,
     "x2": lambda x: (1.0 - x) ** 2,
     "cos": lambda x: math.cos(math.pi * x / 2),
 }
-
-
-def _check_fraction(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------ teacher
@@ -166,53 +166,40 @@ def cskd_prediction(cls_logits: Tensor, dist_logits: Tensor, student_dense: Tens
 # -------------------------------------------------------------------------------------- CKF schedule
 
 
-def check_schedule(epochs: int, kind: str) -> None:
-    """Raise a ``ValueError`` unless ``epochs`` is an int >= 1 and ``kind`` a known schedule."""
-    if kind not in SCHEDULES:
-        raise ValueError(f"unknown alpha schedule {kind!r}; expected one of {', '.join(SCHEDULES)}")
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+def check_ckf_schedule(epochs: int, kind: str) -> None:
+    """Raise a ``ValueError`` unless ``epochs`` is an int >= 1 and ``kind`` a known CKF schedule."""
+    check_choice("kind", kind, tuple(CKF_SCHEDULES))
+    check_int("epochs", epochs, low=1)
 
 
-def alpha_schedule(epoch: float, epochs: int, kind: str = "linear") -> float:
-    r"""$\alpha$, the weight of the dense (local) logits: $1-x$ (``linear``), $(1-x)^2$ (``x2``) or
+def ckf_share(progress: float, epochs: int, kind: str = "linear", per_iteration: bool = False) -> float:
+    r"""$\alpha$ of the paper, the share of the dense (local) logits in the fused target, at ``progress``
+    (fraction of training done, the trainer's ``step / total_steps``): $1-x$ (``linear``), $(1-x)^2$ (``x2``) or
     $\cos(\pi x/2)$ (``cos``) with $x = e/E$.
 
-    An int ``epoch`` is the official per-epoch step, $e\in\{0,\dots,E-1\}$ ($\alpha(E-1)=1/E$ for ``linear``);
-    a float ``epoch`` $e + i/I\in[0, E]$ is the per-iteration (smooth) schedule.
+    Per epoch (default, the official step): $e = \min(\lfloor E\cdot\mathrm{progress}\rfloor, E-1)$
+    (:func:`~kdlab.methods.common.epoch_at`), so the last epoch's share is $1/E$ for ``linear``; per iteration:
+    $e = E\cdot\mathrm{progress}$ (smooth).
     """
-    check_schedule(epochs, kind)
-    stepped = isinstance(epoch, numbers.Integral)
-    if (isinstance(epoch, bool) or not isinstance(epoch, numbers.Real) or not math.isfinite(epoch)
-            or not 0 <= epoch <= epochs or (stepped and epoch == epochs)):
-        raise ValueError(f"epoch must be an int in [0, {epochs - 1}] (per epoch) or a float in [0, {epochs}] "
-                         f"(per iteration), got {epoch!r}")
-    return SCHEDULES[kind](epoch / epochs)
-
-
-def alpha_at_progress(progress: float, epochs: int, kind: str = "linear", per_iteration: bool = False) -> float:
-    r"""$\alpha$ at ``progress`` = fraction of training done (the trainer's ``step / total_steps``).
-
-    Per epoch (default): $e=\lfloor E\cdot\mathrm{progress}\rfloor$ (capped at $E-1$); per iteration:
-    $e = E\cdot\mathrm{progress}$. See :func:`alpha_schedule`.
-    """
-    _check_fraction("progress", progress)
-    check_schedule(epochs, kind)
-    # the 1e-9 absorbs rounding in (step / total_steps) * E at the first step of an epoch
-    epoch = progress * epochs if per_iteration else min(math.floor(progress * epochs + 1e-9), epochs - 1)
-    return alpha_schedule(epoch, epochs, kind)
+    check_progress(progress)
+    check_ckf_schedule(epochs, kind)
+    epoch = progress * epochs if per_iteration else epoch_at(progress, epochs)
+    return CKF_SCHEDULES[kind](epoch / epochs)
 
 
 # --------------------------------------------------------------------------------------------- loss
 
 
-def cskd_targets(dense_logits: Tensor, global_logits: Tensor, alpha: float) -> Tensor:
-    r"""$Y^T = \arg\max_c(\alpha P^T + (1-\alpha) P^T_g)$: (N, h, w) hard labels, fused in logit space."""
-    _check_fraction("alpha", alpha)
+def cskd_targets(dense_logits: Tensor, global_logits: Tensor, dense_share: float) -> Tensor:
+    r"""$Y^T = \arg\max_c(\alpha P^T + (1-\alpha) P^T_g)$: (N, h, w) hard labels, fused in logit space.
+
+    ``dense_share`` is $\alpha$ (see :func:`ckf_share`).
+    """
+    check_fraction("dense_share", dense_share)
     if dense_logits.ndim != 4 or global_logits.shape != dense_logits.shape[:2]:
         raise ValueError("expected dense teacher logits (N, K, h, w) and global logits (N, K), got "
                          f"{tuple(dense_logits.shape)} and {tuple(global_logits.shape)}")
-    return (alpha * dense_logits + (1 - alpha) * global_logits[:, :, None, None]).argmax(dim=1)
+    return (dense_share * dense_logits + (1 - dense_share) * global_logits[:, :, None, None]).argmax(dim=1)
 
 
 def cskd_loss(student_pooled: Tensor, targets: Tensor) -> Tensor:
@@ -226,7 +213,7 @@ def cskd_loss(student_pooled: Tensor, targets: Tensor) -> Tensor:
 
 def deit_hard_loss(dist_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     r"""$\mathrm{CE}(z_{dist}, \arg\max_c z_t)$: DeiT's hard distillation of the distillation token."""
-    check_logits(dist_logits, teacher_logits)
+    check_same_shape("distillation-token logits", dist_logits, "teacher logits", teacher_logits, ndim=2)
     return F.cross_entropy(dist_logits, teacher_logits.argmax(dim=1))
 
 
@@ -237,8 +224,8 @@ class DeiTHard(Distiller):
     r"""DeiT hard distillation, the baseline CSKD beats: ``terms = {"ce": (1 - a) CE(z_cls, y),
     "deit": a CE(z_dist, argmax z_t)}``.
 
-    ``a`` is ``deit_weight`` (DeiT's 0.5); ``label_smoothing`` applies to the base CE only; ``y`` may be class
-    indices or soft labels. :meth:`predict` (the bare distilled ViT in eval mode) is
+    ``a`` is ``deit_weight`` (DeiT's 0.5, $a$ in the CSKD objective); ``label_smoothing`` applies to the base CE
+    only; ``y`` may be class indices or soft labels. :meth:`predict` (the bare distilled ViT in eval mode) is
     $\frac12(z_{cls} + z_{dist})$. The teacher may be any classifier.
     """
 
@@ -246,7 +233,7 @@ class DeiTHard(Distiller):
                  label_smoothing: float = 0.0) -> None:
         super().__init__(student, teacher)
         check_distilled_vit(student)
-        _check_fraction("deit_weight", deit_weight)
+        check_fraction("deit_weight", deit_weight)
         self.deit_weight, self.label_smoothing = deit_weight, label_smoothing
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
@@ -265,10 +252,11 @@ class DeiTHard(Distiller):
 class CSKD(DeiTHard):
     r"""CSKD: the :class:`DeiTHard` terms plus ``"cskd": cskd_weight * cskd_loss(pool(P^S), Y^T)``.
 
-    ``epochs`` is the number of training epochs (as given to ``fit``): $\alpha$ follows
-    :func:`alpha_at_progress` with ``kind`` and ``per_iteration``; ``use_ckf=False`` fixes $\alpha=1$
-    (spatial-only CSKD). The teacher must be a CNN with a GAP + Linear head; its global logits feed both the
-    DeiT term and the fusion. :meth:`predict` is the three-way average :func:`cskd_prediction`.
+    ``epochs`` is the number of training epochs (as given to ``fit``): the dense share $\alpha$ follows
+    :func:`ckf_share` with ``kind`` and ``per_iteration``; ``use_ckf=False`` fixes it at 1 (spatial-only CSKD).
+    ``cskd_weight`` is $\lambda$, ``deit_weight`` $a$. The teacher must be a CNN with a GAP + Linear head; its
+    global logits feed both the DeiT term and the fusion (:meth:`teacher_forward` gives the dense and the global
+    logits). :meth:`predict` is the three-way average :func:`cskd_prediction`.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, epochs: int, kind: str = "linear",
@@ -276,28 +264,28 @@ class CSKD(DeiTHard):
                  cskd_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
         super().__init__(student, teacher, deit_weight, label_smoothing)
         self.classifier = gap_linear_classifier(teacher)  # checked once here, not at every training step
-        check_schedule(epochs, kind)
-        check_loss_weights(cskd_weight=cskd_weight)
+        check_ckf_schedule(epochs, kind)
+        check_weights(cskd_weight=cskd_weight)
         self.epochs, self.kind, self.per_iteration, self.use_ckf = epochs, kind, per_iteration, use_ckf
         self.cskd_weight = cskd_weight
 
-    def alpha(self, progress: float) -> float:
-        """The dense-logit weight at ``progress`` (1 without CKF)."""
+    def dense_share(self, progress: float) -> float:
+        r"""The share $\alpha$ of the dense logits in the fused target at ``progress`` (1 without CKF)."""
         if not self.use_ckf:
-            _check_fraction("progress", progress)
+            check_progress(progress)
             return 1.0
-        return alpha_at_progress(progress, self.epochs, self.kind, self.per_iteration)
+        return ckf_share(progress, self.epochs, self.kind, self.per_iteration)
 
-    @torch.no_grad()
-    def teacher_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    @teacher_pass
+    def teacher_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The teacher's dense (N, K, h, w) and global (N, K) logits without autograd."""
         dense = dense_teacher_logits(self.teacher.forward_features(x), self.classifier)
         return dense, dense.mean(dim=(2, 3))
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         cls_logits, dist_logits, dense = distilled_vit_logits(self.student, x)
-        teacher_dense, teacher_global = self.teacher_logits(x)
-        targets = cskd_targets(teacher_dense, teacher_global, self.alpha(progress))
+        teacher_dense, teacher_global = self.teacher_forward(x)
+        targets = cskd_targets(teacher_dense, teacher_global, self.dense_share(progress))
         pooled = pool_student_logits(dense, teacher_dense.shape[2:])
         terms = self.deit_terms(cls_logits, dist_logits, y, teacher_global)
         terms["cskd"] = self.cskd_weight * cskd_loss(pooled, targets)
@@ -308,9 +296,10 @@ class CSKD(DeiTHard):
         return cskd_prediction(*distilled_vit_logits(self.student, x))
 
     @torch.no_grad()
-    def label_maps(self, x: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-        """(student, teacher) (N, h, w) label maps: argmax of the pooled student logits, and $Y^T$ at ``alpha``."""
+    def label_maps(self, x: Tensor, dense_share: float) -> tuple[Tensor, Tensor]:
+        """(student, teacher) (N, h, w) label maps: argmax of the pooled student logits, and $Y^T$ at
+        ``dense_share``."""
         _, _, dense = distilled_vit_logits(self.student, x)
-        teacher_dense, teacher_global = self.teacher_logits(x)
+        teacher_dense, teacher_global = self.teacher_forward(x)
         student_labels = pool_student_logits(dense, teacher_dense.shape[2:]).argmax(dim=1)
-        return student_labels, cskd_targets(teacher_dense, teacher_global, alpha)
+        return student_labels, cskd_targets(teacher_dense, teacher_global, dense_share)

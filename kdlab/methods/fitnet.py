@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.features import logits_and_stage_features, stage_features, stage_shapes
-from ..models.registry import count_parameters
-from .base import Distiller, check_loss_weights
+from ..checks import check_same_shape, check_weights
+from ..models import count_parameters, stage_shapes
+from .base import Distiller
+from .common import is_stage, logits_and_stage_maps, stage_maps, teacher_pass
 
 Pair = tuple[int, int]
 
@@ -40,11 +41,7 @@ def hint_loss(student_feature: Tensor, teacher_feature: Tensor) -> Tensor:
 
     Both must be (B, C, H, W) maps of the same shape; regress the student's with :class:`HintRegressor`.
     """
-    if student_feature.ndim != 4 or student_feature.shape != teacher_feature.shape:
-        raise ValueError(
-            "expected regressed student and teacher features of the same (B, C, H, W) shape, got "
-            f"{tuple(student_feature.shape)} and {tuple(teacher_feature.shape)}"
-        )
+    check_same_shape("regressed student features", student_feature, "teacher features", teacher_feature, ndim=4)
     return F.mse_loss(student_feature, teacher_feature)
 
 
@@ -89,10 +86,6 @@ def default_pairs(num_student: int, num_teacher: int) -> tuple[Pair, ...]:
     return tuple((_scale(t, num_teacher, num_student), t) for t in range(1, num_teacher + 1))
 
 
-def _is_index(value: object, num_stages: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= num_stages
-
-
 def check_pairs(pairs: Sequence[Sequence[int]], num_student: int, num_teacher: int) -> tuple[Pair, ...]:
     """Validate distinct 1-based (student stage, teacher stage) pairs and return them as tuples."""
     valid = (f"valid student stages are {', '.join(map(str, range(1, num_student + 1)))}; "
@@ -100,7 +93,7 @@ def check_pairs(pairs: Sequence[Sequence[int]], num_student: int, num_teacher: i
     if len(pairs) == 0:
         raise ValueError(f"FitNet needs at least one (student stage, teacher stage) pair; {valid}")
     bad = [p for p in pairs if not isinstance(p, (tuple, list)) or len(p) != 2
-           or not (_is_index(p[0], num_student) and _is_index(p[1], num_teacher))]
+           or not (is_stage(p[0], num_student) and is_stage(p[1], num_teacher))]
     if bad:
         raise ValueError(f"bad FitNet pairs {bad}: expected 1-based (student stage, teacher stage) pairs; {valid}")
     checked = tuple((s, t) for s, t in pairs)
@@ -113,17 +106,18 @@ class FitNet(Distiller):
     r"""FitNet hints: ``terms = {"ce": ce_weight CE(z_s, y), "hint": hint_weight * mean_pairs hint_loss}``.
 
     ``pairs`` are 1-based (student stage, teacher stage) indices into
-    :func:`~kdlab.models.features.stage_features` (blocks for ViT and Mixer); ``None`` means
+    :func:`~kdlab.models.stage_features` (blocks for ViT and Mixer); ``None`` means
     :func:`default_pairs`. One :class:`HintRegressor` per pair, sized from both models'
-    :func:`~kdlab.models.features.stage_shapes` at ``img_size``. The student runs once per step (logits
-    and stage maps together); the teacher's stage maps come under ``no_grad``. :meth:`predict` is the
-    bare student: the regressors exist only for training.
+    :func:`~kdlab.models.stage_shapes` at ``img_size``. ``ce_weight`` and ``hint_weight`` are
+    $\lambda_{ce}$ and $\lambda_{hint}$. The student runs once per step (logits and stage maps together);
+    :meth:`teacher_forward` gives the teacher's stage maps. :meth:`predict` is the bare student: the
+    regressors exist only for training.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, pairs: Sequence[Sequence[int]] | None = None,
                  hint_weight: float = 1.0, ce_weight: float = 1.0, img_size: int = 32) -> None:
         super().__init__(student, teacher)
-        check_loss_weights(hint_weight=hint_weight, ce_weight=ce_weight)
+        check_weights(hint_weight=hint_weight, ce_weight=ce_weight)
         student_shapes, teacher_shapes = stage_shapes(student, img_size), stage_shapes(teacher, img_size)
         n_s, n_t = len(student_shapes), len(teacher_shapes)
         self.pairs = default_pairs(n_s, n_t) if pairs is None else check_pairs(pairs, n_s, n_t)
@@ -136,17 +130,14 @@ class FitNet(Distiller):
         """Number of parameters in the training-only regressors (absent from the deployed student)."""
         return count_parameters(self.regressors)
 
-    @torch.no_grad()
-    def teacher_stages(self, x: Tensor) -> dict[int, Tensor]:
+    @teacher_pass
+    def teacher_forward(self, x: Tensor) -> dict[int, Tensor]:
         """The paired teacher stages' (B, C, H, W) maps, keyed by 1-based stage, without autograd."""
-        stages = sorted({t for _, t in self.pairs})
-        return dict(zip(stages, stage_features(self.teacher, x, [t - 1 for t in stages])))
+        return stage_maps(self.teacher, x, sorted({t for _, t in self.pairs}))
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
-        student_stages = sorted({s for s, _ in self.pairs})
-        logits, feats = logits_and_stage_features(self.student, x, [s - 1 for s in student_stages])
-        student_maps = dict(zip(student_stages, feats))
-        teacher_maps = self.teacher_stages(x)
+        logits, student_maps = logits_and_stage_maps(self.student, x, sorted({s for s, _ in self.pairs}))
+        teacher_maps = self.teacher_forward(x)
         hints = [hint_loss(regressor(student_maps[s]), teacher_maps[t])
                  for (s, t), regressor in zip(self.pairs, self.regressors)]
         return logits, {

@@ -7,42 +7,47 @@ $$\mathcal{L}_{KD} = T^2 \cdot \frac{1}{B}\sum_{b=1}^{B} \mathrm{KL}\big(\mathrm
 The $T^2$ keeps the gradient's size independent of $T$: $\partial\mathcal{L}/\partial z_s = T\,(p - q)/B$
 with $p=\mathrm{softmax}(z_s/T)$, $q=\mathrm{softmax}(z_t/T)$. The distiller mixes it with the hard-label loss,
 
-$$\mathcal{L} = (1-\alpha)\,\mathrm{CE}(z_s, y) + \alpha\,\mathcal{L}_{KD}.$$
+$$\mathcal{L} = (1-\alpha)\,\mathrm{CE}(z_s, y) + \alpha\,\mathcal{L}_{KD},$$
+
+where the mixing weight $\alpha$ of the paper is ``kd_weight`` (the weight of the ``"kd"`` term; CE gets the
+complement).
 """
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Distiller, check_logits
+from ..checks import check_fraction, check_positive, check_same_shape
+from .base import Distiller
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 4.0) -> Tensor:
     r"""$T^2\,\mathrm{KL}(\mathrm{softmax}(z_t/T)\|\mathrm{softmax}(z_s/T))$, averaged over the batch."""
-    check_logits(student_logits, teacher_logits)
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_same_shape("student logits", student_logits, "teacher logits", teacher_logits, ndim=2)
+    check_positive("temperature", temperature)
     log_p = F.log_softmax(student_logits / temperature, dim=1)
     log_q = F.log_softmax(teacher_logits / temperature, dim=1)
     return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True) * temperature**2
 
 
 class KD(Distiller):
-    """Hinton KD: ``terms = {"ce": (1 - alpha) CE(z_s, y), "kd": alpha kd_loss(z_s, z_t, T)}``."""
+    r"""Hinton KD: ``terms = {"ce": (1 - kd_weight) CE(z_s, y), "kd": kd_weight kd_loss(z_s, z_t, T)}``.
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, temperature: float = 4.0, alpha: float = 0.9) -> None:
+    ``kd_weight`` is the paper's $\alpha$, in [0, 1]; ``temperature`` is $T$.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, temperature: float = 4.0,
+                 kd_weight: float = 0.9) -> None:
         super().__init__(student, teacher)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        check_fraction("kd_weight", kd_weight)
+        check_positive("temperature", temperature)
         self.temperature = temperature
-        self.alpha = alpha
+        self.kd_weight = kd_weight
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.student(x)
         teacher_logits = self.teacher_forward(x)
         return logits, {
-            "ce": (1 - self.alpha) * F.cross_entropy(logits, y),
-            "kd": self.alpha * kd_loss(logits, teacher_logits, self.temperature),
+            "ce": (1 - self.kd_weight) * F.cross_entropy(logits, y),
+            "kd": self.kd_weight * kd_loss(logits, teacher_logits, self.temperature),
         }

@@ -19,7 +19,11 @@ $$\mathcal{L}^{paper}_{OFA} = -(1+q_y)^{\gamma}\log p_y - \sum_{c\neq y} q_c\log
 The training objective (official code) is the plain sum
 
 $$\mathcal{L} = \lambda_{gt}\,\mathrm{CE}(z_s, y) + \lambda_{kd}\,\mathcal{L}_{OFA}(z_s, z_t;\gamma_{last})
-  + \lambda_{ofa}\sum_{s\in\mathcal{S}}\mathcal{L}_{OFA}(h_s(F_s), z_t;\gamma).$$
+  + \lambda_{ofa}\sum_{s\in\mathcal{S}}\mathcal{L}_{OFA}(h_s(F_s), z_t;\gamma),$$
+
+the loss terms ``"ce"``, ``"ofa_logits"`` (the OFA loss of the student's own logits) and ``"ofa"`` (of the
+branches), weighted by ``ce_weight`` ($\lambda_{gt}$), ``ofa_logits_weight`` ($\lambda_{kd}$ of the paper and
+code) and ``ofa_weight`` ($\lambda_{ofa}$).
 
 Branches (official code, re-derived for 32x32 inputs; details in :func:`cnn_branch` and :func:`token_branch`):
 
@@ -42,9 +46,10 @@ from timm.models.swin_transformer import PatchMerging
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from ..models.features import logits_and_stage_features, stage_shapes
-from ..models.registry import count_parameters, family_of
-from .base import Distiller, check_logits, check_loss_weights
+from ..checks import check_choice, check_positive, check_same_shape, check_tensor, check_weights
+from ..models import count_parameters, family_of, stage_shapes
+from .base import Distiller
+from .common import is_stage, logits_and_stage_maps
 
 FORMS = ("code", "paper")  # "code": the official code's form (the default); "paper": the paper's equation
 TOKEN_GRID = 4  # target grid of the token branches at 32 px (the official 7x7 at 224 px)
@@ -52,11 +57,6 @@ OFFICIAL_STAGES = (2, 4, 10, 12)  # the official ViT / Mixer stage blocks, out o
 
 
 # --------------------------------------------------------------------------------------------- loss
-
-
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def _target_indices(target: Tensor, batch: int, num_classes: int) -> Tensor:
@@ -77,12 +77,10 @@ def ofa_weights(teacher_logits: Tensor, target: Tensor, gamma: float = 1.0, temp
 
     ``code``: $w = (q + m)^\gamma - m$. ``paper``: $w_y = (1+q_y)^\gamma$, $w_{c\neq y} = q_c$.
     """
-    if form not in FORMS:
-        raise ValueError(f"unknown form {form!r}; expected one of {', '.join(FORMS)}")
-    _check_positive("gamma", gamma)
-    _check_positive("temperature", temperature)
-    if teacher_logits.ndim != 2:
-        raise ValueError(f"expected (B, K) teacher logits, got shape {tuple(teacher_logits.shape)}")
+    check_choice("form", form, FORMS)
+    check_positive("gamma", gamma)
+    check_positive("temperature", temperature)
+    check_tensor("teacher logits", teacher_logits, ndim=2)
     q = F.softmax(teacher_logits / temperature, dim=1)
     labels = _target_indices(target, *q.shape)
     m = F.one_hot(labels, q.shape[1]).to(q.dtype)
@@ -98,7 +96,7 @@ def ofa_loss(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, gam
     ``target`` holds class indices (B,) or soft labels (B, K), whose argmax is the target class. No
     $T^2$ factor. ``log_softmax`` keeps the loss finite for extreme logits.
     """
-    check_logits(student_logits, teacher_logits)
+    check_same_shape("student logits", student_logits, "teacher logits", teacher_logits, ndim=2)
     w = ofa_weights(teacher_logits, target, gamma, temperature, form)
     log_p = F.log_softmax(student_logits / temperature, dim=1)
     return -(w * log_p).sum(dim=1).mean()
@@ -218,7 +216,7 @@ def default_stages(num_stages: int) -> tuple[int, ...]:
 def check_stages(stages: Sequence[int], num_stages: int) -> tuple[int, ...]:
     """Validate 1-based stage indices (distinct, in 1..num_stages) and return them sorted."""
     valid = range(1, num_stages + 1)
-    bad = [s for s in stages if isinstance(s, bool) or not isinstance(s, int) or s not in valid]
+    bad = [s for s in stages if not is_stage(s, num_stages)]
     if bad or len(set(stages)) != len(stages):
         raise ValueError(f"bad OFA stages {tuple(stages)}: expected distinct 1-based indices; valid stages are "
                          f"{', '.join(map(str, valid))}")
@@ -252,33 +250,33 @@ def build_branches(student: nn.Module, stages: Sequence[int] | None, num_classes
 
 
 class OFA(Distiller):
-    r"""OFA-KD: ``terms = {"ce": ce_weight CE(z_s, y), "kd": kd_weight L_OFA(z_s, z_t; gamma_last),
+    r"""OFA-KD: ``terms = {"ce": ce_weight CE(z_s, y), "ofa_logits": ofa_logits_weight L_OFA(z_s, z_t; gamma_last),
     "ofa": ofa_weight * sum_s L_OFA(h_s(F_s), z_t; gamma)}``.
 
     ``stages`` are 1-based student stages (``None``: :func:`default_stages`; ``()``: final head only).
-    ``gamma_last`` defaults to ``gamma``. ``ce_weight`` defaults to 1 for ``form="code"`` and to 0
+    ``ce_weight``, ``ofa_logits_weight`` and ``ofa_weight`` are the paper's $\lambda_{gt}$, $\lambda_{kd}$ and
+    $\lambda_{ofa}$. ``gamma_last`` defaults to ``gamma``. ``ce_weight`` defaults to 1 for ``form="code"`` and to 0
     for ``form="paper"``, whose loss already holds the hard cross-entropy. ``y`` may be class indices or
     soft labels (mixup). :meth:`predict` is the bare student: branches cost nothing at inference.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
-                 gamma: float = 1.0, temperature: float = 1.0, kd_weight: float = 1.0, ofa_weight: float = 1.0,
-                 gamma_last: float | None = None, ce_weight: float | None = None, label_smoothing: float = 0.0,
-                 form: str = "code", img_size: int = 32) -> None:
+                 gamma: float = 1.0, temperature: float = 1.0, ofa_logits_weight: float = 1.0,
+                 ofa_weight: float = 1.0, gamma_last: float | None = None, ce_weight: float | None = None,
+                 label_smoothing: float = 0.0, form: str = "code", img_size: int = 32) -> None:
         super().__init__(student, teacher)
-        if form not in FORMS:
-            raise ValueError(f"unknown form {form!r}; expected one of {', '.join(FORMS)}")
+        check_choice("form", form, FORMS)
         gamma_last = gamma if gamma_last is None else gamma_last
         for name, value in (("gamma", gamma), ("gamma_last", gamma_last), ("temperature", temperature)):
-            _check_positive(name, value)
+            check_positive(name, value)
         ce_weight = (1.0 if form == "code" else 0.0) if ce_weight is None else ce_weight
-        check_loss_weights(kd_weight=kd_weight, ofa_weight=ofa_weight, ce_weight=ce_weight)
+        check_weights(ofa_logits_weight=ofa_logits_weight, ofa_weight=ofa_weight, ce_weight=ce_weight)
         num_classes = student.num_classes
         self.branches = build_branches(student, stages, num_classes, getattr(teacher, "num_features", None),
                                        img_size)
         self.stages = tuple(int(s) for s in self.branches)
         self.gamma, self.gamma_last, self.temperature, self.form = gamma, gamma_last, temperature, form
-        self.ce_weight, self.kd_weight, self.ofa_weight = ce_weight, kd_weight, ofa_weight
+        self.ce_weight, self.ofa_logits_weight, self.ofa_weight = ce_weight, ofa_logits_weight, ofa_weight
         self.label_smoothing = label_smoothing
 
     def branch_parameters(self) -> int:
@@ -287,8 +285,8 @@ class OFA(Distiller):
 
     def branch_logits(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor]]:
         """Student logits and every branch's (B, K) logits, keyed by stage, from one student forward."""
-        logits, feats = logits_and_stage_features(self.student, x, [s - 1 for s in self.stages])
-        return logits, {s: branch(f) for (s, branch), f in zip(zip(self.stages, self.branches.values()), feats)}
+        logits, maps = logits_and_stage_maps(self.student, x, self.stages)
+        return logits, {s: branch(maps[s]) for s, branch in zip(self.stages, self.branches.values())}
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits, stage_logits = self.branch_logits(x)
@@ -296,7 +294,7 @@ class OFA(Distiller):
         ofa = sum((self._loss(z, teacher_logits, y, self.gamma) for z in stage_logits.values()), logits.new_zeros(()))
         return logits, {
             "ce": self.ce_weight * F.cross_entropy(logits, y, label_smoothing=self.label_smoothing),
-            "kd": self.kd_weight * self._loss(logits, teacher_logits, y, self.gamma_last),
+            "ofa_logits": self.ofa_logits_weight * self._loss(logits, teacher_logits, y, self.gamma_last),
             "ofa": self.ofa_weight * ofa,
         }
 

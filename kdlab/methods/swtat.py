@@ -55,6 +55,9 @@ $o^{(P)}_a = \sum_b w_{ab}v^{(P)}_b$; plus anchor points, global TaT on average-
 \mathcal{L}^{(SW)}_{TaT}$ on one (student stage, teacher stage) pair. Segmentation:
 $\mathcal{L}_{seg} = \alpha\,\mathrm{CE}_{pixel} + \delta\,\mathcal{L}^{SW}_{TaT} + \zeta\,\mathcal{L}^{PM}_{TaT}$
 (SW-TaT) or $\alpha\,\mathrm{CE}_{pixel} + \delta\,\mathcal{L}^{P}_{TaT} + \zeta\,\mathcal{L}^{A}_{TaT}$ (TaT).
+Each weight is named after the loss term it weighs: $\alpha$ = ``ce_weight``, $\beta$ = ``kd_weight``,
+$\varepsilon$ = ``tat_weight`` (TaT) / ``sw_tat_weight`` (SW-TaT), $\delta$ = ``sw_tat_weight`` / ``patch_tat_weight``,
+$\zeta$ = ``pm_tat_weight`` / ``anchor_tat_weight``.
 """
 from __future__ import annotations
 
@@ -66,9 +69,11 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import PatchMerging
 from torch import Tensor, nn
 
-from ..models.features import (dry_run, logits_and_stage_features, map_to_tokens, require_methods, stage_shapes,
-                               tokens_to_map)
-from .base import Distiller, check_loss_weights, is_int
+from ..checks import check_choice, check_int, check_pair, check_positive, check_weights, is_int
+from ..models import (dry_run, logits_and_stage_features, map_to_tokens, require_methods, stage_shapes,
+                      tokens_to_map)
+from .base import Distiller
+from .common import is_stage, teacher_pass
 from .fitnet import HintRegressor
 from .kd import kd_loss
 from .ofa import Permute
@@ -84,17 +89,9 @@ Pair = tuple[int, int]
 # ------------------------------------------------------------------------------------------- checks
 
 
-def _pair(name: str, value: int | Sequence[int], low: int = 1) -> Pair:
-    """``value`` as an (H, W) pair of ints >= ``low``; an int means the same on both axes."""
-    pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(pair) != 2 or not all(is_int(v, low) for v in pair):
-        raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _window_and_shift(window: int | Sequence[int], shift: int | Sequence[int]) -> tuple[Pair, Pair]:
     r"""Validated per-axis (window, shift) with $0\le s < M$."""
-    window, shift = _pair("window", window), _pair("shift", shift, low=0)
+    window, shift = check_pair("window", window), check_pair("shift", shift, low=0)
     if any(s >= m for s, m in zip(shift, window)):
         raise ValueError(f"shift must be smaller than the window on each axis, got shift {shift} for window {window}")
     return window, shift
@@ -102,13 +99,8 @@ def _window_and_shift(window: int | Sequence[int], shift: int | Sequence[int]) -
 
 def _shift_or_half(window: int | Sequence[int], shift: int | Sequence[int] | None) -> tuple[Pair, Pair]:
     r"""Validated (window, shift); ``shift=None`` means half the window, $\lfloor M/2\rfloor$ per axis."""
-    window = _pair("window", window)
+    window = check_pair("window", window)
     return _window_and_shift(window, tuple(m // 2 for m in window) if shift is None else shift)
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
 
 
 def _check_maps(student_feat: Tensor, teacher_feat: Tensor) -> None:
@@ -129,7 +121,7 @@ def embed_maps(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key
     map (the output reconfigures the student). The embeddings must bring $Q, K$ to one (B, d, H, W) shape and
     $V$ to the teacher map's (B, C, H, W) shape (they may resize, like :class:`TaTEmbedding`'s).
     """
-    _check_choice("query_side", query_side, QUERY_SIDES)
+    check_choice("query_side", query_side, QUERY_SIDES)
     _check_maps(student_feat, teacher_feat)
     query_map, key_map = (student_feat, teacher_feat) if query_side == "student" else (teacher_feat, student_feat)
     q, k, v = query(query_map), key(key_map), value(student_feat)
@@ -156,7 +148,7 @@ class TaTEmbedding(nn.Module):
     def __init__(self, student_shape: Shape, teacher_shape: Shape, query_side: str = "student",
                  teacher_embedding: bool = False) -> None:
         super().__init__()
-        _check_choice("query_side", query_side, QUERY_SIDES)
+        check_choice("query_side", query_side, QUERY_SIDES)
         self.query_side = query_side
         student = HintRegressor(student_shape, teacher_shape)
         teacher = HintRegressor(teacher_shape, teacher_shape) if teacher_embedding else nn.Identity()
@@ -181,7 +173,7 @@ def window_partition(x: Tensor, window: int | Sequence[int]) -> Tensor:
 
     Window $w = b\,n_W + r\,(W/M_w) + c$ and token $t = yM_w + x$ inside it, both row-major.
     """
-    wh, ww = _pair("window", window)
+    wh, ww = check_pair("window", window)
     if x.ndim != 4 or x.shape[1] % wh or x.shape[2] % ww:
         raise ValueError(f"expected a (B, H, W, C) tensor with H, W multiples of the window ({wh}, {ww}), "
                          f"got shape {tuple(x.shape)}; pad first (to_windows does)")
@@ -191,7 +183,7 @@ def window_partition(x: Tensor, window: int | Sequence[int]) -> Tensor:
 
 def window_reverse(windows: Tensor, window: int | Sequence[int], height: int, width: int) -> Tensor:
     """The exact inverse of :func:`window_partition`: (B n_W, M_h M_w, C) -> (B, H, W, C)."""
-    wh, ww = _pair("window", window)
+    wh, ww = check_pair("window", window)
     if (windows.ndim != 3 or height % wh or width % ww or windows.shape[1] != wh * ww
             or windows.shape[0] % ((height // wh) * (width // ww))):
         raise ValueError(f"expected (B * n_W, {wh * ww}, C) windows of a {height}x{width} map (multiples of the "
@@ -232,8 +224,8 @@ def shifted_window_mask(height: int, width: int, window: int | Sequence[int], sh
     allows at least its own position. With ``shift=0`` and divisible sizes nothing is masked.
     """
     (wh, ww), (sh, sw) = _window_and_shift(window, shift)
-    if not (is_int(height, 1) and is_int(width, 1)):
-        raise ValueError(f"height and width must be ints >= 1, got {height!r} and {width!r}")
+    check_int("height", height, low=1)
+    check_int("width", width, low=1)
     hp, wp = _padded(height, wh), _padded(width, ww)
     labels = 3 * _bands(hp, wh, sh, device)[:, None] + _bands(wp, ww, sw, device)[None, :]
     pad = (torch.arange(hp, device=device) >= height)[:, None] | (torch.arange(wp, device=device) >= width)[None, :]
@@ -251,8 +243,8 @@ def window_layout(height: int, width: int, window: int | Sequence[int], shift: i
     pieces of the map that the cyclic roll brought together from opposite borders. For pictures and checks.
     """
     (wh, ww), (sh, sw) = _window_and_shift(window, shift)
-    if not (is_int(height, 1) and is_int(width, 1)):
-        raise ValueError(f"height and width must be ints >= 1, got {height!r} and {width!r}")
+    check_int("height", height, low=1)
+    check_int("width", width, low=1)
     hp, wp = _padded(height, wh), _padded(width, ww)
     ids = torch.arange((hp // wh) * (wp // ww), device=device, dtype=torch.float32)
     windows = ids[None, :, None, None].expand(1, -1, wh * ww, 1)
@@ -397,7 +389,7 @@ def swtat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key
     ``second`` (query, key, value) embeddings, $\mathrm{MSE}(O_2, F^T)$. ``"parallel"``:
     $\frac12(\mathrm{MSE}(O_0, F^T) + \mathrm{MSE}(O_s, F^T))$ with shared embeddings and no ``second``.
     """
-    _check_choice("stacking", stacking, STACKINGS)
+    check_choice("stacking", stacking, STACKINGS)
     if (second is None) != (stacking == "parallel"):
         raise ValueError("stacking='sequential' needs the shifted pass's own (query, key, value) embeddings as "
                          "`second`; stacking='parallel' shares the first pass's and takes no `second`")
@@ -428,7 +420,7 @@ def patch_group_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.M
     ``group_size`` $=p_g$ consecutive patches; $w_{ab}=\mathrm{softmax}_b\sum_{P\in G}\langle q^{(P)}_a,
     k^{(P)}_b\rangle$, $o^{(P)}_a=\sum_b w_{ab}v^{(P)}_b$, MSE to the teacher grouped the same way."""
     q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
-    n, m = _pair("patches", patches)
+    n, m = check_pair("patches", patches)
     height, width = teacher_feat.shape[2:]
     if n > height or m > width:
         raise ValueError(f"cannot cut a {height}x{width} map into {n}x{m} patches")
@@ -443,7 +435,7 @@ def anchor_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module
     r"""$\mathcal{L}^A_{TaT}$: TaT's anchor points. Average-pool the embedded $Q, K, V$ and the raw $F^T$ with
     kernel (and stride) $(\lfloor H/a_h\rfloor, \lfloor W/a_w\rfloor)$, then global TaT on the anchors."""
     q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
-    a_h, a_w = _pair("anchors", anchors)
+    a_h, a_w = check_pair("anchors", anchors)
     height, width = teacher_feat.shape[2:]
     if a_h > height or a_w > width:
         raise ValueError(f"cannot place {a_h}x{a_w} anchors on a {height}x{width} map")
@@ -462,7 +454,7 @@ class SWTaTLoss(nn.Module):
                  stacking: str = "sequential", query_side: str = "student", teacher_embedding: bool = False,
                  scale: bool = False) -> None:
         super().__init__()
-        _check_choice("stacking", stacking, STACKINGS)
+        check_choice("stacking", stacking, STACKINGS)
         _shift_or_half(window, shift)
         self.window, self.shift, self.stacking, self.scale = window, shift, stacking, scale
         self.embedding = TaTEmbedding(student_shape, teacher_shape, query_side, teacher_embedding)
@@ -494,10 +486,9 @@ class PatchMergingTaTLoss(nn.Module):
                  window: int = 8, max_global_tokens: int = 256, query_side: str = "student",
                  teacher_embedding: bool = False, scale: bool = False) -> None:
         super().__init__()
-        _check_choice("student_merge", student_merge, MERGES)
-        if not is_int(levels, 1):
-            raise ValueError(f"levels must be an int >= 1, got {levels!r}")
-        _pair("window", window)
+        check_choice("student_merge", student_merge, MERGES)
+        check_int("levels", levels, low=1)
+        check_pair("window", window)
         self.window, self.max_global_tokens, self.scale = window, max_global_tokens, scale
         self.mergers, self.embeddings = nn.ModuleList(), nn.ModuleList()
         (c_s, *size_s), (c_t, *size_t) = student_shape, teacher_shape
@@ -529,89 +520,94 @@ class PatchMergingTaTLoss(nn.Module):
 
 
 class ClassificationTaT(Distiller):
-    r"""Shared plumbing of :class:`TaT` and :class:`SWTaT`: ``terms = {"ce": alpha CE(z_s, y),
-    "kd": beta kd_loss(z_s, z_t, T), **feature_terms(F^S, F^T)}``.
+    r"""Shared plumbing of :class:`TaT` and :class:`SWTaT`: ``terms = {"ce": ce_weight CE(z_s, y),
+    "kd": kd_weight kd_loss(z_s, z_t, T), **feature_terms(F^S, F^T)}`` ($\alpha$ and $\beta$ in the paper).
 
     ``stages`` is one 1-based (student stage, teacher stage) pair of
-    :func:`~kdlab.models.features.stage_features` (``None``: both last stages, like the official layer4 ->
-    layer4). The student runs once (logits and its stage map); the teacher's logits and map come under
-    ``no_grad``. :meth:`predict` is the bare student: the embeddings exist only for training.
+    :func:`~kdlab.models.stage_features` (``None``: both last stages, like the official layer4 ->
+    layer4). The student runs once (logits and its stage map); the teacher's logits and map come from
+    :meth:`teacher_forward`. :meth:`predict` is the bare student: the embeddings exist only for training.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
-                 alpha: float = 0.5, beta: float = 0.5, epsilon: float = 0.1, temperature: float = 1.0,
-                 img_size: int = 32) -> None:
+                 ce_weight: float = 0.5, kd_weight: float = 0.5, temperature: float = 1.0, img_size: int = 32) -> None:
         super().__init__(student, teacher)
-        check_loss_weights(alpha=alpha, beta=beta, epsilon=epsilon)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        check_weights(ce_weight=ce_weight, kd_weight=kd_weight)
+        check_positive("temperature", temperature)
         student_shapes, teacher_shapes = stage_shapes(student, img_size), stage_shapes(teacher, img_size)
         n_s, n_t = len(student_shapes), len(teacher_shapes)
         stages = (n_s, n_t) if stages is None else stages
         if (not isinstance(stages, (tuple, list)) or len(stages) != 2
-                or not (is_int(stages[0], 1) and stages[0] <= n_s and is_int(stages[1], 1) and stages[1] <= n_t)):
+                or not (is_stage(stages[0], n_s) and is_stage(stages[1], n_t))):
             raise ValueError(f"stages must be one 1-based (student stage, teacher stage) pair with student stage in "
                              f"1..{n_s} and teacher stage in 1..{n_t}, got {stages!r}")
         self.stages = (int(stages[0]), int(stages[1]))
         self.student_shape, self.teacher_shape = student_shapes[stages[0] - 1], teacher_shapes[stages[1] - 1]
-        self.alpha, self.beta, self.epsilon, self.temperature = alpha, beta, epsilon, temperature
+        self.ce_weight, self.kd_weight, self.temperature = ce_weight, kd_weight, temperature
 
     def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
         """The weighted feature-distillation terms (subclasses)."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def teacher_outputs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    @teacher_pass
+    def teacher_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The teacher's logits and distilled stage map, without autograd."""
         logits, (feat,) = logits_and_stage_features(self.teacher, x, [self.stages[1] - 1])
         return logits, feat
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits, (feat,) = logits_and_stage_features(self.student, x, [self.stages[0] - 1])
-        teacher_logits, teacher_feat = self.teacher_outputs(x)
+        teacher_logits, teacher_feat = self.teacher_forward(x)
         return logits, {
-            "ce": self.alpha * F.cross_entropy(logits, y),
-            "kd": self.beta * kd_loss(logits, teacher_logits, self.temperature),
+            "ce": self.ce_weight * F.cross_entropy(logits, y),
+            "kd": self.kd_weight * kd_loss(logits, teacher_logits, self.temperature),
             **self.feature_terms(feat, teacher_feat),
         }
 
 
 class TaT(ClassificationTaT):
-    r"""TaT (global): ``"tat": epsilon * tat_loss`` plus :class:`ClassificationTaT`'s CE and KD terms.
+    r"""TaT (global): ``"tat": tat_weight * tat_loss`` plus :class:`ClassificationTaT`'s CE and KD terms.
 
-    Defaults $\alpha=\beta=0.5$, $T=1$, $\varepsilon=0.1$: the official ``attn_w_kd`` config. The student map is
-    resized to the teacher's by the embeddings (:class:`TaTEmbedding`).
+    ``tat_weight`` is $\varepsilon$ in the paper. Defaults ``ce_weight`` = ``kd_weight`` = 0.5 ($\alpha=\beta=0.5$),
+    $T=1$, ``tat_weight`` 0.1: the official ``attn_w_kd`` config. The student map is resized to the teacher's by
+    the embeddings (:class:`TaTEmbedding`).
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
-                 alpha: float = 0.5, beta: float = 0.5, epsilon: float = 0.1, temperature: float = 1.0,
+                 ce_weight: float = 0.5, kd_weight: float = 0.5, tat_weight: float = 0.1, temperature: float = 1.0,
                  query_side: str = "student", teacher_embedding: bool = False, scale: bool = False,
                  img_size: int = 32) -> None:
-        super().__init__(student, teacher, stages, alpha, beta, epsilon, temperature, img_size)
+        super().__init__(student, teacher, stages, ce_weight, kd_weight, temperature, img_size)
+        check_weights(tat_weight=tat_weight)
+        self.tat_weight = tat_weight
         self.embedding = TaTEmbedding(self.student_shape, self.teacher_shape, query_side, teacher_embedding)
         self.scale = scale
 
     def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
-        return {"tat": self.epsilon * tat_loss(student_feat, teacher_feat, *self.embedding.qkv,
-                                               self.embedding.query_side, self.scale)}
+        return {"tat": self.tat_weight * tat_loss(student_feat, teacher_feat, *self.embedding.qkv,
+                                                  self.embedding.query_side, self.scale)}
 
 
 class SWTaT(ClassificationTaT):
-    r"""SW-TaT for classification: ``"sw_tat": epsilon * L^SW_TaT`` (:class:`SWTaTLoss`) plus the CE and KD terms.
+    r"""SW-TaT for classification: ``"sw_tat": sw_tat_weight * L^SW_TaT`` (:class:`SWTaTLoss`) plus the CE and KD
+    terms; ``sw_tat_weight`` is $\varepsilon$ in the paper.
 
     ``window`` $M$ = 4 and ``shift`` $\lfloor M/2\rfloor$ by default (the paper's values are unknown).
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
-                 window: int = 4, shift: int | None = None, stacking: str = "sequential", alpha: float = 0.5,
-                 beta: float = 0.5, epsilon: float = 0.1, temperature: float = 1.0, query_side: str = "student",
-                 teacher_embedding: bool = False, scale: bool = False, img_size: int = 32) -> None:
-        super().__init__(student, teacher, stages, alpha, beta, epsilon, temperature, img_size)
+                 window: int = 4, shift: int | None = None, stacking: str = "sequential", ce_weight: float = 0.5,
+                 kd_weight: float = 0.5, sw_tat_weight: float = 0.1, temperature: float = 1.0,
+                 query_side: str = "student", teacher_embedding: bool = False, scale: bool = False,
+                 img_size: int = 32) -> None:
+        super().__init__(student, teacher, stages, ce_weight, kd_weight, temperature, img_size)
+        check_weights(sw_tat_weight=sw_tat_weight)
+        self.sw_tat_weight = sw_tat_weight
         self.sw = SWTaTLoss(self.student_shape, self.teacher_shape, window, shift, stacking, query_side,
                             teacher_embedding, scale)
 
     def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
-        return {"sw_tat": self.epsilon * self.sw(student_feat, teacher_feat)}
+        return {"sw_tat": self.sw_tat_weight * self.sw(student_feat, teacher_feat)}
 
 
 def feature_shape(model: nn.Module, img_size: int = 64, in_chans: int = 3) -> Shape:
@@ -622,43 +618,44 @@ def feature_shape(model: nn.Module, img_size: int = 64, in_chans: int = 3) -> Sh
 
 
 class SegmentationTaT(Distiller):
-    r"""Shared plumbing of :class:`SWTaTSeg` and :class:`TaTPatchGroup`: ``terms = {"ce": alpha CE_pixel,
-    **feature_terms(F^S, F^T)}``.
+    r"""Shared plumbing of :class:`SWTaTSeg` and :class:`TaTPatchGroup`: ``terms = {"ce": ce_weight CE_pixel,
+    **feature_terms(F^S, F^T)}`` (``ce_weight`` is $\alpha$ in the paper).
 
     **Segmentation model interface.** Student and teacher provide ``forward_features(x)`` -> the (B, C, h, w)
     map to distil (TaT-seg: the decoder's pre-ReLU BN output) and ``forward_head(features)`` -> (B, K, H, W)
     per-pixel logits, with ``forward(x) == forward_head(forward_features(x))`` (timm's convention). The
-    student runs once per step; the teacher's map comes under ``no_grad``. ``y`` is (B, H, W) class indices
-    (``ignore_index`` skipped). [our choice] Losses are batch means with batch BN statistics (TaT-seg
+    student runs once per step; the teacher's map comes from :meth:`teacher_forward`. ``y`` is (B, H, W) class
+    indices (``ignore_index`` skipped). [our choice] Losses are batch means with batch BN statistics (TaT-seg
     computes them per image); the frozen teacher stays in eval mode (TaT-seg's drifts in train mode).
     """
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float = 1.0, delta: float = 0.1,
-                 zeta: float = 0.05, img_size: int = 64, in_chans: int = 3, ignore_index: int = -100) -> None:
+    def __init__(self, student: nn.Module, teacher: nn.Module, ce_weight: float = 1.0, img_size: int = 64,
+                 in_chans: int = 3, ignore_index: int = -100) -> None:
         super().__init__(student, teacher)
-        check_loss_weights(alpha=alpha, delta=delta, zeta=zeta)
+        check_weights(ce_weight=ce_weight)
         self.student_shape = feature_shape(student, img_size, in_chans)
         self.teacher_shape = feature_shape(teacher, img_size, in_chans)
-        self.alpha, self.delta, self.zeta, self.ignore_index = alpha, delta, zeta, ignore_index
+        self.ce_weight, self.ignore_index = ce_weight, ignore_index
 
     def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
         """The weighted feature-distillation terms (subclasses)."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def teacher_features(self, x: Tensor) -> Tensor:
+    @teacher_pass
+    def teacher_forward(self, x: Tensor) -> Tensor:
         """The teacher's distilled (B, C, h, w) map, without autograd."""
         return self.teacher.forward_features(x)
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         feat = self.student.forward_features(x)
         logits = self.student.forward_head(feat)
-        ce = self.alpha * F.cross_entropy(logits, y, ignore_index=self.ignore_index)
-        return logits, {"ce": ce, **self.feature_terms(feat, self.teacher_features(x))}
+        ce = self.ce_weight * F.cross_entropy(logits, y, ignore_index=self.ignore_index)
+        return logits, {"ce": ce, **self.feature_terms(feat, self.teacher_forward(x))}
 
 
 class SWTaTSeg(SegmentationTaT):
-    r"""SW-TaT for segmentation: ``{"ce": alpha CE_pixel, "sw_tat": delta L^SW_TaT, "pm_tat": zeta L^PM_TaT}``.
+    r"""SW-TaT for segmentation: ``{"ce": ce_weight CE_pixel, "sw_tat": sw_tat_weight L^SW_TaT, "pm_tat":
+    pm_tat_weight L^PM_TaT}`` ($\alpha$, $\delta$ and $\zeta$ in the paper).
 
     :class:`SWTaTLoss` with ``window``/``shift``/``stacking``; :class:`PatchMergingTaTLoss` with ``pm_levels``
     levels (0: no PM term, the "SW-TaT without PM" row) and ``student_merge``. Defaults [our choice]:
@@ -667,12 +664,13 @@ class SWTaTSeg(SegmentationTaT):
 
     def __init__(self, student: nn.Module, teacher: nn.Module, window: int = 4, shift: int | None = None,
                  stacking: str = "sequential", pm_levels: int = 1, student_merge: str = "unshuffle",
-                 alpha: float = 1.0, delta: float = 0.1, zeta: float = 0.05, query_side: str = "student",
-                 teacher_embedding: bool = False, scale: bool = False, img_size: int = 64, in_chans: int = 3,
-                 ignore_index: int = -100) -> None:
-        super().__init__(student, teacher, alpha, delta, zeta, img_size, in_chans, ignore_index)
-        if not is_int(pm_levels, 0):
-            raise ValueError(f"pm_levels must be an int >= 0, got {pm_levels!r}")
+                 ce_weight: float = 1.0, sw_tat_weight: float = 0.1, pm_tat_weight: float = 0.05,
+                 query_side: str = "student", teacher_embedding: bool = False, scale: bool = False, img_size: int = 64,
+                 in_chans: int = 3, ignore_index: int = -100) -> None:
+        super().__init__(student, teacher, ce_weight, img_size, in_chans, ignore_index)
+        check_weights(sw_tat_weight=sw_tat_weight, pm_tat_weight=pm_tat_weight)
+        self.sw_tat_weight, self.pm_tat_weight = sw_tat_weight, pm_tat_weight
+        check_int("pm_levels", pm_levels, low=0)
         self.sw = SWTaTLoss(self.student_shape, self.teacher_shape, window, shift, stacking, query_side,
                             teacher_embedding, scale)
         self.pm = (PatchMergingTaTLoss(self.student_shape, self.teacher_shape, pm_levels, student_merge, window,
@@ -680,15 +678,16 @@ class SWTaTSeg(SegmentationTaT):
                    if pm_levels else None)
 
     def feature_terms(self, student_feat: Tensor, teacher_feat: Tensor) -> dict[str, Tensor]:
-        terms = {"sw_tat": self.delta * self.sw(student_feat, teacher_feat)}
+        terms = {"sw_tat": self.sw_tat_weight * self.sw(student_feat, teacher_feat)}
         if self.pm is not None:
-            terms["pm_tat"] = self.zeta * self.pm(student_feat, teacher_feat)
+            terms["pm_tat"] = self.pm_tat_weight * self.pm(student_feat, teacher_feat)
         return terms
 
 
 class TaTPatchGroup(SegmentationTaT):
-    r"""TaT's segmentation baseline: ``{"ce": alpha CE_pixel, "patch_tat": delta L^P_TaT, "anchor_tat": zeta
-    L^A_TaT}`` (:func:`patch_group_tat_loss`, :func:`anchor_tat_loss`) with one shared :class:`TaTEmbedding`.
+    r"""TaT's segmentation baseline: ``{"ce": ce_weight CE_pixel, "patch_tat": patch_tat_weight L^P_TaT,
+    "anchor_tat": anchor_tat_weight L^A_TaT}`` ($\alpha$, $\delta$, $\zeta$ in the paper;
+    :func:`patch_group_tat_loss`, :func:`anchor_tat_loss`) with one shared :class:`TaTEmbedding`.
 
     Defaults [our choice, scaled from TaT-seg's VOC ResNet18 script: 8x8 patches in groups of 4, 32x32
     anchors on 129x129 maps]: $4\times4$ patches, groups of 4, $4\times4$ anchors, $\alpha=1$,
@@ -696,10 +695,12 @@ class TaTPatchGroup(SegmentationTaT):
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, patches: int | Sequence[int] = 4, group_size: int = 4,
-                 anchors: int | Sequence[int] = 4, alpha: float = 1.0, delta: float = 0.1, zeta: float = 0.04,
-                 query_side: str = "student", teacher_embedding: bool = False, scale: bool = False,
-                 img_size: int = 64, in_chans: int = 3, ignore_index: int = -100) -> None:
-        super().__init__(student, teacher, alpha, delta, zeta, img_size, in_chans, ignore_index)
+                 anchors: int | Sequence[int] = 4, ce_weight: float = 1.0, patch_tat_weight: float = 0.1,
+                 anchor_tat_weight: float = 0.04, query_side: str = "student", teacher_embedding: bool = False,
+                 scale: bool = False, img_size: int = 64, in_chans: int = 3, ignore_index: int = -100) -> None:
+        super().__init__(student, teacher, ce_weight, img_size, in_chans, ignore_index)
+        check_weights(patch_tat_weight=patch_tat_weight, anchor_tat_weight=anchor_tat_weight)
+        self.patch_tat_weight, self.anchor_tat_weight = patch_tat_weight, anchor_tat_weight
         self.embedding = TaTEmbedding(self.student_shape, self.teacher_shape, query_side, teacher_embedding)
         self.patches, self.group_size, self.anchors, self.scale = patches, group_size, anchors, scale
 
@@ -707,6 +708,7 @@ class TaTPatchGroup(SegmentationTaT):
         args = (student_feat, teacher_feat, *self.embedding.qkv)
         side = self.embedding.query_side
         return {
-            "patch_tat": self.delta * patch_group_tat_loss(*args, self.patches, self.group_size, side, self.scale),
-            "anchor_tat": self.zeta * anchor_tat_loss(*args, self.anchors, side, self.scale),
+            "patch_tat": self.patch_tat_weight * patch_group_tat_loss(*args, self.patches, self.group_size, side,
+                                                                      self.scale),
+            "anchor_tat": self.anchor_tat_weight * anchor_tat_loss(*args, self.anchors, side, self.scale),
         }

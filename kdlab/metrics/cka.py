@@ -14,9 +14,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_tensor
 
-def _as_matrix(features: Tensor, name: str) -> Tensor:
+
+def _as_matrix(name: str, features: Tensor) -> Tensor:
     """(n, ...) features -> (n, d) float64, each sample flattened."""
+    check_tensor(name, features)
     if features.ndim < 2:
         raise ValueError(f"{name} must have a sample dimension and at least one feature dimension, got {tuple(features.shape)}")
     if features.shape[0] < 2:
@@ -30,7 +33,7 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
     Each sample is flattened. Uses the feature-space form when both widths are below n, the Gram
     (HSIC) form otherwise; they are equal. Returns 0.0 if either side has no variance.
     """
-    x, y = _as_matrix(x, "x"), _as_matrix(y, "y")
+    x, y = _as_matrix("x", x), _as_matrix("y", y)
     if len(x) != len(y):
         raise ValueError(f"x and y must describe the same samples, got {len(x)} and {len(y)} rows")
     x = x - x.mean(0, keepdim=True)
@@ -47,7 +50,7 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
 
 def hsic_cka(x: Tensor, y: Tensor) -> float:
     """CKA written literally as in the OFA spec, tr(KHLH)/sqrt(tr(KHKH) tr(LHLH)): the reference form for tests."""
-    x, y = _as_matrix(x, "x"), _as_matrix(y, "y")
+    x, y = _as_matrix("x", x), _as_matrix("y", y)
     n = len(x)
     h = torch.eye(n, dtype=x.dtype) - torch.full((n, n), 1.0 / n, dtype=x.dtype)
     k, l = x @ x.T, y @ y.T
@@ -81,7 +84,7 @@ class MinibatchCKA:
         return term.squeeze() / (n * (n - 3))
 
     def update(self, x: Tensor, y: Tensor) -> "MinibatchCKA":
-        x, y = _as_matrix(x, "x"), _as_matrix(y, "y")
+        x, y = _as_matrix("x", x), _as_matrix("y", y)
         if len(x) != len(y) or len(x) < 4:
             raise ValueError(f"a minibatch needs the same >= 4 samples on both sides, got {len(x)} and {len(y)}")
         k, l = x @ x.T, y @ y.T

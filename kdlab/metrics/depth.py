@@ -39,6 +39,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..checks import check_choice, check_number, check_same_shape, check_tensor
+
 DEPTH_METRICS: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "d1", "d2", "d3")
 """The keys of :func:`depth_metrics`' result, in table order (lower is better except for ``d1..d3``)."""
 
@@ -52,10 +54,9 @@ REDUCTIONS = ("image", "pixel")
 _SUMS = ("n", "abs_rel", "sq_rel", "sq", "log_sq", "log10", "log", "d1", "d2", "d3")
 
 
-def _as_maps(t: object, name: str) -> Tensor:
+def _as_maps(name: str, t: object) -> Tensor:
     """(N, H, W) or (N, 1, H, W) -> (N, H, W); anything else raises."""
-    if not isinstance(t, Tensor):
-        raise ValueError(f"{name} must be a tensor, got {type(t).__name__}")
+    check_tensor(name, t)
     if t.ndim == 4 and t.shape[1] == 1:
         t = t[:, 0]
     if t.ndim != 3:
@@ -63,21 +64,11 @@ def _as_maps(t: object, name: str) -> Tensor:
     return t
 
 
-def _check_range(min_depth: object, max_depth: object) -> tuple[float, float]:
-    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-             for v in (min_depth, max_depth))
-    if not ok or not 0.0 < min_depth < max_depth:  # type: ignore[operator]
-        raise ValueError(f"need 0 < min_depth < max_depth (finite, metres), got min_depth={min_depth!r}, "
-                         f"max_depth={max_depth!r}")
-    return float(min_depth), float(max_depth)  # type: ignore[arg-type]
-
-
 def _per_image_sums(pred: Tensor, target: Tensor, mask: Tensor | None, min_depth: float,
                     max_depth: float) -> Tensor:
     """(N, len(_SUMS)) float64: for every image the number of valid pixels and the sums over them."""
-    pred, target = _as_maps(pred, "pred"), _as_maps(target, "target")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    pred, target = _as_maps("pred", pred), _as_maps("target", target)
+    check_same_shape("pred", pred, "target", target)
     if not pred.is_floating_point() or not target.is_floating_point():
         raise ValueError(f"pred and target must be floating tensors, got {pred.dtype} and {target.dtype}")
     if pred.device != target.device:
@@ -87,7 +78,7 @@ def _per_image_sums(pred: Tensor, target: Tensor, mask: Tensor | None, min_depth
     p = torch.nan_to_num(p, nan=min_depth, posinf=max_depth, neginf=min_depth).clamp(min_depth, max_depth)
     valid = (y > min_depth) & (y < max_depth)  # NaN ground truth fails both tests
     if mask is not None:
-        mask = _as_maps(mask, "mask")
+        mask = _as_maps("mask", mask)
         if mask.dtype != torch.bool or mask.shape != y.shape:
             raise ValueError(f"mask must be a bool tensor of shape {tuple(y.shape)} (or with a channel dim of 1), "
                              f"got {tuple(mask.shape)} {mask.dtype}")
@@ -130,10 +121,9 @@ class DepthMetricAccumulator:
     """
 
     def __init__(self, min_depth: float = 1e-3, max_depth: float = 10.0, reduction: str = "image") -> None:
-        self.min_depth, self.max_depth = _check_range(min_depth, max_depth)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.reduction = reduction
+        self.min_depth = check_number("min_depth", min_depth, low=0.0, strict=True)
+        self.max_depth = check_number("max_depth", max_depth, low=self.min_depth, strict=True)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.reset()
 
     def reset(self) -> None:

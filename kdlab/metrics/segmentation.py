@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_int
+
 SEG_IGNORE_INDEX = -100
 """The target value :func:`segmentation_metrics` skips (``F.cross_entropy``'s default ``ignore_index``)."""
 
@@ -29,7 +31,7 @@ def confusion_matrix(pred_labels: Tensor, target: Tensor, num_classes: int, igno
         num_classes: ``K``; every counted label must lie in ``[0, K)``.
         ignore_index: target value whose elements are skipped (``None``: none is skipped).
     """
-    _check_num_classes(num_classes)
+    check_int("num_classes", num_classes, low=1)
     for name, t in (("pred_labels", pred_labels), ("target", target)):
         if not isinstance(t, Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             got = t.dtype if isinstance(t, Tensor) else type(t).__name__
@@ -107,15 +109,10 @@ def _mean_of_present(iou: Tensor) -> float:
     return iou[present].mean().item()
 
 
-def _check_num_classes(num_classes: object) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-
-
 def _as_labels(scores: Tensor, target: Tensor, num_classes: int) -> Tensor:
     """Predicted labels of ``target``'s shape: the argmax over dim 1 of (N, K, *S) scores, or integer labels
     as given."""
-    _check_num_classes(num_classes)
+    check_int("num_classes", num_classes, low=1)
     if not isinstance(scores, Tensor) or not isinstance(target, Tensor):
         raise ValueError("predictions and target must be tensors")
     if scores.is_floating_point():

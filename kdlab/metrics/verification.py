@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checks import check_int, check_number, check_tensor
+
 
 class FoldAccuracy(NamedTuple):
     """The result of :func:`verification_accuracy`.
@@ -68,10 +70,10 @@ def pair_similarity(embeddings: Tensor, pairs: Tensor) -> Tensor:
     Embeddings with more than two dimensions are flattened per sample. A zero embedding has no direction:
     its similarity is 0. The result has the embeddings' floating dtype.
     """
-    if not isinstance(embeddings, Tensor) or embeddings.ndim < 2 or not embeddings.is_floating_point():
-        got = (f"{tuple(embeddings.shape)} {embeddings.dtype}" if isinstance(embeddings, Tensor)
-               else type(embeddings).__name__)
-        raise ValueError(f"embeddings must be a floating (N, D) tensor, got {got}")
+    check_tensor("embeddings", embeddings, floating=True)
+    if embeddings.ndim < 2:
+        raise ValueError(f"embeddings must be (N, D) (or (N, ...), flattened per sample), got shape "
+                         f"{tuple(embeddings.shape)}")
     if not isinstance(pairs, Tensor):
         raise ValueError("pairs must be a (P, 2) int tensor or a second (P, D) embedding tensor, "
                          f"got {type(pairs).__name__}")
@@ -135,8 +137,7 @@ def tar_at_far(scores: Tensor, same: Tensor, far: float = 1e-2) -> float:
     measured on this many different pairs: the result is ``nan`` and a ``RuntimeWarning`` says how many
     different pairs would be needed.
     """
-    if isinstance(far, bool) or not isinstance(far, (int, float)) or not 0.0 < far <= 1.0:
-        raise ValueError(f"far must be a number in (0, 1], got {far!r}")
+    check_number("far", far, low=0.0, strict=True, high=1.0)
     fars, tars, _ = roc_curve(scores, same)
     n_diff = int((~_check_scores(scores, same)[1]).sum())
     allowed = math.floor(far * n_diff * (1 + 1e-12))
@@ -176,7 +177,7 @@ def best_threshold(scores: Tensor, same: Tensor) -> tuple[float, float]:
 def fold_slices(n: int, n_folds: int) -> list[slice]:
     """Contiguous folds of ``range(n)``: the first ``n % n_folds`` have ``n // n_folds + 1`` items, the rest
     ``n // n_folds`` (sklearn's ``KFold(shuffle=False)``)."""
-    _check_folds(n, n_folds)
+    check_int("n_folds", n_folds, low=2, high=n)
     sizes = [n // n_folds + (1 if i < n % n_folds else 0) for i in range(n_folds)]
     starts = [sum(sizes[:i]) for i in range(n_folds)]
     return [slice(a, a + k) for a, k in zip(starts, sizes)]
@@ -253,9 +254,7 @@ def verification_summary(embeddings: Tensor, pairs: Tensor, same: Tensor, n_fold
 
 def _check_scores(scores: object, same: object, need_both: bool = True, min_pairs: int = 2) -> tuple[Tensor, Tensor]:
     """(P,) float64 finite scores and (P,) bool flags on the same device."""
-    if not isinstance(scores, Tensor) or scores.ndim != 1 or not scores.is_floating_point():
-        got = f"{tuple(scores.shape)} {scores.dtype}" if isinstance(scores, Tensor) else type(scores).__name__
-        raise ValueError(f"scores must be a 1-D floating tensor, got {got}")
+    check_tensor("scores", scores, ndim=1, floating=True)
     if not isinstance(same, Tensor) or same.shape != scores.shape:
         got = f"{tuple(same.shape)} {same.dtype}" if isinstance(same, Tensor) else type(same).__name__
         raise ValueError(f"same must be a ({len(scores)},) bool tensor matching scores, got {got}")
@@ -271,11 +270,6 @@ def _check_scores(scores: object, same: object, need_both: bool = True, min_pair
         kind = "same" if bool(same.all()) else "different"
         raise ValueError(f"every pair is a {kind}-identity pair; verification metrics need both kinds")
     return scores.double(), same.to(scores.device)
-
-
-def _check_folds(n: int, n_folds: object) -> None:
-    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or not 2 <= n_folds <= n:
-        raise ValueError(f"n_folds must be an int in [2, {n}] (the number of pairs), got {n_folds!r}")
 
 
 __all__ = ["FoldAccuracy", "best_threshold", "fold_slices", "pair_similarity", "roc_auc", "roc_curve",

@@ -1,7 +1,7 @@
 r"""Face embedding networks for the CAFD workbook: a MobileFaceNet-style CNN student and a Swin teacher.
 
 Both map an aligned face image to an **embedding** $e\in\mathbb{R}^E$ (not to logits): identities are
-scored by a margin head (:class:`kdlab.methods.cafd.CosFace` / ``ArcFace``) during training and by the
+scored by a margin head (:class:`kdlab.methods.CosFace` / ``ArcFace``) during training and by the
 cosine $\cos(e_1, e_2)$ at verification time. Both follow timm's split,
 ``forward(x) == forward_head(forward_features(x))``, so distillation code can read the last feature map and
 the embedding from a single pass.
@@ -19,27 +19,36 @@ the embedding from a single pass.
 
 Because the GDC kernel is the map size, the network accepts exactly ``img_size`` x ``img_size`` inputs.
 
-:func:`face_swin` builds the teacher: kdlab's timm Swin (:func:`kdlab.models.create`, ``"swin"``) whose
-classifier head outputs ``embedding_dim`` numbers, i.e. global average pool -> Linear gives the embedding.
+:func:`face_swin` builds the teacher: kdlab's timm Swin (:func:`kdlab.models.swin.swin_transformer`, the
+registry's ``"swin"``) whose classifier head outputs ``embedding_dim`` numbers, i.e. global average pool -> Linear
+gives the embedding.
+
+============= ======== ====================================================================
+name           family   architecture (defaults; every keyword can be overridden in ``create``)
+============= ======== ====================================================================
+face_cnn       cnn      CAFD's CNN student (:class:`MobileFaceNet`): MobileFaceNet-style, stem 32,
+                        bottleneck widths 48/64/96, GDC head -> 128-d embedding (~0.13 M)
+face_swin      swin     CAFD's Transformer teacher (:func:`face_swin`): Swin patch 4, window 4, embed 48,
+                        depths 2/2/2, avg pool -> Linear -> BN -> 128-d embedding (~0.9 M)
+============= ======== ====================================================================
+
+Face models (task ``face``) output (B, E) embeddings, not logits: ``num_classes`` is the embedding width E
+(default 128). Build them at the face size, e.g. ``create("face_cnn", img_size=64)`` (both only accept the
+``img_size`` they were built for).
 """
 from __future__ import annotations
 
-import numbers
 from typing import Any, Sequence
 
 from torch import Tensor, nn
 
-from .registry import create
+from ..checks import check_int
+from .registry import register
+from .swin import swin_transformer
 
 FACE_SWIN_DEFAULTS = dict(patch_size=4, window_size=4, embed_dim=48, depths=(2, 2, 2), num_heads=(2, 4, 8),
                           mlp_ratio=2.0)
 """The CAFD workbook's tiny Swin teacher (spec §3.2): grids 16 -> 8 -> 4 at 64 px."""
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1,
@@ -69,6 +78,7 @@ class Bottleneck(nn.Module):
         return x + self.body(x) if self.residual else self.body(x)
 
 
+@register("face_cnn", family="cnn", task="face", num_classes=128)
 class MobileFaceNet(nn.Module):
     r"""A small MobileFaceNet-style face embedding CNN (see the module docstring for the layout).
 
@@ -84,12 +94,12 @@ class MobileFaceNet(nn.Module):
         super().__init__()
         for name, value in (("embed_dim", embed_dim), ("img_size", img_size), ("in_chans", in_chans),
                             ("stem_width", stem_width), ("expansion", expansion), ("num_features", num_features)):
-            _positive_int(name, value)
+            check_int(name, value, low=1)
         widths, depths = tuple(widths), tuple(depths)
         if not widths or len(widths) != len(depths):
             raise ValueError(f"widths {widths} and depths {depths} must be non-empty and of the same length")
-        for w, d in zip(widths, depths):
-            _positive_int("every width", w), _positive_int("every depth", d)
+        for i, (w, d) in enumerate(zip(widths, depths)):
+            check_int(f"widths[{i}]", w, low=1), check_int(f"depths[{i}]", d, low=1)
         stride = 2 ** (len(widths) + 1)
         if img_size % stride:
             raise ValueError(f"img_size must be a multiple of {stride} (stem /2 and one /2 per stage), got {img_size}")
@@ -131,6 +141,7 @@ class MobileFaceNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+@register("face_swin", family="swin", task="face", num_classes=128)
 def face_swin(embedding_dim: int = 128, img_size: int = 64, in_chans: int = 3, *, embedding_norm: bool = True,
               **overrides: Any) -> nn.Module:
     """kdlab's timm Swin as a face embedder: ``forward(x)`` -> (B, ``embedding_dim``) (avg pool -> Linear -> BN).
@@ -144,9 +155,11 @@ def face_swin(embedding_dim: int = 128, img_size: int = 64, in_chans: int = 3, *
     direction, every cosine starts near 1 and a margin loss trains very slowly (measured: CosFace train loss 3.1
     against 0.4 after 8 epochs on 2000 faces).
     """
-    _positive_int("embedding_dim", embedding_dim)
-    model = create("swin", num_classes=embedding_dim, img_size=img_size, in_chans=in_chans,
-                   **{**FACE_SWIN_DEFAULTS, **overrides})
+    check_int("embedding_dim", embedding_dim, low=1)
+    try:
+        model = swin_transformer(embedding_dim, img_size, in_chans, **{**FACE_SWIN_DEFAULTS, **overrides})
+    except TypeError as err:
+        raise ValueError(f"bad keyword for face_swin: {err}") from None
     if embedding_norm:
         fc = model.head.fc
         model.head.fc = nn.Sequential(nn.Linear(fc.in_features, embedding_dim, bias=False),

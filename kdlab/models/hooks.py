@@ -9,13 +9,13 @@ class-token row off it and lays it on the patch grid.
 """
 from __future__ import annotations
 
-import numbers
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_int
 from .features import tokens_to_map
 
 
@@ -110,8 +110,7 @@ def cls_attention(model: nn.Module, x: Tensor, block: int = -1) -> Tensor:
         raise ValueError(f"cls_attention needs a ViT with a class token, blocks and a patch grid (timm "
                          f"VisionTransformer); {type(model).__name__} has none")
     depth = len(blocks)
-    if isinstance(block, bool) or not isinstance(block, numbers.Integral) or not -depth <= block < depth:
-        raise ValueError(f"block must be an int in {-depth}..{depth - 1} for a {depth}-block ViT, got {block!r}")
+    check_int(f"block (of a {depth}-block ViT)", block, low=-depth, high=depth - 1)
     path = f"blocks.{block % depth}.attn"
     row = capture_attention(model, x, [path])[path][:, :, 0].mean(dim=1)  # (N, T): token 0, mean over heads
     patches = row[:, model.num_prefix_tokens:]

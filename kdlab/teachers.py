@@ -1,4 +1,4 @@
-"""Pretrained teachers: deterministic recipes, shipped as ``.safetensors`` with a sha256 manifest.
+"""Pretrained teachers (layer 4): deterministic recipes, shipped as ``.safetensors`` with a sha256 manifest.
 
 ``data/teachers/manifest.json`` maps each teacher key to its file, sha256, the recipe it was trained
 with (and that recipe's hash) and the test metric it reached. :func:`load_teacher` verifies the file
@@ -6,7 +6,9 @@ against the manifest and the recipe in this code before loading it; a missing, c
 is reported and the teacher is retrained into the cache (``KDLAB_CACHE``) with a progress bar.
 Weights are only ever read with ``safetensors`` (never ``pickle`` / ``torch.load``).
 
-Build or check them from a shell: ``python -m kdlab teachers build|verify|list``.
+Build or check them from a shell: ``python -m kdlab teachers build|verify|list``. A teacher is trained with the
+package's own parts: a registry model (:mod:`kdlab.models`), a labels-only objective (:mod:`kdlab.methods`), the
+trainer (:mod:`kdlab.train`) and the task's metrics (:mod:`kdlab.metrics`).
 """
 from __future__ import annotations
 
@@ -23,9 +25,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import DATA_DIR, cache_dir, pick_device, seed_everything
-from ..record import recipe_hash
-from .registry import MODELS, count_parameters, create
+from .config import DATA_DIR, cache_dir, pick_device, seed_everything
+from .data import load_dataset, standard_augment
+from .methods import DepthSupervised, MarginSupervised, Supervised
+from .metrics import scenes_depth_metrics, segmentation_metrics, verification_summary
+from .models import MODELS, count_parameters, create
+from .record import recipe_hash
+from .train import classification_metrics, evaluate, fit, predict
 
 MANIFEST = "manifest.json"
 SCENES_TEACHER_TRAIN, SCENES_TEACHER_EPOCHS = 3000, 20
@@ -181,13 +187,13 @@ def check_teacher(key: str, root: Path | None = None) -> str | None:
     if sha256_file(path) != entry["sha256"]:
         return f"file {path} is corrupt (sha256 differs from the manifest)"
     if entry.get("recipe_hash") != recipe.hash:
-        return f"file {path} was trained with another recipe than the one in kdlab.models.zoo (stale)"
+        return f"file {path} was trained with another recipe than the one in kdlab.teachers (stale)"
     return None
 
 
 @dataclass(frozen=True)
 class TeacherTask:
-    """How the zoo trains and scores the teachers of one registry task.
+    """How the teachers of one registry task are trained and scored.
 
     ``objective(model, num_classes)`` wraps the model in what :func:`kdlab.train.fit` trains, ``fit_metrics`` is
     logged per epoch, ``score(model, test, device)`` gives the manifest's ``test_*`` metrics, ``model_classes`` says
@@ -203,13 +209,7 @@ class TeacherTask:
 
 
 def teacher_tasks() -> dict[str, TeacherTask]:
-    """Registry task -> :class:`TeacherTask` (built on call: the methods import the models package)."""
-    from ..methods.base import Supervised
-    from ..methods.cafd import MarginSupervised
-    from ..methods.disdepth import DepthSupervised
-    from ..metrics import scenes_depth_metrics, segmentation_metrics, verification_summary
-    from ..train import classification_metrics, evaluate, predict
-
+    """Registry task -> :class:`TeacherTask`."""
     def scored_by(metrics):
         return lambda model, test, device: evaluate(model, test, metrics=metrics, device=device)
 
@@ -239,9 +239,6 @@ def build_teacher(key: str, root: Path | None = None, *, device: str = "cpu", pr
     verification on the test set's pairs (``test_verif_acc``, ``test_tar_far1e-2``, ...; the manifest's
     ``num_classes`` is then ``None`` and ``identities`` / ``embedding_dim`` say what they were).
     """
-    from ..data import load_dataset, standard_augment
-    from ..train import fit
-
     recipe = _recipe(key)
     root = Path(root or shipped_dir())
     root.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,164 @@
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import kdlab.workbook as workbook
+from kdlab.experiments import Run, run_experiments, summarize
+from kdlab.methods import Supervised
+from kdlab.record import recorded
+from kdlab.tables import format_mean_std
+from kdlab.train import fit
+from kdlab.workbook import (PairedDifference, histories_of, latency_ms, mean, model_row, paired_differences,
+                            paired_report, quick_retrain, record_results, summary_table, teacher_rows)
+
+
+def blobs(n=64):
+    """1x4x4 noise 'images', labelled by the sign of their mean."""
+    x = torch.randn(n, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    return x, (x.mean((1, 2, 3)) > 0).long()
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+FIT = {"epochs": 2, "batch_size": 16, "lr": 1e-2}
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    data = blobs()
+    return run_experiments([Run("no KD", lambda: Supervised(mlp()), FIT),
+                            Run("smoothed", lambda: Supervised(mlp(), label_smoothing=0.1), FIT)],
+                           data, data, seeds=[0, 1], progress=False)
+
+
+def test_mean_is_sum_over_len():
+    assert mean([0.1, 0.2, 0.4]) == (0.1 + 0.2 + 0.4) / 3
+    assert mean(iter([2.0])) == 2.0
+    with pytest.raises(ValueError, match="at least one value"):
+        mean([])
+
+
+def test_summary_table_formats_the_summary(outcomes):
+    rows = summary_table(outcomes)
+    numbers = summarize(outcomes)
+    assert [row["run"] for row in rows] == ["no KD", "smoothed"]
+    assert rows[0] == {"run": "no KD", "seeds": 2, "last val/acc": format_mean_std(numbers[0]["last"]),
+                       "best val/acc": format_mean_std(numbers[0]["best"]),
+                       "s / run": f"{numbers[0]['seconds_per_run']:.0f}"}
+    assert "last val/loss" in summary_table(outcomes, "val/loss")[1]
+
+
+def test_paired_differences_seed_by_seed():
+    values = {"no KD": [0.5, 0.6, 0.7], "KD": [0.55, 0.58, 0.8], "bad": [0.4, 0.5, 0.6]}
+    paired = paired_differences(values, "no KD")
+    assert list(paired) == ["KD", "bad"]
+    kd = paired["KD"]
+    assert kd.change == mean([0.55 - 0.5, 0.58 - 0.6, 0.8 - 0.7]) and kd.better_on == 2 and kd.seeds == 3
+    assert kd.describe() == f"{kd.change:+.1%}, higher on 2 of 3 seed(s)"
+    assert paired["bad"].better_on == 0
+    points = paired_differences(values, "no KD", scale=100)["KD"]
+    assert points.change == mean([100 * (0.55 - 0.5), 100 * (0.58 - 0.6), 100 * (0.8 - 0.7)])
+    assert points.as_record("acc_change_points") == {"acc_change_points": points.change, "better_on": 2, "seeds": 3}
+    lower = paired_differences(values, "no KD", lower_is_better=True)["KD"]
+    assert lower.better_on == 1 and lower.describe("+.2f").endswith("lower on 1 of 3 seed(s)")
+
+
+def test_paired_differences_bad_input():
+    with pytest.raises(ValueError, match="baseline"):
+        paired_differences({"a": [1.0]}, "no KD")
+    with pytest.raises(ValueError, match="one value per baseline seed"):
+        paired_differences({"no KD": [1.0, 2.0], "a": [1.0]}, "no KD")
+    with pytest.raises(ValueError, match="scale"):
+        paired_differences({"no KD": [1.0], "a": [1.0]}, "no KD", scale=0)
+
+
+def test_paired_report_aligns_the_labels():
+    paired = {"KD": PairedDifference(0.012, 2, 3), "FitNet hint": PairedDifference(-0.004, 1, 3)}
+    text = paired_report("Against no KD:", paired)
+    assert text.splitlines() == ["Against no KD:", "           KD: +1.2%, higher on 2 of 3 seed(s)",
+                                 "  FitNet hint: -0.4%, higher on 1 of 3 seed(s)"]
+    points = paired_report("t", paired, fmt="+.2f", unit=" points").splitlines()
+    assert points[1].endswith("+0.01 points, higher on 2 of 3 seed(s)")
+
+
+def test_model_and_teacher_rows(monkeypatch):
+    model = mlp()
+    params = sum(p.numel() for p in model.parameters())
+    assert model_row("student", model, {"test acc": "—"}) == {"model": "student", "params (M)": f"{params / 1e6:.2f}",
+                                                               "test acc": "—"}
+    assert list(model_row("student", model)) == ["model", "params (M)"]
+    model.kdlab_family = "mlp"
+    monkeypatch.setattr(workbook, "teacher_info", lambda key: {"metrics": {"test_acc": 0.875}})
+    x, y = blobs()
+    (row,) = teacher_rows({"toy": model}, (x, y))
+    accuracy = (model(x).argmax(1) == y).float().mean().item()
+    assert row == {"teacher": "toy", "family": "mlp", "params (M)": f"{params / 1e6:.2f}",
+                   "test acc, our test set": f"{accuracy:.1%}", "test acc, manifest": "87.5%"}
+
+
+def test_quick_retrain_repeats_a_seeded_fit():
+    data = blobs()
+    distiller, history = quick_retrain(lambda: Supervised(mlp()), data, data, seed=3, **FIT)
+    workbook.seed_everything(3)
+    expected = fit(Supervised(mlp()), data, data, seed=3, progress=False, **FIT)
+    drop_time = lambda h: [{k: v for k, v in r.items() if k != "time_s"} for r in h.rows]  # noqa: E731
+    assert drop_time(history) == drop_time(expected) and isinstance(distiller, Supervised)
+    assert not distiller.training
+    with pytest.raises(ValueError, match="seed"):
+        quick_retrain(lambda: Supervised(mlp()), data, data, seed=-1, **FIT)
+
+
+def test_latency_ms():
+    model = mlp()
+    ms = latency_ms(model, blobs(8)[0], repeats=2)
+    assert math.isfinite(ms) and ms > 0 and not model.training
+    with pytest.raises(ValueError, match="repeats"):
+        latency_ms(model, blobs(8)[0], repeats=0)
+    with pytest.raises(ValueError, match="tensor"):
+        latency_ms(model, [1, 2])
+    with pytest.raises(ValueError, match="at least one image"):
+        latency_ms(model, torch.zeros(0, 1, 4, 4))
+
+
+def test_histories_of_keeps_the_order(outcomes):
+    more = {"x": outcomes["smoothed"]}
+    assert histories_of(outcomes, more) == [*outcomes["no KD"].histories, *outcomes["smoothed"].histories,
+                                            *outcomes["smoothed"].histories]
+
+
+def test_record_results_records_and_saves_on_request(outcomes, tmp_path, monkeypatch, capsys):
+    results = {"profile": "smoke", "accuracy": {"no KD": 0.5}}
+    assert record_results("00_primer", {"seeds": [0, 1]}, results, save_reference=False, profile="smoke",
+                          histories=histories_of(outcomes)) is None
+    assert recorded()["accuracy"] == {"no KD": 0.5}
+    saved = {}
+
+    def fake_save(notebook, recipe, metrics, **kwargs):
+        saved.update(notebook=notebook, metrics=metrics, **kwargs)
+        return tmp_path / f"{notebook}.json"
+
+    monkeypatch.setattr(workbook.reference_results, "save_reference", fake_save)
+    histories = histories_of(outcomes)
+    path = record_results("00_primer", {"seeds": [0, 1]}, results, save_reference=True, profile="smoke",
+                          histories=histories)
+    assert path == tmp_path / "00_primer.json" and str(path) in capsys.readouterr().out
+    assert saved["wall_time_s"] == sum(h.wall_time_s for h in histories) and saved["seeds"] == [0, 1]
+    assert saved["profile"] == "smoke" and saved["metrics"] is results
+    record_results("00_primer", {"seeds": [0]}, results, save_reference=True, profile="smoke", wall_time_s=12.5)
+    assert saved["wall_time_s"] == 12.5
+    json.dumps(recorded()["accuracy"])
+
+
+def test_record_results_bad_input():
+    with pytest.raises(ValueError, match="mapping"):
+        record_results("00_primer", {"seeds": [0]}, [("a", 1)], save_reference=False, profile="smoke", wall_time_s=1.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        record_results("00_primer", {"seeds": [0]}, {"a": 1}, save_reference=False, profile="smoke")
+    with pytest.raises(ValueError, match="exactly one"):
+        record_results("00_primer", {"seeds": [0]}, {"a": 1}, save_reference=False, profile="smoke",
+                       histories=[], wall_time_s=1.0)
