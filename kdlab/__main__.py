@@ -102,11 +102,11 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_teachers(args: argparse.Namespace) -> int:
-    from . import teachers as zoo
+    from .teachers import TEACHERS, build_teacher, check_teacher, read_manifest
 
-    keys = args.keys or sorted(zoo.TEACHERS)
+    keys = args.keys or sorted(TEACHERS)
     if args.action == "list":
-        manifest = zoo.read_manifest()
+        manifest = read_manifest()
         for key in keys:
             entry = manifest.get(key, {})
             metrics = entry.get("metrics", {})
@@ -115,17 +115,17 @@ def cmd_teachers(args: argparse.Namespace) -> int:
                      else f"test verification acc {metrics['test_verif_acc']:.1%}" if "test_verif_acc" in metrics
                      else f"test acc {metrics['test_acc']:.1%}" if "test_acc" in metrics else None)
             shown = f"{score}, {entry['params'] / 1e6:.2f} M params" if score else "not built"
-            print(f"{key:<14} {zoo.TEACHERS[key].description:<70} {shown}")
+            print(f"{key:<14} {TEACHERS[key].description:<70} {shown}")
         return 0
     if args.action == "verify":
-        problems = {key: zoo.check_teacher(key) for key in keys}
+        problems = {key: check_teacher(key) for key in keys}
         for key, problem in problems.items():
             print(f"{key:<14} {'ok' if problem is None else problem}")
         return 1 if any(problems.values()) else 0
     for key in keys:
         print(f"building {key} ...", flush=True)
-        zoo.build_teacher(key, device=args.device)
-        print(f"  {key}: {zoo.read_manifest()[key]['metrics']}", flush=True)
+        build_teacher(key, device=args.device)
+        print(f"  {key}: {read_manifest()[key]['metrics']}", flush=True)
     return 0
 
 

@@ -132,11 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import load_file, save_file
 
     from kdlab.config import seed_everything
-    from kdlab.data.augment import crop_flip
-    from kdlab.data.shapes import shapes_splits
+    from kdlab.data import crop_flip, shapes_splits
     from kdlab.methods import KD as KDistiller
     from kdlab.methods import Supervised
-    from kdlab.models.registry import count_parameters, create
+    from kdlab.models import count_parameters, create
     from kdlab.train import evaluate, fit
 
     data, train_cfg = recipe["data"], recipe["train"]
