@@ -231,7 +231,7 @@ class OFAExplorer(Explorer):
 
 class DenseShareExplorer(Explorer):
     """Step through training and watch CSKD's fused targets $Y^T$ of one image move from the teacher's dense
-    (local) labels to its global label as the dense share (the paper's α) decreases
+    (local) labels to its global label as the dense share ω (the paper's α) decreases
     (:func:`kdlab.viz.cskd.render_dense_share`).
 
     ``image`` (C, H, W), ``dense_logits`` (K, h, w) and ``global_logits`` (K,) are one image's CNN-teacher outputs

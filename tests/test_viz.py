@@ -215,8 +215,8 @@ def test_plot_dense_share_schedules_steps_smooth_curves_and_global_weight(epochs
     fig = viz.plot_dense_share_schedules(epochs, steps_per_epoch=5, title="CKF")
     ax, twin = fig.axes
     assert ax.get_title() == "CKF" and ax.get_xlabel() == "epoch"
-    assert ax.get_ylabel() == "α (weight of the dense, local logits)"
-    assert twin.get_ylabel() == "1 − α (weight of the global logits)"
+    assert ax.get_ylabel() == "ω (weight of the dense, local logits)"
+    assert twin.get_ylabel() == "1 − ω (weight of the global logits)"
     assert ax.get_xlim() == (0, epochs)
     lines = ax.get_lines()
     assert len(lines) == 2 * len(CKF_SCHEDULES)
@@ -238,7 +238,7 @@ def test_plot_dense_share_schedules_steps_smooth_curves_and_global_weight(epochs
     assert global_weight.get_drawstyle() == "steps-post"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         *(f"{kind}, {how}" for kind in CKF_SCHEDULES for how in ("per epoch (official)", "per iteration")),
-        "1 − α, linear only (right axis)",
+        "1 − ω, linear only (right axis)",
     ]
 
 
@@ -246,7 +246,7 @@ def test_plot_dense_share_schedules_other_kinds_and_bad_inputs():
     fig = viz.plot_dense_share_schedules(6, kinds=["cos"])
     assert len(fig.axes[0].get_lines()) == 2
     np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), 1 - fig.axes[0].get_lines()[0].get_ydata())
-    assert fig.legends[0].get_texts()[-1].get_text() == "1 − α, cos only (right axis)"
+    assert fig.legends[0].get_texts()[-1].get_text() == "1 − ω, cos only (right axis)"
     for epochs in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="epochs must be an int >= 1"):
             viz.plot_dense_share_schedules(epochs)

@@ -340,11 +340,11 @@ def test_dense_share_explorer_controls_state_and_figure():
     state = explorer.state()
     assert (state["kind"], state["epochs"], state["epoch"], state["classes"]) == ("linear", 10, 0, CLASSES)
     curve_ax, labels_ax = explorer.figure.axes
-    assert curve_ax.get_title() == "linear schedule: α(0) = 1.000"
-    assert curve_ax.get_xlabel() == "epoch" and curve_ax.get_ylabel().startswith("α (weight of the dense")
+    assert curve_ax.get_title() == "linear schedule: ω(0) = 1.000"
+    assert curve_ax.get_xlabel() == "epoch" and curve_ax.get_ylabel().startswith("ω (weight of the dense")
     np.testing.assert_array_equal(labels_ax.images[1].get_array(), dense.argmax(0).numpy())  # share = 1
     differ = np.mean(dense.argmax(0).numpy() != 2)
-    assert labels_ax.get_title() == f"$Y^T$ at α = 1.00: {differ:.0%} of cells ≠ global label (star)"
+    assert labels_ax.get_title() == f"$Y^T$ at ω = 1.00: {differ:.0%} of cells ≠ global label (star)"
     assert len([p for p in labels_ax.patches if p.get_hatch() == MARK_HATCH]) == round(differ * 25)
     assert "epoch 0 of 0..9" in explorer.figure.get_suptitle()
     assert [t.get_text() for t in explorer.figure.legends[0].get_texts()][-1] == "≠ global label"
@@ -355,7 +355,7 @@ def test_dense_share_explorer_controls_state_and_figure():
     assert explorer.figure is not first
     share = ckf_share(6 / 10, 10, "cos")
     curve_ax, labels_ax = explorer.figure.axes
-    assert curve_ax.get_title() == f"cos schedule: α(6) = {share:.3f}"
+    assert curve_ax.get_title() == f"cos schedule: ω(6) = {share:.3f}"
     marker = curve_ax.get_lines()[1]
     assert (marker.get_xdata()[0], marker.get_ydata()[0]) == (6, pytest.approx(share))
     steps = curve_ax.get_lines()[0].get_ydata()[:10]
@@ -366,7 +366,7 @@ def test_dense_share_explorer_controls_state_and_figure():
     explorer.epochs.value = 100
     explorer.kind.value = "linear"
     explorer.epoch.value = 99  # share = 1/100: every cell takes the global label
-    assert explorer.figure.axes[0].get_title() == "linear schedule: α(99) = 0.010"
+    assert explorer.figure.axes[0].get_title() == "linear schedule: ω(99) = 0.010"
     assert (map_axis(explorer).images[1].get_array() == 2).all()
     assert "0% of cells" in map_axis(explorer).get_title() and not map_axis(explorer).patches
 
@@ -388,7 +388,7 @@ def test_dense_share_explorer_lowering_epochs_clamps_the_epoch_with_one_redraw()
     assert (explorer.epoch.value, explorer.epoch.max) == (4, 49) and rendered[-1] == (50, 4)
     explorer.epochs.value = 1
     assert (explorer.epoch.value, explorer.epoch.max) == (0, 0) and len(rendered) == 4
-    assert explorer.figure.axes[0].get_title() == "linear schedule: α(0) = 1.000"
+    assert explorer.figure.axes[0].get_title() == "linear schedule: ω(0) = 1.000"
 
 
 def test_dense_share_explorer_bad_inputs():

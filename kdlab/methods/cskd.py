@@ -20,22 +20,22 @@ row-major token order and average-pooled **as logits** to the teacher's $h\times
 
 **Cumulative Knowledge Fusion.** Per-location hard targets fuse dense and global logits (in logit space):
 
-$$Y^T[n,i,j] = \arg\max_c\big(\alpha\,P^T[n,c,i,j] + (1-\alpha)\,P^T_g[n,c]\big),$$
+$$Y^T[n,i,j] = \arg\max_c\big(\omega\,P^T[n,c,i,j] + (1-\omega)\,P^T_g[n,c]\big),$$
 
-where $\alpha$, the weight of the **dense** logits, decreases over training: the code calls it ``dense_share``
+where $\omega$ (the paper's $\alpha$; kdlab keeps $\alpha$ for Hinton KD's weight), the weight of the **dense** logits, decreases over training: the code calls it ``dense_share``
 (the share of the fused target taken from the teacher's dense prediction) and :func:`ckf_share` is its schedule.
-Official code: per epoch, $\alpha(e) = 1 - e/E$ for $e=0,\dots,E-1$ (so $\alpha(E-1)=1/E$, never 0), or
+Official code: per epoch, $\omega(e) = 1 - e/E$ for $e=0,\dots,E-1$ (so $\omega(E-1)=1/E$, never 0), or
 $(1-x)^2$ or $\cos(\pi x/2)$ with $x=e/E$, where $e=\min(\lfloor E\cdot\mathrm{progress}\rfloor, E-1)$ for training
 progress in [0, 1]. [our choice] A per-iteration share with $e=E\cdot\mathrm{progress}$ is an option.
 
-**Objective** (DeiT plumbing, official code; the paper's $\tfrac12,\tfrac12,1$ at $a=0.5$, $\lambda=1$):
+**Objective** (DeiT plumbing, official code; the paper's $\tfrac12,\tfrac12,1$ at $\lambda_{\text{deit}}=0.5$, $\lambda_{\text{cskd}}=1$):
 
 $$\mathcal{L}_{CSKD} = \frac{1}{Nhw}\sum_{n,i,j}\mathrm{CE}\big(\mathrm{pool}(P^S)[n,:,i,j],\,Y^T[n,i,j]\big),$$
-$$\mathcal{L} = (1-a)\,\mathrm{CE}(z_{cls}, y) + a\,\mathrm{CE}\big(z_{dist}, \arg\max_c P^T_g\big)
-  + \lambda\,\mathcal{L}_{CSKD}.$$
+$$\mathcal{L} = (1-\lambda_{\text{deit}})\,\mathrm{CE}(z_{cls}, y) + \lambda_{\text{deit}}\,\mathrm{CE}\big(z_{dist}, \arg\max_c P^T_g\big)
+  + \lambda_{\text{cskd}}\,\mathcal{L}_{CSKD}.$$
 
-The weights are ``deit_weight`` ($a$, the ``"deit"`` term's; CE gets the complement) and ``cskd_weight``
-($\lambda$, the ``"cskd"`` term's). $\lambda=0$ is DeiT hard distillation (:class:`DeiTHard`); $\alpha\equiv1$ is
+The weights are ``deit_weight`` ($\lambda_{\text{deit}}$, DeiT's $a$; CE gets the complement) and ``cskd_weight``
+($\lambda_{\text{cskd}}$, the paper's $\lambda$). $\lambda_{\text{cskd}}=0$ is DeiT hard distillation (:class:`DeiTHard`); $\omega\equiv1$ is
 spatial-only CSKD (no CKF).
 **Inference** averages three outputs (plain DeiT averages the first two):
 
@@ -173,7 +173,7 @@ def check_ckf_schedule(epochs: int, kind: str) -> None:
 
 
 def ckf_share(progress: float, epochs: int, kind: str = "linear", per_iteration: bool = False) -> float:
-    r"""$\alpha$ of the paper, the share of the dense (local) logits in the fused target, at ``progress``
+    r"""$\omega$ (the paper's $\alpha$), the share of the dense (local) logits in the fused target, at ``progress``
     (fraction of training done, the trainer's ``step / total_steps``): $1-x$ (``linear``), $(1-x)^2$ (``x2``) or
     $\cos(\pi x/2)$ (``cos``) with $x = e/E$.
 
@@ -191,9 +191,9 @@ def ckf_share(progress: float, epochs: int, kind: str = "linear", per_iteration:
 
 
 def cskd_targets(dense_logits: Tensor, global_logits: Tensor, dense_share: float) -> Tensor:
-    r"""$Y^T = \arg\max_c(\alpha P^T + (1-\alpha) P^T_g)$: (N, h, w) hard labels, fused in logit space.
+    r"""$Y^T = \arg\max_c(\omega P^T + (1-\omega) P^T_g)$: (N, h, w) hard labels, fused in logit space.
 
-    ``dense_share`` is $\alpha$ (see :func:`ckf_share`).
+    ``dense_share`` is $\omega$ (see :func:`ckf_share`).
     """
     check_fraction("dense_share", dense_share)
     if dense_logits.ndim != 4 or global_logits.shape != dense_logits.shape[:2]:
@@ -221,10 +221,10 @@ def deit_hard_loss(dist_logits: Tensor, teacher_logits: Tensor) -> Tensor:
 
 
 class DeiTHard(Distiller):
-    r"""DeiT hard distillation, the baseline CSKD beats: ``terms = {"ce": (1 - a) CE(z_cls, y),
-    "deit": a CE(z_dist, argmax z_t)}``.
+    r"""DeiT hard distillation, the baseline CSKD beats: ``terms = {"ce": (1 - deit_weight) CE(z_cls, y),
+    "deit": deit_weight CE(z_dist, argmax z_t)}``.
 
-    ``a`` is ``deit_weight`` (DeiT's 0.5, $a$ in the CSKD objective); ``label_smoothing`` applies to the base CE
+    ``deit_weight`` is $\lambda_{\text{deit}}$ (DeiT's $a$, 0.5 in the CSKD objective); ``label_smoothing`` applies to the base CE
     only; ``y`` may be class indices or soft labels. :meth:`predict` (the bare distilled ViT in eval mode) is
     $\frac12(z_{cls} + z_{dist})$. The teacher may be any classifier.
     """
@@ -252,9 +252,9 @@ class DeiTHard(Distiller):
 class CSKD(DeiTHard):
     r"""CSKD: the :class:`DeiTHard` terms plus ``"cskd": cskd_weight * cskd_loss(pool(P^S), Y^T)``.
 
-    ``epochs`` is the number of training epochs (as given to ``fit``): the dense share $\alpha$ follows
+    ``epochs`` is the number of training epochs (as given to ``fit``): the dense share $\omega$ follows
     :func:`ckf_share` with ``kind`` and ``per_iteration``; ``use_ckf=False`` fixes it at 1 (spatial-only CSKD).
-    ``cskd_weight`` is $\lambda$, ``deit_weight`` $a$. The teacher must be a CNN with a GAP + Linear head; its
+    ``cskd_weight`` is $\lambda_{\text{cskd}}$ (the paper's $\lambda$), ``deit_weight`` $\lambda_{\text{deit}}$ (DeiT's $a$). The teacher must be a CNN with a GAP + Linear head; its
     global logits feed both the DeiT term and the fusion (:meth:`teacher_forward` gives the dense and the global
     logits). :meth:`predict` is the three-way average :func:`cskd_prediction`.
     """
@@ -270,7 +270,7 @@ class CSKD(DeiTHard):
         self.cskd_weight = cskd_weight
 
     def dense_share(self, progress: float) -> float:
-        r"""The share $\alpha$ of the dense logits in the fused target at ``progress`` (1 without CKF)."""
+        r"""The share $\omega$ of the dense logits in the fused target at ``progress`` (1 without CKF)."""
         if not self.use_ckf:
             check_progress(progress)
             return 1.0

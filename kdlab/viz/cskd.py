@@ -1,5 +1,5 @@
 r"""Figures of the CSKD notebook (02): the cumulative knowledge fusion schedule (the share of the fused target
-taken from the teacher's dense logits, :math:`\alpha` in the paper) and the fused targets of one image at one epoch
+taken from the teacher's dense logits, :math:`\omega`, the paper's :math:`\alpha`) and the fused targets of one image at one epoch
 (:func:`render_dense_share`, what :class:`kdlab.widgets.DenseShareExplorer` redraws)."""
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from ..methods import check_ckf_schedule, ckf_share, cskd_targets
 from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, class_legend, draw_label_map, epoch_axis, label_axes,
                      new_figure, one_image, to_numpy)
 
-DENSE_SHARE_LABEL = "α (weight of the dense, local logits)"
-"""Axis label of the dense share (the paper's α)."""
+DENSE_SHARE_LABEL = "ω (weight of the dense, local logits)"
+"""Axis label of the dense share ω (the paper's α)."""
 
 
 def _draw_share_steps(ax: Axes, epochs: int, kind: str, **style: Any) -> Line2D:
-    r"""The official per-epoch $\alpha(e)$, $e = 0,\dots,E-1$, as a step curve over $[0, E]$ (constant within each
+    r"""The official per-epoch $\omega(e)$, $e = 0,\dots,E-1$, as a step curve over $[0, E]$ (constant within each
     epoch); ``style`` goes to ``ax.step``."""
     values = [ckf_share(e / epochs, epochs, kind) for e in range(epochs)]
     (line,) = ax.step(np.arange(epochs + 1), [*values, values[-1]], where="post", **style)
@@ -31,15 +31,15 @@ def _draw_share_steps(ax: Axes, epochs: int, kind: str, **style: Any) -> Line2D:
 
 def plot_dense_share_schedules(epochs: int, kinds: Sequence[str] = ("linear", "x2", "cos"),
                                steps_per_epoch: int = 20,
-                               title: str = "CSKD: the weight α of the dense logits over training") -> Figure:
-    r"""CSKD's cumulative knowledge fusion schedule: $\alpha$, the weight of the dense (local) teacher logits in
-    $Y^T = \arg\max_c(\alpha P^T + (1-\alpha) P^T_g)$, over $E$ = ``epochs``.
+                               title: str = "CSKD: the weight ω of the dense logits over training") -> Figure:
+    r"""CSKD's cumulative knowledge fusion schedule: $\omega$, the weight of the dense (local) teacher logits in
+    $Y^T = \arg\max_c(\omega P^T + (1-\omega) P^T_g)$, over $E$ = ``epochs``.
 
     For each kind (:data:`kdlab.methods.CKF_SCHEDULES`; $x = e/E$: ``linear`` $1-x$, ``x2`` $(1-x)^2$, ``cos``
-    $\cos(\pi x/2)$) a solid step curve shows the official per-epoch $\alpha(e)$, $e = 0,\dots,E-1$ (it ends at
-    $\alpha(E-1) > 0$, e.g. $1/E$ for ``linear``), and a thin dashed curve of the same colour the per-iteration
-    $\alpha$ at $e + i/I$ (``steps_per_epoch`` $= I$), which reaches 0 at $E$. A dotted curve on the right axis
-    is the global weight $1-\alpha$ per epoch, of the first kind only (``linear`` by default), to stay readable.
+    $\cos(\pi x/2)$) a solid step curve shows the official per-epoch $\omega(e)$, $e = 0,\dots,E-1$ (it ends at
+    $\omega(E-1) > 0$, e.g. $1/E$ for ``linear``), and a thin dashed curve of the same colour the per-iteration
+    $\omega$ at $e + i/I$ (``steps_per_epoch`` $= I$), which reaches 0 at $E$. A dotted curve on the right axis
+    is the global weight $1-\omega$ per epoch, of the first kind only (``linear`` by default), to stay readable.
     Values come from :func:`kdlab.methods.ckf_share`.
     """
     if len(kinds) == 0:
@@ -57,9 +57,9 @@ def plot_dense_share_schedules(epochs: int, kinds: Sequence[str] = ("linear", "x
                 linewidth=1, color=steps[-1].get_color(), label=f"{kind}, per iteration")
     twin = ax.twinx()
     twin.step(steps[0].get_xdata(), 1 - steps[0].get_ydata(), where="post", linestyle=":", linewidth=2, color="0.25",
-              label=f"1 − α, {kinds[0]} only (right axis)")
+              label=f"1 − ω, {kinds[0]} only (right axis)")
     label_axes(ax, title, "epoch", DENSE_SHARE_LABEL)
-    twin.set_ylabel("1 − α (weight of the global logits)", fontsize=LABEL_SIZE)
+    twin.set_ylabel("1 − ω (weight of the global logits)", fontsize=LABEL_SIZE)
     twin.tick_params(labelsize=TICK_SIZE)
     for axis in (ax, twin):
         axis.set_ylim(-0.02, 1.02)
@@ -73,21 +73,21 @@ def plot_dense_share_schedules(epochs: int, kinds: Sequence[str] = ("linear", "x
 class DenseShareView(NamedTuple):
     """CSKD's fused targets for one image at one epoch of the cumulative knowledge fusion schedule."""
 
-    dense_share: float  # the paper's alpha: weight of the dense logits, ckf_share(epoch / epochs, epochs, kind)
+    dense_share: float  # omega (the paper's alpha): weight of the dense logits, ckf_share(epoch / epochs, epochs, kind)
     labels: np.ndarray  # Y^T (h, w) = argmax_c(share P^T + (1 - share) P^T_g)
     global_label: int  # argmax_c P^T_g
     differ: float  # fraction of the h * w cells whose label is not the global label
 
 
 def dense_share_view(dense_logits: Any, global_logits: Any, kind: str, epochs: int, epoch: int) -> DenseShareView:
-    r"""The fused label map of one image at ``epoch`` of ``epochs``: $\alpha = \alpha(e)$
+    r"""The fused label map of one image at ``epoch`` of ``epochs``: $\omega = \omega(e)$
     (:func:`~kdlab.methods.ckf_share`, per epoch) and, with :func:`~kdlab.methods.cskd.cskd_targets`,
 
-    $$Y^T[i,j] = \arg\max_c\big(\alpha P^T[c,i,j] + (1-\alpha) P^T_g[c]\big).$$
+    $$Y^T[i,j] = \arg\max_c\big(\omega P^T[c,i,j] + (1-\omega) P^T_g[c]\big).$$
 
     ``dense_logits`` $P^T$ is (K, h, w) and ``global_logits`` $P^T_g$ (K,). A cell's label, once it is the global
-    label $\arg\max_c P^T_g$, stays so as $\alpha$ decreases (the fused margin is linear in $\alpha$ and positive at
-    both ends), so ``differ`` never rises over the epochs and is 0 at $\alpha = 0$ (when the global argmax is unique).
+    label $\arg\max_c P^T_g$, stays so as $\omega$ decreases (the fused margin is linear in $\omega$ and positive at
+    both ends), so ``differ`` never rises over the epochs and is 0 at $\omega = 0$ (when the global argmax is unique).
     """
     dense, global_ = torch.as_tensor(to_numpy(dense_logits)), torch.as_tensor(to_numpy(global_logits))
     if dense.ndim != 3 or global_.shape != dense.shape[:1]:
@@ -102,8 +102,8 @@ def dense_share_view(dense_logits: Any, global_logits: Any, kind: str, epochs: i
 
 def render_dense_share(kind: str, epochs: int, epoch: int, image: Any, dense_logits: Any, global_logits: Any,
                        classes: list[str]) -> Figure:
-    r"""Two panels at ``epoch`` of ``epochs``: left, the ``kind`` schedule's per-epoch $\alpha$ with the current
-    epoch marked and $\alpha$ read out; right, the fused targets $Y^T$ (:func:`dense_share_view`) over the (C, H, W)
+    r"""Two panels at ``epoch`` of ``epochs``: left, the ``kind`` schedule's per-epoch $\omega$ with the current
+    epoch marked and $\omega$ read out; right, the fused targets $Y^T$ (:func:`dense_share_view`) over the (C, H, W)
     ``image``, one colour per class, with the cells that differ from the global label hatched and their share in
     the title. ``classes`` names the K classes of the logits.
     """
@@ -116,13 +116,13 @@ def render_dense_share(kind: str, epochs: int, epoch: int, image: Any, dense_log
     curve_ax, map_ax = axes[0]
     _draw_share_steps(curve_ax, epochs, kind, linewidth=2, label=f"{kind}, per epoch")
     curve_ax.plot([epoch], [view.dense_share], "o", color="black", markersize=8, label=f"epoch {epoch}")
-    label_axes(curve_ax, f"{kind} schedule: α({epoch}) = {view.dense_share:.3f}", "epoch", DENSE_SHARE_LABEL)
+    label_axes(curve_ax, f"{kind} schedule: ω({epoch}) = {view.dense_share:.3f}", "epoch", DENSE_SHARE_LABEL)
     curve_ax.set_xlim(0, epochs)
     curve_ax.set_ylim(-0.02, 1.02)
     epoch_axis(curve_ax)
     curve_ax.legend(fontsize=TICK_SIZE)
     draw_label_map(map_ax, pixels, view.labels, classes, view.global_label)
-    map_ax.set_title(f"$Y^T$ at α = {view.dense_share:.2f}: {view.differ:.0%} of cells ≠ global label "
+    map_ax.set_title(f"$Y^T$ at ω = {view.dense_share:.2f}: {view.differ:.0%} of cells ≠ global label "
                      f"({classes[view.global_label]})", fontsize=LABEL_SIZE + 1)
     class_legend(fig, classes, np.append(view.labels.ravel(), view.global_label), marked=True)
     fig.suptitle(f"CSKD cumulative knowledge fusion: epoch {epoch} of 0..{epochs - 1}", fontsize=TITLE_SIZE)
