@@ -1,22 +1,36 @@
 """Same-budget, same-seed comparisons: the experiment grid every notebook runs, and its summary in numbers.
 
-A :class:`Run` names a training setting: how to build a fresh distiller and how to fit it. The same
-seeds are used for every run, ``seed_everything(seed)`` is called before each distiller is built (so
-initialisation, batch order and augmentation repeat exactly), and each run's histories are kept.
-:func:`summarize` gives the per-seed numbers of each run; :func:`kdlab.workbook.summary_table` formats them.
+The protocol (``docs/architecture.md`` §4): every run trains on ``train``, reads ``val`` after every epoch (the
+curves, and any choice of epochs, weights or sweep values), and reads ``test`` **once**, after its last epoch;
+tables report that test score. A :class:`Run` names a training setting: how to build a fresh distiller and how
+to fit it. The same seeds are used for every run, and ``seed_everything(seed)`` is called before each distiller
+is built, so seed ``i`` of every row shares the initialisation draw, the batch order and the augmentation: a
+row's difference to the baseline on the same seed is a *paired* difference (:func:`paired_differences`).
+
+Independent runs go to ``workers`` processes with one thread each (``fork``: each inherits the notebook's
+models and data, nothing is pickled but the results). With one thread per run the numbers are the same as a
+sequential run with one thread (``tests/test_experiments.py``).
 """
 from __future__ import annotations
 
 import inspect
+import math
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from .checks import check_choice
+from .checks import check_choice, check_int
 from .config import seed_everything
 from .methods import METHODS, Distiller
-from .train import History, TensorData, fit
+from .train import History, TensorData, check_not_test, classification_metrics, evaluate, fit
+
+Final = Callable[[Distiller, TensorData], Mapping[str, float]]
+"""``final(distiller, test) -> {metric: value}``: a run's one evaluation on the test set."""
 
 
 @dataclass
@@ -30,16 +44,25 @@ class Run:
 
 @dataclass
 class Outcome:
-    """Histories of one :class:`Run` over the seeds, and the distiller trained with the first seed."""
+    """One :class:`Run` over the seeds: its histories (validation curves), its test scores (read once per seed,
+    after training) and the distiller trained with the first seed."""
 
     run: Run
     seeds: list[int]
     histories: list[History]
+    tests: list[dict[str, float]]
     first: Distiller
 
-    def values(self, metric: str = "val/acc", best: bool = False) -> list[float]:
-        """Per-seed ``metric``: at the last epoch, or the best over the epochs when ``best``."""
-        return [h.best(metric) if best else h.last(metric) for h in self.histories]
+    def test(self, metric: str = "acc") -> list[float]:
+        """Per-seed test ``metric`` (the number tables report)."""
+        if any(metric not in scores for scores in self.tests):
+            raise KeyError(f"the test evaluation has no {metric!r}; it has {sorted(self.tests[0])}")
+        return [scores[metric] for scores in self.tests]
+
+    def val(self, metric: str = "acc", best: bool = False, mode: str = "max") -> list[float]:
+        """Per-seed validation ``metric``: at the last epoch, or the best over the epochs when ``best``."""
+        key = f"val/{metric}"
+        return [h.best(key, mode) if best else h.last(key) for h in self.histories]
 
 
 def method_runs(rows: Mapping[str, tuple[str, Mapping[str, Any]]], make_student: Callable[[], nn.Module],
@@ -67,39 +90,240 @@ def method_runs(rows: Mapping[str, tuple[str, Mapping[str, Any]]], make_student:
     return runs
 
 
-def run_experiments(runs: Sequence[Run], train: TensorData, test: TensorData, *, seeds: Sequence[int],
+def default_workers(n_tasks: int) -> int:
+    """How many processes :func:`run_experiments` uses by default: ``KDLAB_WORKERS`` when set, else one per CPU
+    core (at most one per task) on a machine without CUDA, and 1 with CUDA (one device, one process).
+    ``python -m kdlab bench grid`` measured this default against one process using both cores."""
+    if "KDLAB_WORKERS" in os.environ:
+        return check_int("KDLAB_WORKERS", int(os.environ["KDLAB_WORKERS"]), low=1)
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(n_tasks, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
+
+
+def _default_final(run: Run) -> Final:
+    metrics = run.fit.get("metrics", classification_metrics)
+    return lambda distiller, test: evaluate(distiller, test, metrics=metrics)
+
+
+@dataclass
+class _Grid:
+    """What every task of one :func:`run_experiments` call reads (set before the workers fork, never pickled)."""
+
+    runs: Sequence[Run]
+    train: TensorData
+    val: TensorData | None
+    test: TensorData
+    final: Final | None
+    progress: bool
+    first_seed: int
+
+
+_GRID: _Grid | None = None
+
+
+def _run_task(task: tuple[int, int], as_state: bool = False) -> tuple[int, int, list[dict], bool, dict, Any]:
+    """Train run ``task[0]`` with seed ``task[1]`` and evaluate it once on the test set: ``(run index, seed,
+    history rows, interrupted, test scores, distiller)``. The distiller is kept for the first seed only, and
+    from a worker it travels as its state dict (``as_state``)."""
+    index, seed = task
+    grid = _GRID
+    run = grid.runs[index]
+    seed_everything(seed)
+    distiller = run.make()
+    history = fit(distiller, grid.train, grid.val, seed=seed, progress=grid.progress,
+                  desc=f"{run.label} · seed {seed}", **run.fit)
+    scores = dict((grid.final or _default_final(run))(distiller, grid.test))
+    if seed != grid.first_seed:
+        distiller = None
+    elif as_state:
+        distiller = distiller.state_dict()
+    return index, seed, history.rows, history.interrupted, scores, distiller
+
+
+def _worker_task(task: tuple[int, int]) -> tuple:
+    torch.set_num_threads(1)
+    return _run_task(task, as_state=True)
+
+
+def run_experiments(runs: Sequence[Run], train: TensorData, val: TensorData | None, test: TensorData, *,
+                    seeds: Sequence[int], final: Final | None = None, workers: int | None = None,
                     progress: bool = True) -> dict[str, Outcome]:
-    """Train every run once per seed (same seeds for all) and return ``{label: Outcome}`` in run order."""
+    """Train every run once per seed (the same seeds for all) and return ``{label: Outcome}`` in run order.
+
+    ``val`` is what ``fit`` evaluates after every epoch (``None``: no curves); it must not be a test set.
+    ``test`` is read once per run, after training, by ``final(distiller, test)`` (default: ``evaluate`` with the
+    run's ``fit`` metrics). ``workers`` processes (default :func:`default_workers`) train runs in parallel, one
+    thread each; ``workers=1`` trains them here, one after the other, with this process's threads.
+    """
+    seeds = [check_int("seed", seed, low=0) for seed in seeds]
     if not seeds:
         raise ValueError("give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
     labels = [run.label for run in runs]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"run labels must be unique, got {labels}")
-    outcomes: dict[str, Outcome] = {}
-    for run in runs:
-        histories, first = [], None
+    if not runs or len(set(labels)) != len(labels):
+        raise ValueError(f"give runs with unique labels, got {labels}")
+    check_not_test(val)
+    if getattr(test, "role", "test") not in ("test", ""):
+        raise ValueError(f"test must be the test split, got the {test.role!r} set {test.name!r}")
+    tasks = [(index, seed) for seed in seeds for index in range(len(runs))]  # seed-major: rows share teacher outputs
+    workers = default_workers(len(tasks)) if workers is None else check_int("workers", workers, low=1)
+    global _GRID
+    _GRID = _Grid(runs, train, val, test, final, progress and workers == 1, seeds[0])
+    try:
+        results = _sequential(tasks) if workers == 1 else _parallel(tasks, workers, progress)
+    finally:
+        _GRID = None
+    return _outcomes(runs, seeds, results)
+
+
+def _sequential(tasks: list[tuple[int, int]]) -> list[tuple]:
+    return [_run_task(task) for task in tasks]
+
+
+def _parallel(tasks: list[tuple[int, int]], workers: int, progress: bool) -> list[tuple]:
+    """The tasks in ``workers`` forked processes; a bar counts finished runs. Each result's distiller is the
+    state dict of the first seed's run, rebuilt here by :func:`_outcomes`."""
+    context = multiprocessing.get_context("fork")
+    results = []
+    with context.Pool(min(workers, len(tasks)), maxtasksperchild=None) as pool, \
+            tqdm(total=len(tasks), desc=f"runs on {workers} processes", disable=not progress) as bar:
+        for result in pool.imap_unordered(_worker_task, tasks):
+            results.append(result)
+            bar.update(1)
+    return results
+
+
+def _outcomes(runs: Sequence[Run], seeds: list[int], results: list[tuple]) -> dict[str, Outcome]:
+    """Sort the task results back into one :class:`Outcome` per run (seeds in the given order)."""
+    by_task = {(index, seed): rest for index, seed, *rest in results}
+    outcomes = {}
+    for index, run in enumerate(runs):
+        histories, tests = [], []
         for seed in seeds:
-            seed_everything(seed)
+            rows, interrupted, scores, _ = by_task[index, seed]
+            histories.append(History(rows, interrupted))
+            tests.append(scores)
+        first = by_task[index, seeds[0]][3]
+        if not isinstance(first, Distiller):  # a worker's state dict: rebuild the distiller here
+            seed_everything(seeds[0])
             distiller = run.make()
-            histories.append(fit(distiller, train, test, seed=seed, progress=progress,
-                                 desc=f"{run.label} · seed {seed}", **run.fit))
-            if first is None:
-                first = distiller
-        outcomes[run.label] = Outcome(run, list(seeds), histories, first)
+            distiller.load_state_dict(first)
+            first = distiller.eval()
+        outcomes[run.label] = Outcome(run, list(seeds), histories, tests, first)
     return outcomes
 
 
-def summarize(outcomes: dict[str, Outcome], metric: str = "val/acc") -> list[dict[str, Any]]:
-    """One row of numbers per run: ``run`` (its label), ``seeds`` (how many), ``last`` and ``best`` (the per-seed
-    ``metric`` at the last epoch and at the best one) and ``seconds_per_run`` (mean wall time of one seed's run)."""
+# ----------------------------------------------------------------------------------------------- numbers
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """One row against the baseline on the same seeds. ``change`` is the mean over seeds of
+    ``scale * (value - baseline value)``; ``low`` / ``high`` its 95 % confidence interval (Student's t with
+    ``seeds - 1`` degrees of freedom; ``nan`` for one seed); ``better_on`` the number of seeds where the row is
+    better (higher, or lower when ``lower_is_better``), out of ``seeds``."""
+
+    change: float
+    low: float
+    high: float
+    better_on: int
+    seeds: int
+    lower_is_better: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """What the interval says, in words: ``"better beyond seed noise"`` when it excludes 0 on the better
+        side, ``"worse beyond seed noise"`` on the other, ``"inside seed noise"`` when it contains 0, and
+        ``"one seed: no interval"``."""
+        if self.seeds < 2:
+            return "one seed: no interval"
+        if self.low <= 0 <= self.high:
+            return "inside seed noise"
+        improved = (self.high < 0) if self.lower_is_better else (self.low > 0)
+        return "better beyond seed noise" if improved else "worse beyond seed noise"
+
+    def interval(self, fmt: str = "+.1%", unit: str = "") -> str:
+        """``"[-0.3%, +2.7%]"`` (``"—"`` for one seed)."""
+        if self.seeds < 2:
+            return "—"
+        return f"[{self.low:{fmt}}{unit}, {self.high:{fmt}}{unit}]"
+
+    def describe(self, fmt: str = "+.1%", unit: str = "") -> str:
+        """``"+1.2% [-0.3%, +2.7%], higher on 2 of 3 seeds: inside seed noise"``."""
+        direction = "lower" if self.lower_is_better else "higher"
+        span = f" {self.interval(fmt, unit)}" if self.seeds > 1 else ""
+        return (f"{self.change:{fmt}}{unit}{span}, {direction} on {self.better_on} of {self.seeds} "
+                f"seed{'s' if self.seeds != 1 else ''}: {self.verdict}")
+
+    def as_record(self, change_key: str = "change") -> dict[str, float | int | str]:
+        """``{change_key: change, "low", "high", "better_on", "seeds", "verdict"}``, the form the notebooks record."""
+        return {change_key: self.change, "low": self.low, "high": self.high, "better_on": self.better_on,
+                "seeds": self.seeds, "verdict": self.verdict}
+
+
+def t_quantile_975(dof: int) -> float:
+    """The 97.5 % quantile of Student's t with ``dof`` degrees of freedom (the half-width factor of a 95 %
+    interval)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, check_int("dof", dof, low=1)))
+
+
+def paired_difference(values: Sequence[float], baseline: Sequence[float], *, scale: float = 1.0,
+                      lower_is_better: bool = False) -> PairedDifference:
+    """``values`` against ``baseline`` seed by seed (the same seeds in the same order): a :class:`PairedDifference`
+    of ``d_i = scale * (values_i - baseline_i)``, mean ``d̄`` and interval ``d̄ ± t_{0.975, n-1} s_d / sqrt(n)``."""
+    values, baseline = list(values), list(baseline)
+    if len(values) != len(baseline) or not values:
+        raise ValueError(f"give one value per baseline seed ({len(baseline)}), got {len(values)}")
+    diffs = [scale * (value - reference) for value, reference in zip(values, baseline)]
+    n = len(diffs)
+    change = sum(diffs) / n
+    if n > 1:
+        sd = math.sqrt(sum((d - change) ** 2 for d in diffs) / (n - 1))
+        half = t_quantile_975(n - 1) * sd / math.sqrt(n)
+        low, high = change - half, change + half
+    else:
+        low = high = math.nan
+    better = sum(d < 0 for d in diffs) if lower_is_better else sum(d > 0 for d in diffs)
+    return PairedDifference(change, low, high, better, n, lower_is_better)
+
+
+def paired_differences(values: Mapping[str, Sequence[float]], baseline: str, *, scale: float = 1.0,
+                       lower_is_better: bool = False) -> dict[str, PairedDifference]:
+    """Every row of ``values`` (label -> per-seed values, the same seeds in the same order) but ``baseline``,
+    against ``baseline`` seed by seed (:func:`paired_difference`); e.g. notebook 04 in verification points
+    (``scale=100``), 05 on AbsRel (``lower_is_better=True``)."""
+    if baseline not in values:
+        raise ValueError(f"baseline must be one of the rows {list(values)}, got {baseline!r}")
+    if not (isinstance(scale, (int, float)) and scale > 0):
+        raise ValueError(f"scale must be a number > 0, got {scale!r}")
+    return {label: paired_difference(row, values[baseline], scale=scale, lower_is_better=lower_is_better)
+            for label, row in values.items() if label != baseline}
+
+
+def summarize(outcomes: Mapping[str, Outcome], metric: str = "acc", *, baseline: str | None = None,
+              lower_is_better: bool = False, scale: float = 1.0) -> list[dict[str, Any]]:
+    """One row of numbers per run: ``run`` (its label), ``seeds`` (how many), ``test`` (the per-seed test
+    ``metric``), ``val_last`` / ``val_best`` (the per-seed validation ``metric`` at the last and the best epoch),
+    ``seconds_per_run`` (mean wall time of one seed's training) and, with a ``baseline`` label, ``paired`` (the
+    row's :class:`PairedDifference` on the test metric; ``None`` on the baseline row)."""
+    mode = "min" if lower_is_better else "max"
+    tests = {label: outcome.test(metric) for label, outcome in outcomes.items()}
+    paired = paired_differences(tests, baseline, scale=scale, lower_is_better=lower_is_better) if baseline else {}
     rows = []
     for label, outcome in outcomes.items():
+        has_val = all(f"val/{metric}" in h.keys() for h in outcome.histories)
         seconds = [h.wall_time_s for h in outcome.histories]
         rows.append({
             "run": label,
             "seeds": len(outcome.seeds),
-            "last": outcome.values(metric),
-            "best": outcome.values(metric, best=True),
+            "test": tests[label],
+            "val_last": outcome.val(metric) if has_val else None,
+            "val_best": outcome.val(metric, best=True, mode=mode) if has_val else None,
             "seconds_per_run": sum(seconds) / len(seconds),
+            "paired": paired.get(label),
         })
     return rows

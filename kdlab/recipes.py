@@ -28,7 +28,7 @@ def primer_recipe(profile: str, *, seed: int = 0, temperature: float = 2.0, kd_w
     with KD (the teacher labels every augmented batch); the whole ``cpu`` notebook about 500 s.
     """
     profile = resolve_profile(profile)
-    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=2, gpu=3)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "temperature": temperature, "kd_weight": kd_weight, "n_seeds": n_seeds}
     scale = by_profile(profile, smoke=0.25, cpu=1.0, gpu=2.5)  # epochs relative to the cpu calibration
     epochs = lambda cpu_epochs: max(2, round(cpu_epochs * scale))  # noqa: E731
@@ -37,7 +37,8 @@ def primer_recipe(profile: str, *, seed: int = 0, temperature: float = 2.0, kd_w
     return {
         "knobs": knobs,
         "data": {"name": "shapes", "n_train": by_profile(profile, smoke=1000, cpu=2000, gpu=8000),
-                 "n_test": by_profile(profile, smoke=500, cpu=1000, gpu=4000), "seed": seed},
+                 "n_test": by_profile(profile, smoke=500, cpu=1000, gpu=4000),
+                 "n_val": by_profile(profile, smoke=250, cpu=500, gpu=2000), "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
         "teachers": ["shapes_cnn", "shapes_vit"],
         "kd_teacher": "shapes_cnn",
@@ -69,7 +70,7 @@ def ofa_recipe(profile: str, *, seed: int = 0, gamma: float = 1.0, temperature: 
     only 63 % on its own, too far from converged for a fair comparison.
     """
     profile = resolve_profile(profile)
-    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     gammas = list(gammas or by_profile(profile, smoke=[1.0, 2.0], cpu=[1.0, 2.0], gpu=[1.0, 1.2, 1.5, 2.0]))
     knobs = {"profile": profile, "seed": seed, "gamma": gamma, "temperature": temperature, "n_seeds": n_seeds,
              "gammas": gammas}
@@ -81,7 +82,8 @@ def ofa_recipe(profile: str, *, seed: int = 0, gamma: float = 1.0, temperature: 
     return {
         "knobs": knobs,
         "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=2000, gpu=8000),
-                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000), "seed": seed},
+                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
+                 "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
         "kd": {"temperature": 2.0, "kd_weight": 0.5},
         "fitnet": {"pairs": [[3, 3]]},
@@ -109,14 +111,15 @@ def cskd_recipe(profile: str, *, seed: int = 0, cskd_weight: float = 1.0, deit_w
     The training-set-size sweep (no KD vs CSKD) uses the first seed only.
     """
     profile = resolve_profile(profile)
-    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "cskd_weight": cskd_weight, "deit_weight": deit_weight,
              "kind": kind, "n_seeds": n_seeds}
     epochs = max(2, round(20 * by_profile(profile, smoke=0.15, cpu=1.0, gpu=2.5)))
     return {
         "knobs": knobs,
         "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=2000, gpu=8000),
-                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000), "seed": seed},
+                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
+                 "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
         "teacher": "shapes_cnn",
         "student": {"model": TOKEN_STUDENT, "fit": {"epochs": epochs, "lr": 1e-3, "warmup_epochs": min(2.0, epochs / 4)}},
@@ -144,7 +147,7 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
     ``["swtat_seg"]`` (twice). ``n_seeds`` defaults to 1 / 1 / 3.
     """
     profile = resolve_profile(profile)
-    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "window": window, "tat_weight": tat_weight,
              "sw_tat_weight": sw_tat_weight, "pm_tat_weight": pm_tat_weight, "n_seeds": n_seeds}
     scale = by_profile(profile, smoke=0.2, cpu=1.0, gpu=2.5)
@@ -156,7 +159,8 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
         "seeds": [seed + i for i in range(n_seeds)],
         "classification": {
             "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=2000, gpu=8000),
-                     "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000), "seed": seed},
+                     "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
+                 "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
             "teacher": "shapes_swin", "student": "cnn_small",
             "fit": {"epochs": cls_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, cls_epochs / 4)},
             "kd": {"temperature": 1.0, "kd_weight": 0.5},
@@ -166,7 +170,8 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
         "segmentation": {
             "data": {"name": "shapes", "img_size": 64, "target": "mask",
                      "n_train": by_profile(profile, smoke=300, cpu=2000, gpu=8000),
-                     "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500), "seed": seed},
+                     "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500),
+                     "n_val": by_profile(profile, smoke=100, cpu=250, gpu=500), "seed": seed},
             "teacher": "shapes_seg", "student": "seg_cnn_small",
             "fit": {"epochs": seg_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, seg_epochs / 4)},
             "tat_patch_group": {**seg_tat, "patches": 4, "group_size": 4, "anchors": 4,
@@ -197,7 +202,7 @@ def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float =
     (spec 3.2).
     """
     profile = resolve_profile(profile)
-    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "attentive_kd_weight": attentive_kd_weight,
              "kd_warmup_epochs": kd_warmup_epochs, "n_seeds": n_seeds}
     epochs = by_profile(profile, smoke=2, cpu=12, gpu=20)
@@ -205,7 +210,8 @@ def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float =
     return {
         "knobs": knobs,
         "data": {"name": "scenes", "n_train": by_profile(profile, smoke=128, cpu=1200, gpu=4000),
-                 "n_test": by_profile(profile, smoke=32, cpu=300, gpu=500), "img_size": 64, "seed": seed},
+                 "n_test": by_profile(profile, smoke=32, cpu=300, gpu=500),
+                 "n_val": by_profile(profile, smoke=32, cpu=150, gpu=500), "img_size": 64, "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
         "teacher": "scenes_depth_swin",
         "depth_range": [0.5, 10.0],
@@ -245,7 +251,7 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
     thread (246 s measured) and 2.5 on two cores. Smoke halves the student (stem 16, widths 24/32/48, 64 features).
     """
     profile = resolve_profile(profile)
-    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=1, gpu=3)
+    n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "facial_scale": facial_scale, "pif_ratio": pif_ratio,
              "num_prompts": num_prompts, "attn_weight": attn_weight, "feat_weight": feat_weight, "n_seeds": n_seeds}
     epochs = by_profile(profile, smoke=2, cpu=10, gpu=20)
@@ -255,7 +261,8 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
         "data": {"name": "faces", "n_train_ids": by_profile(profile, smoke=20, cpu=40, gpu=100),
                  "per_id": by_profile(profile, smoke=6, cpu=20, gpu=40),
                  "n_test_ids": by_profile(profile, smoke=20, cpu=50, gpu=50), "test_per_id": 10,
-                 "n_pairs": by_profile(profile, smoke=300, cpu=3000, gpu=3000), "img_size": 64, "seed": seed},
+                 "n_pairs": by_profile(profile, smoke=300, cpu=3000, gpu=3000), "img_size": 64,
+                 "n_val": by_profile(profile, smoke=10, cpu=25, gpu=50), "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
         "teacher": "faces_swin",
         "homologous_teacher": "faces_cnn",

@@ -212,10 +212,11 @@ def fit(
     :func:`kdlab.data.standard_augment` does. ``seed`` fixes the batch order and the augmentation; seed
     the model's initialisation yourself (``seed_everything``) before building it. Validation runs after
     every epoch with ``metrics`` (``kdlab.metrics.segmentation_metrics`` for masks) and is stored as
-    ``val/<name>``. Each step passes ``progress = step / total_steps`` to the distiller.
+    ``val/<name>``; ``val`` must not be a test set (:func:`check_not_test`). Each step passes ``progress = step / total_steps`` to the distiller.
     """
     if not isinstance(distiller, Distiller):
         raise TypeError(f"fit expects a kdlab Distiller (wrap a plain model in Supervised), got {type(distiller).__name__}")
+    check_not_test(val)
     epochs = check_int("epochs", epochs, low=1)
     training = _prepare(distiller, train, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
                         weight_decay=weight_decay, warmup_epochs=warmup_epochs, grad_clip=grad_clip,
@@ -237,6 +238,15 @@ def fit(
         bar.close()
         distiller.eval()
     return history
+
+
+def check_not_test(val: object) -> None:
+    """``ValueError`` when ``val`` is a test set (its ``role``, read from a name like ``shapes-test``): ``fit`` reads
+    its validation data after every epoch, for curves and choices, so the test set must never be it (the
+    experiment protocol: the test set is read once, at the end of a run)."""
+    if getattr(val, "role", "") == "test":
+        raise ValueError(f"fit must not validate on the test set {getattr(val, 'name', '')!r}: pass the validation "
+                         "split (kdlab.data.load_splits) and evaluate the test set once, after training")
 
 
 def _prepare(distiller: Distiller, train: TensorData | tuple[Tensor, Tensor], *, epochs: int, lr: float,

@@ -7,8 +7,8 @@ and compares each row with the no-KD baseline seed by seed, §8 retrains one row
 ``data/results/``). The helpers below are those steps:
 
 - :func:`mean`, :func:`summary_table`: a run's mean over seeds, and the grid's table (mean ± std over seeds);
-- :func:`paired_differences`, :func:`paired_report`: each row against the baseline on the same seeds
-  ("+1.2%, higher on 2 of 3 seed(s)");
+- :func:`paired_differences` (from :mod:`kdlab.experiments`), :func:`paired_report`, :func:`verdicts`: each row
+  against the baseline on the same seeds, with its 95 % interval and the verdict sentence generated from it;
 - :func:`teacher_rows`, :func:`model_row`: the rows of the §5 table of teachers and students;
 - :func:`quick_retrain`: the §8 retrain (seed, build, fit quietly);
 - :func:`latency_ms`: CPU milliseconds per image of a deployed model;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from . import results as reference_results
-from .checks import check_int, check_number, check_tensor
+from .checks import check_int, check_tensor
 from .config import describe_device, seed_everything
-from .experiments import Outcome, summarize
+from .experiments import Outcome, PairedDifference, paired_differences, summarize
 from .methods import Distiller
 from .models import count_parameters
 from .record import record
@@ -45,71 +44,64 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def summary_table(outcomes: Mapping[str, Outcome], metric: str = "val/acc") -> list[dict[str, Any]]:
-    """The experiment grid as table rows (§6 "Experiments" of notebooks 00–04): per run the seeds, the last and
-    the best ``metric`` as mean ± std over the seeds (in %), and the mean seconds of one seed's run.
+def summary_table(outcomes: Mapping[str, Outcome], metric: str = "acc", *, baseline: str | None = None,
+                  lower_is_better: bool = False, pct: bool = True, digits: int = 1,
+                  unit: str = "") -> list[dict[str, Any]]:
+    """The experiment grid as table rows (§6 "Experiments"): per run the seeds, the **test** ``metric`` (read once
+    per run, after training) as mean ± std over the seeds, the validation ``metric`` at the last epoch, and, with
+    a ``baseline`` label, each row's paired difference to it on the test metric: mean, 95 % interval, how many
+    seeds it wins, and the verdict (:class:`~kdlab.experiments.PairedDifference`). ``pct`` shows fractions as
+    percentages (differences in points); otherwise values show with ``digits`` decimals and ``unit``.
 
     The numbers are :func:`kdlab.experiments.summarize`'s; this only formats them, for ``results_table``.
     """
-    return [{
-        "run": row["run"],
-        "seeds": row["seeds"],
-        f"last {metric}": format_mean_std(row["last"]),
-        f"best {metric}": format_mean_std(row["best"]),
-        "s / run": f"{row['seconds_per_run']:.0f}",
-    } for row in summarize(dict(outcomes), metric)]
+    name = METRIC_NAMES.get(metric, metric)
+    scale = 100.0 if pct else 1.0
+    fmt, points = (f"+.{digits}f", " pt") if pct else (f"+.{digits + 2}f", unit)
+    rows = []
+    for row in summarize(dict(outcomes), metric, baseline=baseline, lower_is_better=lower_is_better, scale=scale):
+        cells = {"run": row["run"], "seeds": row["seeds"],
+                 f"test {name}": format_mean_std(row["test"], pct=pct, digits=digits if pct else digits + 2)}
+        if row["val_last"] is not None:
+            cells[f"val {name}, last epoch"] = format_mean_std(row["val_last"], pct=pct, digits=digits if pct else digits + 2)
+        if baseline is not None:
+            paired = row["paired"]
+            cells[f"Δ vs {baseline} (paired)"] = "—" if paired is None else f"{paired.change:{fmt}}{points}"
+            cells["95 % interval"] = "—" if paired is None else paired.interval(fmt, points)
+            cells["wins"] = "—" if paired is None else f"{paired.better_on} of {paired.seeds}"
+            cells["verdict"] = "baseline" if paired is None else paired.verdict
+        cells["s / run"] = f"{row['seconds_per_run']:.0f}"
+        rows.append(cells)
+    return rows
 
 
-@dataclass(frozen=True)
-class PairedDifference:
-    """One row against the baseline on the same seeds: ``change`` is the mean over seeds of
-    ``scale * (value - baseline value)``, ``better_on`` the number of seeds where the row is better
-    (higher, or lower when ``lower_is_better``), out of ``seeds``."""
-
-    change: float
-    better_on: int
-    seeds: int
-    lower_is_better: bool = False
-
-    def describe(self, fmt: str = "+.1%", unit: str = "") -> str:
-        """``"+1.2%, higher on 2 of 3 seed(s)"`` (``fmt`` formats ``change``, ``unit`` follows it)."""
-        direction = "lower" if self.lower_is_better else "higher"
-        return f"{self.change:{fmt}}{unit}, {direction} on {self.better_on} of {self.seeds} seed(s)"
-
-    def as_record(self, change_key: str = "change") -> dict[str, float | int]:
-        """``{change_key: change, "better_on": ..., "seeds": ...}``, the form the notebooks record."""
-        return {change_key: self.change, "better_on": self.better_on, "seeds": self.seeds}
+METRIC_NAMES = {"acc": "accuracy", "miou": "mIoU", "abs_rel": "AbsRel", "verif_acc": "verification accuracy",
+                "loss": "loss"}
+"""Readable names of the metric keys the tables show (never a raw key like ``val/acc``)."""
 
 
-def paired_differences(values: Mapping[str, Sequence[float]], baseline: str, *, scale: float = 1.0,
-                       lower_is_better: bool = False) -> dict[str, PairedDifference]:
-    """Every row of ``values`` (label -> per-seed values, the same seeds in the same order) but ``baseline``,
-    against ``baseline`` seed by seed: a :class:`PairedDifference` per row (§6 "Experiments": notebook 01
-    against "labels only", notebooks 02–05 against "no KD"; 04 in verification points, ``scale=100``; 05 on
-    AbsRel, ``lower_is_better=True``).
-
-    Because every run of the grid uses the same seeds, seed ``i`` of a row and seed ``i`` of the baseline share
-    the initialisation, the batch order and the augmentation: their difference is a paired comparison.
-    """
-    if baseline not in values:
-        raise ValueError(f"baseline must be one of the rows {list(values)}, got {baseline!r}")
-    base = list(values[baseline])
-    check_number("scale", scale, low=0.0, strict=True)
-    paired = {}
-    for label, row in values.items():
-        row = list(row)
-        if label == baseline:
-            continue
-        if len(row) != len(base) or not row:
-            raise ValueError(f"{label!r} must have one value per baseline seed ({len(base)}), got {len(row)}")
-        diffs = [scale * (value - reference) for value, reference in zip(row, base)]
-        better = sum(d < 0 for d in diffs) if lower_is_better else sum(d > 0 for d in diffs)
-        paired[label] = PairedDifference(mean(diffs), better, len(diffs), lower_is_better)
-    return paired
+def verdicts(paired: Mapping[str, PairedDifference], baseline: str, *, fmt: str = "+.1%", unit: str = "") -> str:
+    """The sentences under a table, generated from its paired differences: one per row, e.g. ``"Hinton KD against
+    labels only: +1.2% [-0.3%, +2.7%], higher on 2 of 3 seeds: inside seed noise."``, then a closing
+    sentence that counts the rows beyond seed noise. ``fmt`` / ``unit`` format the differences as given (their
+    scale is the one ``paired`` was computed with)."""
+    lines = [f"{label} against {baseline}: {p.describe(fmt, unit)}." for label, p in paired.items()]
+    beyond = [label for label, p in paired.items() if p.verdict.endswith("beyond seed noise")]
+    if not paired:
+        return "No row to compare with the baseline."
+    if any(p.seeds < 2 for p in paired.values()):
+        lines.append("With one seed there is no interval: run more seeds (N_SEEDS) before reading a difference.")
+    elif beyond:
+        lines.append(f"{len(beyond)} of {len(paired)} row(s) differ from {baseline} beyond seed noise "
+                     f"(95 % interval excludes 0): {', '.join(beyond)}.")
+    else:
+        lines.append(f"No row differs from {baseline} beyond seed noise: every 95 % interval contains 0.")
+    return "\n".join(lines)
 
 
 def paired_report(title: str, paired: Mapping[str, PairedDifference], *, fmt: str = "+.1%", unit: str = "") -> str:
-    """``title`` and one line per row, ``"  <label>: +1.2%, higher on 2 of 3 seed(s)"``, labels aligned."""
+    """``title`` and one line per row, ``"  <label>: +1.2% [-0.3%, +2.7%], higher on 2 of 3 seeds: inside seed
+    noise"``, labels aligned."""
     width = max((len(label) for label in paired), default=0)
     lines = [title] + [f"  {label:>{width}}: {p.describe(fmt, unit)}" for label, p in paired.items()]
     return "\n".join(lines)
@@ -188,3 +180,7 @@ def record_results(notebook: str, recipe: Mapping[str, Any], results: Mapping[st
                                             device=describe_device(), profile=profile)
     print(path)
     return path
+
+
+__all__ = ["METRIC_NAMES", "PairedDifference", "histories_of", "latency_ms", "mean", "model_row", "paired_differences",
+           "paired_report", "quick_retrain", "record_results", "summary_table", "teacher_rows", "verdicts"]

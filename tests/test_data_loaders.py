@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from kdlab.data import load_dataset, load_splits
 from kdlab.data.cifar import CIFAR10_CLASSES, RestrictedUnpickler, load_cifar, load_pickle, write_cifar_fixture
 from kdlab.data.digits import load_digits
 from kdlab.data.tensors import ImageSet
@@ -298,3 +299,39 @@ def test_corrupt_batch_is_reported(tmp_path):
 def test_cifar_rejects_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_cifar(tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("shapes", {"n_train": 40, "n_test": 20, "seed": 3}),
+    ("scenes", {"n_train": 6, "n_test": 4, "img_size": 16, "seed": 3}),
+    ("faces", {"n_train_ids": 4, "per_id": 3, "n_test_ids": 3, "test_per_id": 3, "n_pairs": 6, "img_size": 32,
+               "seed": 3}),
+])
+def test_load_splits_adds_a_disjoint_validation_stream(name, kwargs):
+    n_val = 3 if name == "faces" else 10
+    train, val, test = load_splits(name, n_val=n_val, **kwargs)
+    train0, test0 = load_dataset(name, **kwargs)
+    assert torch.equal(train.x, train0.x) and torch.equal(test.x, test0.x), "train and test do not change"
+    assert (train.role, val.role, test.role) == ("train", "val", "test")
+    flat = lambda s: {tuple(row.tolist()) for row in s.x.flatten(1)[:, ::7]}  # noqa: E731
+    assert not flat(val) & flat(train) and not flat(val) & flat(test), "no sample shared"
+    if name == "faces":
+        assert len(val) == 9 and val.pairs is not None and len(val.pairs) == 6
+        assert not set(val.classes) & (set(train.classes) | set(test.classes)), "no identity shared"
+    else:
+        assert len(val) == n_val
+    again = load_splits(name, n_val=n_val, **kwargs).val
+    assert torch.equal(again.x, val.x), "deterministic"
+
+
+def test_load_splits_holds_out_real_digits_and_checks_its_arguments():
+    train, val, test = load_splits("digits", n_val=100, img_size=8, seed=0)
+    full, test0 = load_dataset("digits", img_size=8, seed=0)
+    assert len(train) + len(val) == len(full) and len(val) == 100 and torch.equal(test.x, test0.x)
+    assert (train.name, val.name) == ("digits-train", "digits-val")
+    with pytest.raises(ValueError, match="n_val must be an int >= 1"):
+        load_splits("shapes", n_val=0, n_train=8, n_test=8)
+    with pytest.raises(ValueError, match="n_val must leave training images"):
+        load_splits("digits", n_val=len(full), img_size=8)
+    with pytest.raises(ValueError, match="name must be one of"):
+        load_splits("nope", n_val=3)

@@ -2,7 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from kdlab.experiments import Outcome, Run, method_runs, run_experiments, summarize
+from kdlab.data import ImageSet
+from kdlab.experiments import (Outcome, Run, default_workers, method_runs, paired_difference, run_experiments,
+                               summarize)
 from kdlab.methods import METHODS, Supervised
 
 
@@ -21,36 +23,142 @@ def make():
 FIT = {"epochs": 2, "batch_size": 16, "lr": 1e-2}
 
 
+def rows_of(outcome):
+    return [[{k: v for k, v in r.items() if k != "time_s"} for r in h.rows] for h in outcome.histories]
+
+
 def test_same_seeds_give_the_same_histories_for_every_run():
     data = blobs()
-    outcomes = run_experiments([Run("a", make, FIT), Run("b", make, FIT)], data, data, seeds=[0, 1], progress=False)
+    outcomes = run_experiments([Run("a", make, FIT), Run("b", make, FIT)], data, blobs(seed=1), blobs(seed=2),
+                               seeds=[0, 1], workers=1, progress=False)
     assert list(outcomes) == ["a", "b"]
     a, b = outcomes["a"], outcomes["b"]
-    assert isinstance(a, Outcome) and a.seeds == [0, 1] and len(a.histories) == 2
-    rows = lambda o: [[{k: v for k, v in r.items() if k != "time_s"} for r in h.rows] for h in o.histories]  # noqa: E731
-    assert rows(a) == rows(b), "same make, same seeds: same numbers"
-    assert a.values() == [h.last("val/acc") for h in a.histories]
-    assert a.values(best=True) == [h.best("val/acc") for h in a.histories]
+    assert isinstance(a, Outcome) and a.seeds == [0, 1] and len(a.histories) == 2 and len(a.tests) == 2
+    assert rows_of(a) == rows_of(b) and a.tests == b.tests, "same make, same seeds: same numbers"
+    assert a.val() == [h.last("val/acc") for h in a.histories]
+    assert a.val(best=True) == [h.best("val/acc") for h in a.histories]
+    assert a.val("loss", best=True, mode="min") == [h.best("val/loss", "min") for h in a.histories]
+    assert a.test() == [t["acc"] for t in a.tests] and set(a.tests[0]) == {"acc", "loss"}
     assert isinstance(a.first, Supervised) and a.first is not b.first
+    with pytest.raises(KeyError, match="miou"):
+        a.test("miou")
+
+
+class Spy:
+    """A data set that logs every read of its images into ``events``."""
+
+    def __init__(self, data, name, events):
+        self._x, self.y, self.name, self.events = data[0], data[1], name, events
+
+    @property
+    def role(self):
+        return self.name.rsplit("-", 1)[-1]
+
+    @property
+    def x(self):
+        self.events.append(f"read {self.role}")
+        return self._x
+
+
+def test_the_test_set_is_read_once_per_run_after_its_training(monkeypatch):
+    import kdlab.experiments as experiments
+
+    events = []
+    real_fit = experiments.fit
+
+    def logged_fit(*args, **kwargs):
+        events.append("fit start")
+        history = real_fit(*args, **kwargs)
+        events.append("fit end")
+        return history
+
+    monkeypatch.setattr(experiments, "fit", logged_fit)
+    test = Spy(blobs(seed=2), "blobs-test", events)
+    run_experiments([Run("a", make, FIT), Run("b", make, FIT)], blobs(), Spy(blobs(seed=1), "blobs-val", events),
+                    test, seeds=[0, 1], workers=1, progress=False)
+    assert events.count("read test") == 4, "once per run and seed"
+    runs = " ".join(events).split("fit start")[1:]
+    for run in runs:
+        during, after = run.split("fit end")
+        assert "read test" not in during and after.strip() == "read test", events
+
+
+def test_validating_on_the_test_set_is_refused():
+    test = ImageSet(x=torch.rand(8, 3, 4, 4), y=torch.zeros(8, dtype=torch.long), classes=("a",), name="toy-test")
+    with pytest.raises(ValueError, match="must not validate on the test set 'toy-test'"):
+        run_experiments([Run("a", make, FIT)], blobs(), test, test, seeds=[0], progress=False)
+    val = ImageSet(x=test.x, y=test.y, classes=("a",), name="toy-val")
+    with pytest.raises(ValueError, match="test must be the test split"):
+        run_experiments([Run("a", make, FIT)], blobs(), val, val, seeds=[0], progress=False)
+
+
+def test_parallel_workers_give_the_sequential_numbers(monkeypatch):
+    torch.set_num_threads(1)
+    runs = [Run("a", make, FIT), Run("b", make, {**FIT, "lr": 3e-2})]
+    args = (runs, blobs(), blobs(seed=1), blobs(seed=2))
+    sequential = run_experiments(*args, seeds=[0, 1, 2], workers=1, progress=False)
+    parallel = run_experiments(*args, seeds=[0, 1, 2], workers=2, progress=False)
+    for label in ("a", "b"):
+        assert rows_of(parallel[label]) == rows_of(sequential[label])
+        assert parallel[label].tests == sequential[label].tests
+        first_p, first_s = parallel[label].first.state_dict(), sequential[label].first.state_dict()
+        assert all(torch.equal(first_p[k], first_s[k]) for k in first_s), "the first seed's model comes back"
+
+
+def test_default_workers(monkeypatch):
+    monkeypatch.setenv("KDLAB_WORKERS", "3")
+    assert default_workers(10) == 3
+    monkeypatch.setenv("KDLAB_WORKERS", "0")
+    with pytest.raises(ValueError, match="KDLAB_WORKERS"):
+        default_workers(10)
+    monkeypatch.delenv("KDLAB_WORKERS")
+    assert 1 <= default_workers(1) <= 1 and default_workers(100) >= 1
 
 
 def test_summarize_returns_numbers_per_run():
     data = blobs()
-    outcomes = run_experiments([Run("a", make, FIT)], data, data, seeds=[0, 1], progress=False)
-    (row,) = summarize(outcomes)
+    outcomes = run_experiments([Run("a", make, FIT), Run("b", make, {**FIT, "lr": 3e-2})], data, blobs(seed=1),
+                               blobs(seed=2), seeds=[0, 1], workers=1, progress=False)
+    row, other = summarize(outcomes, baseline="a")
     seconds = [h.wall_time_s for h in outcomes["a"].histories]
-    assert row == {"run": "a", "seeds": 2, "last": outcomes["a"].values(), "best": outcomes["a"].values(best=True),
-                   "seconds_per_run": sum(seconds) / len(seconds)}
-    (loss_row,) = summarize(outcomes, metric="val/loss")
-    assert loss_row["last"] == outcomes["a"].values("val/loss")
+    assert row == {"run": "a", "seeds": 2, "test": outcomes["a"].test(), "val_last": outcomes["a"].val(),
+                   "val_best": outcomes["a"].val(best=True), "seconds_per_run": sum(seconds) / len(seconds),
+                   "paired": None}
+    assert other["paired"] == paired_difference(outcomes["b"].test(), outcomes["a"].test())
+    (loss_row, _) = summarize(outcomes, metric="loss", lower_is_better=True)
+    assert loss_row["test"] == outcomes["a"].test("loss") and loss_row["paired"] is None
+    assert loss_row["val_best"] == outcomes["a"].val("loss", best=True, mode="min")
 
 
 def test_bad_experiment_grids():
     data = blobs()
     with pytest.raises(ValueError, match="seed"):
-        run_experiments([Run("a", make, FIT)], data, data, seeds=[], progress=False)
+        run_experiments([Run("a", make, FIT)], data, data, data, seeds=[], progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        run_experiments([Run("a", make, FIT)], data, data, data, seeds=[1, 1], progress=False)
     with pytest.raises(ValueError, match="unique"):
-        run_experiments([Run("a", make, FIT), Run("a", make, FIT)], data, data, seeds=[0], progress=False)
+        run_experiments([Run("a", make, FIT), Run("a", make, FIT)], data, data, data, seeds=[0], progress=False)
+    with pytest.raises(ValueError, match="workers"):
+        run_experiments([Run("a", make, FIT)], data, data, data, seeds=[0], workers=0, progress=False)
+
+
+def test_paired_difference_interval_and_verdict():
+    d = paired_difference([0.62, 0.64, 0.615], [0.60, 0.61, 0.59])
+    diffs = [0.02, 0.03, 0.025]
+    mean = sum(diffs) / 3
+    sd = (sum((x - mean) ** 2 for x in diffs) / 2) ** 0.5
+    half = 4.302652729911275 * sd / 3 ** 0.5  # t(0.975, 2)
+    assert d.change == pytest.approx(mean) and d.low == pytest.approx(mean - half) and d.high == pytest.approx(mean + half)
+    assert d.better_on == 3 and d.seeds == 3 and d.verdict == "better beyond seed noise"
+    assert paired_difference([0.58, 0.62], [0.60, 0.60]).verdict == "inside seed noise"
+    assert paired_difference([0.50, 0.52, 0.51], [0.60, 0.61, 0.60]).verdict == "worse beyond seed noise"
+    lower = paired_difference([0.20, 0.21, 0.19], [0.25, 0.25, 0.26], lower_is_better=True)
+    assert lower.verdict == "better beyond seed noise" and lower.better_on == 3
+    one = paired_difference([0.7], [0.6])
+    assert one.verdict == "one seed: no interval" and one.interval() == "—" and one.seeds == 1
+    assert "inside seed noise" in paired_difference([0.58, 0.62], [0.60, 0.60]).describe()
+    with pytest.raises(ValueError, match="one value per baseline seed"):
+        paired_difference([0.1], [0.1, 0.2])
 
 
 def test_method_runs_build_each_method_from_its_block():

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlab.data import load_dataset, standard_augment
+from kdlab.data import load_dataset, load_splits, standard_augment
 from kdlab.methods import Distiller, Supervised
 from kdlab.metrics import segmentation_metrics
 from kdlab.models import create
@@ -125,7 +125,8 @@ def test_per_pixel_targets_are_augmented_with_their_images():
 
 
 def test_supervised_segmentation_trains_with_miou():
-    train, val = load_dataset("shapes", n_train=16, n_test=8, img_size=64, difficulty=0.0, seed=0, target="mask")
+    train, val, _ = load_splits("shapes", n_train=16, n_test=8, n_val=8, img_size=64, difficulty=0.0, seed=0,
+                                target="mask")
     torch.manual_seed(0)
     model = create("seg_cnn_small")
     history = fit(Supervised(model), train, val, epochs=2, lr=1e-2, batch_size=8, augment=standard_augment(),
@@ -184,3 +185,9 @@ def test_empty_history_errors():
     with pytest.raises(KeyError, match="no epoch"):
         History().last("val/acc")
     assert repr(History()) == "History(empty)"
+
+
+def test_fit_refuses_to_validate_on_the_test_set():
+    train, test = load_dataset("shapes", n_train=8, n_test=8, seed=0)
+    with pytest.raises(ValueError, match="must not validate on the test set 'shapes-test'"):
+        fit(Supervised(create("cnn_small")), train, test, epochs=1, progress=False)

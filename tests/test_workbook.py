@@ -12,7 +12,7 @@ from kdlab.record import recorded
 from kdlab.tables import format_mean_std
 from kdlab.train import fit
 from kdlab.workbook import (PairedDifference, histories_of, latency_ms, mean, model_row, paired_differences,
-                            paired_report, quick_retrain, record_results, summary_table, teacher_rows)
+                            paired_report, quick_retrain, record_results, summary_table, teacher_rows, verdicts)
 
 
 def blobs(n=64):
@@ -33,7 +33,7 @@ def outcomes():
     data = blobs()
     return run_experiments([Run("no KD", lambda: Supervised(mlp()), FIT),
                             Run("smoothed", lambda: Supervised(mlp(), label_smoothing=0.1), FIT)],
-                           data, data, seeds=[0, 1], progress=False)
+                           data, data, data, seeds=[0, 1], workers=1, progress=False)
 
 
 def test_mean_is_sum_over_len():
@@ -47,10 +47,17 @@ def test_summary_table_formats_the_summary(outcomes):
     rows = summary_table(outcomes)
     numbers = summarize(outcomes)
     assert [row["run"] for row in rows] == ["no KD", "smoothed"]
-    assert rows[0] == {"run": "no KD", "seeds": 2, "last val/acc": format_mean_std(numbers[0]["last"]),
-                       "best val/acc": format_mean_std(numbers[0]["best"]),
+    assert rows[0] == {"run": "no KD", "seeds": 2, "test accuracy": format_mean_std(numbers[0]["test"]),
+                       "val accuracy, last epoch": format_mean_std(numbers[0]["val_last"]),
                        "s / run": f"{numbers[0]['seconds_per_run']:.0f}"}
-    assert "last val/loss" in summary_table(outcomes, "val/loss")[1]
+    paired = summary_table(outcomes, baseline="no KD")
+    diff = summarize(outcomes, baseline="no KD", scale=100)[1]["paired"]
+    assert paired[0]["verdict"] == "baseline" and paired[0]["Δ vs no KD (paired)"] == "—"
+    assert paired[1]["Δ vs no KD (paired)"] == f"{diff.change:+.1f} pt"
+    assert paired[1]["95 % interval"] == diff.interval("+.1f", " pt") and paired[1]["verdict"] == diff.verdict
+    assert paired[1]["wins"] == f"{diff.better_on} of 2"
+    loss = summary_table(outcomes, "loss", baseline="no KD", lower_is_better=True, pct=False)
+    assert "test loss" in loss[1] and "val loss, last epoch" in loss[1]
 
 
 def test_paired_differences_seed_by_seed():
@@ -58,14 +65,16 @@ def test_paired_differences_seed_by_seed():
     paired = paired_differences(values, "no KD")
     assert list(paired) == ["KD", "bad"]
     kd = paired["KD"]
-    assert kd.change == mean([0.55 - 0.5, 0.58 - 0.6, 0.8 - 0.7]) and kd.better_on == 2 and kd.seeds == 3
-    assert kd.describe() == f"{kd.change:+.1%}, higher on 2 of 3 seed(s)"
-    assert paired["bad"].better_on == 0
+    assert kd.change == pytest.approx(mean([0.55 - 0.5, 0.58 - 0.6, 0.8 - 0.7])) and kd.better_on == 2 and kd.seeds == 3
+    assert kd.describe() == f"{kd.change:+.1%} {kd.interval()}, higher on 2 of 3 seeds: inside seed noise"
+    assert paired["bad"].better_on == 0 and paired["bad"].verdict == "worse beyond seed noise"
     points = paired_differences(values, "no KD", scale=100)["KD"]
-    assert points.change == mean([100 * (0.55 - 0.5), 100 * (0.58 - 0.6), 100 * (0.8 - 0.7)])
-    assert points.as_record("acc_change_points") == {"acc_change_points": points.change, "better_on": 2, "seeds": 3}
+    assert points.change == pytest.approx(100 * kd.change)
+    assert points.as_record("acc_change_points") == {"acc_change_points": points.change, "low": points.low,
+                                                     "high": points.high, "better_on": 2, "seeds": 3,
+                                                     "verdict": "inside seed noise"}
     lower = paired_differences(values, "no KD", lower_is_better=True)["KD"]
-    assert lower.better_on == 1 and lower.describe("+.2f").endswith("lower on 1 of 3 seed(s)")
+    assert lower.better_on == 1 and "lower on 1 of 3 seeds" in lower.describe("+.2f")
 
 
 def test_paired_differences_bad_input():
@@ -78,12 +87,25 @@ def test_paired_differences_bad_input():
 
 
 def test_paired_report_aligns_the_labels():
-    paired = {"KD": PairedDifference(0.012, 2, 3), "FitNet hint": PairedDifference(-0.004, 1, 3)}
+    paired = {"KD": PairedDifference(0.012, 0.002, 0.022, 3, 3), "FitNet hint": PairedDifference(-0.004, -0.01, 0.002, 1, 3)}
     text = paired_report("Against no KD:", paired)
-    assert text.splitlines() == ["Against no KD:", "           KD: +1.2%, higher on 2 of 3 seed(s)",
-                                 "  FitNet hint: -0.4%, higher on 1 of 3 seed(s)"]
+    assert text.splitlines() == ["Against no KD:",
+                                 "           KD: +1.2% [+0.2%, +2.2%], higher on 3 of 3 seeds: better beyond seed noise",
+                                 "  FitNet hint: -0.4% [-1.0%, +0.2%], higher on 1 of 3 seeds: inside seed noise"]
     points = paired_report("t", paired, fmt="+.2f", unit=" points").splitlines()
-    assert points[1].endswith("+0.01 points, higher on 2 of 3 seed(s)")
+    assert points[1].endswith("+0.01 points [+0.00 points, +0.02 points], higher on 3 of 3 seeds: better beyond seed noise")
+
+
+def test_verdicts_are_generated_from_the_intervals():
+    paired = {"KD": PairedDifference(0.012, 0.002, 0.022, 3, 3), "FitNet hint": PairedDifference(-0.004, -0.01, 0.002, 1, 3)}
+    text = verdicts(paired, "no KD").splitlines()
+    assert text[0] == "KD against no KD: +1.2% [+0.2%, +2.2%], higher on 3 of 3 seeds: better beyond seed noise."
+    assert text[-1] == "1 of 2 row(s) differ from no KD beyond seed noise (95 % interval excludes 0): KD."
+    noise = verdicts({"FitNet hint": paired["FitNet hint"]}, "no KD").splitlines()[-1]
+    assert noise == "No row differs from no KD beyond seed noise: every 95 % interval contains 0."
+    one = verdicts({"KD": PairedDifference(0.01, math.nan, math.nan, 1, 1)}, "no KD")
+    assert "one seed: no interval" in one and "run more seeds" in one
+    assert verdicts({}, "no KD") == "No row to compare with the baseline."
 
 
 def test_model_and_teacher_rows(monkeypatch):

@@ -3,22 +3,25 @@ CIFAR, RGB-D and aligned-face folders, batch augmentation. Every data set shares
 :class:`~kdlab.data.tensors.TensorSet` surface (``x``, ``y``, ``name``, ``task``, ``len``, ``subset``, ``split``,
 ``to``, one ``repr`` style).
 
-Everything is generated or read locally; nothing is downloaded. ``load_dataset(name, ...)`` is the one
-entry point the teacher recipes and notebooks use for (train, test) splits.
+Everything is generated or read locally; nothing is downloaded. ``load_dataset(name, ...)`` gives the (train, test)
+splits the shipped teachers were trained on; ``load_splits(name, n_val=..., ...)`` adds the validation split every
+notebook experiment reads during training (the experiment protocol, ``docs/architecture.md`` §4), without changing
+the other two.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Any, Callable, NamedTuple
 
-from ..checks import check_choice
+from ..checks import check_choice, check_int
 from .augment import crop_flip
 from .cifar import load_cifar
 from .digits import load_digits
 from .faces import TEMPLATE as FACE_TEMPLATE
-from .faces import FaceSet, FaceStyle, faces_splits, load_face_folder, make_faces, make_pairs
-from .scenes import DepthSet, load_depth_folder, make_scenes, scenes_splits
+from .faces import FaceSet, FaceStyle, faces_splits, faces_val, load_face_folder, make_faces, make_pairs
+from .scenes import DepthSet, load_depth_folder, make_scenes, scenes_splits, scenes_val
 from .shapes import CLASSES as SHAPE_CLASSES
-from .shapes import make_shapes, shapes_splits
+from .shapes import make_shapes, shapes_splits, shapes_val
 from .tensors import TASKS, ImageSet, TensorSet
 
 
@@ -75,6 +78,56 @@ def load_dataset(name: str, *, target: str = "label", **kwargs: Any) -> tuple[Im
     return (train.segmentation(), test.segmentation()) if target == "mask" else (train, test)
 
 
+class Splits(NamedTuple):
+    """The three disjoint splits of the experiment protocol: ``train`` to fit, ``val`` for every choice made while
+    or after training (curves, epochs, weights, sweeps), ``test`` read once per run at its end."""
+
+    train: TensorSet
+    val: TensorSet
+    test: TensorSet
+
+
+def _val_stream(builder: Callable[..., TensorSet]):
+    """A validation builder that draws ``n_val`` new samples (identities for faces) from the generator's own
+    disjoint stream, so the training set stays the one :func:`load_dataset` gives."""
+    def make(train: TensorSet, n_val: int, kwargs: dict[str, Any]) -> tuple[TensorSet, TensorSet]:
+        return train, builder(n_val, **{k: v for k, v in kwargs.items() if k not in ("n_train", "n_test")})
+    return make
+
+
+def _held_out(train: TensorSet, n_val: int, kwargs: dict[str, Any]) -> tuple[TensorSet, TensorSet]:
+    """A validation slice of ``n_val`` training images (shuffled from the data seed), for data with no generator
+    stream to draw from (the bundled real digits): the training set shrinks by ``n_val``."""
+    if n_val >= len(train):
+        raise ValueError(f"n_val must leave training images: got {n_val} of {len(train)}")
+    val, rest = train.split(n_val, seed=kwargs.get("seed", 0))
+    return replace_name(rest, "train"), replace_name(val, "val")
+
+
+def replace_name(data: TensorSet, role: str) -> TensorSet:
+    """``data`` renamed ``<dataset>-<role>`` (``digits-train`` -> ``digits-val``)."""
+    return replace(data, name=f"{data.name.rsplit('-', 1)[0]}-{role}")
+
+
+VALIDATION = {"shapes": _val_stream(shapes_val), "scenes": _val_stream(scenes_val), "faces": _val_stream(faces_val),
+              "digits": _held_out}
+"""Dataset -> how :func:`load_splits` makes its validation split: a disjoint generator stream (``n_val`` images,
+identities for faces) or, for real data, a held-out slice of the training set."""
+
+
+def load_splits(name: str, *, n_val: int, target: str = "label", **kwargs: Any) -> Splits:
+    """``Splits(train, val, test)`` of a built-in dataset: ``train`` and ``test`` as :func:`load_dataset` gives them
+    (the shipped teachers' splits) and ``n_val`` validation samples (:data:`VALIDATION`: images, or identities with
+    verification pairs for faces) disjoint from both. Sets are named ``<dataset>-train|val|test``, which is what
+    :attr:`TensorSet.role` reads and ``fit`` checks (it refuses to validate on a test set)."""
+    n_val = check_int("n_val", n_val, low=1)
+    train, test = load_dataset(name, target=target, **kwargs)
+    train, val = VALIDATION[name](train, n_val, kwargs)
+    if target == "mask":
+        val = val.segmentation()
+    return Splits(train, val, test)
+
+
 def standard_augment(flip: bool = True):
     """The augmentation kdlab trains with: random 4-pixel-padded crop (+ horizontal flip).
 
@@ -84,7 +137,7 @@ def standard_augment(flip: bool = True):
     return crop_flip(padding=4, p_flip=0.5 if flip else 0.0)
 
 
-__all__ = ["DATASETS", "DEPTH_DATASETS", "DepthSet", "FACE_DATASETS", "FACE_TEMPLATE", "FaceSet", "FaceStyle",
+__all__ = ["DATASETS", "Splits", "VALIDATION", "load_splits", "faces_val", "scenes_val", "shapes_val", "DEPTH_DATASETS", "DepthSet", "FACE_DATASETS", "FACE_TEMPLATE", "FaceSet", "FaceStyle",
            "TARGETS", "TASKS", "TensorSet", "faces_splits", "load_face_folder", "make_faces", "make_pairs",
            "ImageSet", "SHAPE_CLASSES",
            "crop_flip", "load_cifar", "load_dataset",

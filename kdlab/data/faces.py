@@ -678,6 +678,27 @@ def faces_splits(n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
     return train, test
 
 
+def faces_val(n_val_ids: int, *, n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
+              n_pairs: int = 3000, test_per_id: int | None = None, img_size: int = 64, seed: int = 0,
+              style: FaceStyle | None = None, **overrides) -> FaceSet:
+    """The validation set that goes with ``faces_splits(...)`` of the same arguments: ``n_val_ids`` identities that
+    are in neither split (ids after the test identities, same identity world ``seed``), ``test_per_id`` images
+    each, rendered from ``seed + 3 * _TEST_SEED_OFFSET``, with ``n_pairs`` verification pairs from
+    ``seed + 4 * _TEST_SEED_OFFSET``. Adding it changes neither split."""
+    check_int("n_val_ids", n_val_ids, low=2)
+    check_int("seed", seed, low=0)
+    per_image = per_id if test_per_id is None else test_per_id
+    check_int("test_per_id", per_image, low=2 if n_pairs else 1)
+    ids = n_train_ids + n_test_ids + torch.arange(n_val_ids).repeat_interleave(per_image)
+    ids = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed + 3 * _TEST_SEED_OFFSET))]
+    val = make_faces(ids, img_size=img_size, seed=seed + 3 * _TEST_SEED_OFFSET, identity_seed=seed, style=style,
+                     name="faces-val", **overrides)
+    if n_pairs:
+        pairs, same = make_pairs(val.y, n_pairs, seed=seed + 4 * _TEST_SEED_OFFSET)
+        val = val.with_pairs(pairs, same)
+    return val
+
+
 # --------------------------------------------------------------------------------------------- pairs
 
 
@@ -941,4 +962,4 @@ def _check_traits(traits: object) -> Tensor:
 
 __all__ = ["DEFAULT_STYLE", "FACE_CENTRE", "FaceSet", "FaceStyle", "IMAGE_EXTENSIONS", "LANDMARKS", "TEMPLATE",
            "TRAITS", "Variation", "canonical_landmarks", "faces_splits", "identity_traits", "load_face_folder",
-           "make_faces", "make_pairs", "render_faces", "sample_variation"]
+           "faces_val", "make_faces", "make_pairs", "render_faces", "sample_variation"]

@@ -83,6 +83,9 @@ MIN_IMG_SIZE = 8
 _TEST_SEED_OFFSET = 1_000_003
 """``scenes_splits`` draws the test set from ``seed + _TEST_SEED_OFFSET`` (a disjoint stream)."""
 
+_VAL_SEED_OFFSET = 2_000_029
+"""``scenes_val`` draws the validation set from ``seed + _VAL_SEED_OFFSET`` (disjoint from train and test)."""
+
 _CHUNK_RAYS = 1 << 20
 """Scenes are rendered in chunks of about this many rays (pixels) to bound memory."""
 
@@ -647,6 +650,15 @@ def scenes_splits(n_train: int = 4000, n_test: int = 500, *, img_size: int = 64,
     return train, test
 
 
+def scenes_val(n_val: int, *, img_size: int = 64, seed: int = 0, n_train: int | None = None,
+               n_test: int | None = None, **kwargs) -> DepthSet:
+    """The validation set that goes with ``scenes_splits(..., seed=seed)``: ``n_val`` scenes from a third stream
+    (``seed + _VAL_SEED_OFFSET``), disjoint from both and changing neither; ``n_train`` / ``n_test`` are ignored."""
+    check_int("seed", seed, low=0)
+    return make_scenes(check_int("n_val", n_val, low=1), img_size=img_size, seed=seed + _VAL_SEED_OFFSET,
+                       name="scenes-val", **kwargs)
+
+
 # ---------------------------------------------------------------------------------------------------
 # real RGB-D folders
 
@@ -796,4 +808,4 @@ if __name__ == "__main__":  # python -m kdlab.data.scenes
 
 
 __all__ = ["DEPTH_RANGE", "FOLDER_LAYOUT", "OBJECT_KINDS", "PATTERNS", "ROOM_SURFACES", "DepthSet", "SceneParams",
-           "SceneRender", "load_depth_folder", "make_scenes", "render_scenes", "sample_scenes", "scenes_splits"]
+           "SceneRender", "load_depth_folder", "make_scenes", "render_scenes", "sample_scenes", "scenes_splits", "scenes_val"]

@@ -42,6 +42,9 @@ DEFAULT_DIFFICULTY = 0.08
 _TEST_SEED_OFFSET = 1_000_003
 """``shapes_splits`` draws the test set from ``seed + _TEST_SEED_OFFSET`` (a disjoint stream)."""
 
+_VAL_SEED_OFFSET = 2_000_029
+"""``shapes_val`` draws the validation set from ``seed + _VAL_SEED_OFFSET`` (disjoint from train and test)."""
+
 _CHUNK_PIXELS = 4_000_000
 """Images are rendered in chunks of about this many pixels to bound memory."""
 
@@ -282,5 +285,16 @@ def shapes_splits(n_train: int = 2000, n_test: int = 2000, *, img_size: int = 32
     return train, test
 
 
+def shapes_val(n_val: int, *, img_size: int = 32, difficulty: float | ShapeStyle | None = None, seed: int = 0,
+               n_train: int | None = None, n_test: int | None = None, **overrides) -> ImageSet:
+    """The validation set that goes with ``shapes_splits(..., seed=seed)``: ``n_val`` scenes of the same style from
+    a third stream (``seed + _VAL_SEED_OFFSET``), so it shares no sample with the training or the test set and
+    adding it changes neither. ``n_train`` / ``n_test`` are accepted (and ignored) so a recipe's data block can
+    be passed as it is."""
+    check_int("seed", seed, low=0)
+    return make_shapes(check_int("n_val", n_val, low=1), img_size=img_size, difficulty=difficulty,
+                       seed=seed + _VAL_SEED_OFFSET, name="shapes-val", **overrides)
+
+
 __all__ = ["CLASSES", "DEFAULT_DIFFICULTY", "EASY", "HARD", "ShapeStyle", "make_shapes", "resolve_style",
-           "shapes_splits"]
+           "shapes_splits", "shapes_val"]

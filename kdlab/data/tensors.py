@@ -34,6 +34,9 @@ Index = slice | Tensor | Sequence[int]
 TASKS = ("classification", "segmentation", "depth")
 """What a set's ``y`` holds (:attr:`TensorSet.task`): a class per image, a class per pixel, a depth per pixel."""
 
+ROLES = ("train", "val", "test")
+"""The three splits of the experiment protocol (:attr:`TensorSet.role`)."""
+
 AnySet = TypeVar("AnySet", bound="TensorSet")
 
 
@@ -68,6 +71,13 @@ class TensorSet:
     def task(self) -> str:
         """What ``y`` holds, one of :data:`TASKS`."""
         raise NotImplementedError
+
+    @property
+    def role(self) -> str:
+        """The split this set is, read from its name ``<dataset>-<role>``: one of :data:`ROLES`, or ``""`` when the
+        name does not say (a folder named by its user). ``fit`` refuses to validate on a ``"test"`` set."""
+        suffix = self.name.rsplit("-", 1)[-1] if "-" in self.name else ""
+        return suffix if suffix in ROLES else ""
 
     def describe_targets(self) -> str:
         """The ``repr``'s description of ``y`` and the fields that go with it (``"classes=10, mask=yes"``)."""
@@ -236,4 +246,4 @@ def _as_index(index: Tensor | Sequence[int], n: int, device: torch.device) -> Te
     return index.long()
 
 
-__all__ = ["TASKS", "ImageSet", "Index", "TensorSet", "check_images", "check_labels", "check_rows", "split_indices"]
+__all__ = ["ROLES", "TASKS", "ImageSet", "Index", "TensorSet", "check_images", "check_labels", "check_rows", "split_indices"]

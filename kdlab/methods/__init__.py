@@ -3,7 +3,7 @@ schedules), ``supervised`` (every labels-only baseline), one file per paper (a p
 it needs, and a thin Distiller subclass) and ``registry`` (``METHODS``: name -> class)."""
 from .base import Distiller
 from .cafd import CAFD, FaceKD, SharedMSA, cafd_losses
-from .common import epoch_progress
+from .common import TEACHER_OUTPUTS, TeacherOutputs, epoch_progress
 from .cskd import (CKF_SCHEDULES, CSKD, DeiTHard, check_ckf_schedule, ckf_share, cskd_loss, cskd_targets,
                    dense_and_global_logits, dense_teacher_logits, distilled_vit_logits)
 from .depth_loss import depth_target, silog_loss
@@ -24,7 +24,7 @@ from .urfm import (LANDMARK_NAMES, URFM, facial_distance_parts, facial_structure
                    pif_params, piecewise_index, template_landmarks)
 
 __all__ = [
-    "ArcFace", "CAFD", "CosFace", "FaceKD", "MarginSupervised", "PromptedSwin", "SharedMSA", "SoftmaxHead", "URFM",
+    "TEACHER_OUTPUTS", "TeacherOutputs", "ArcFace", "CAFD", "CosFace", "FaceKD", "MarginSupervised", "PromptedSwin", "SharedMSA", "SoftmaxHead", "URFM",
     "arcface_logits", "cafd_losses", "cosface_logits", "facial_distance_parts", "facial_structure_distance",
     "grid_centres", "LANDMARK_NAMES", "margin_head", "num_buckets", "pif_params", "piecewise_index", "prompted_block",
     "template_landmarks",

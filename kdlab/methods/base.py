@@ -9,11 +9,11 @@ methods with schedules. :meth:`teacher_forward` is the one teacher forward (eval
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Hashable, Iterator
 
 from torch import Tensor, nn
 
-from .common import teacher_pass
+from .common import teacher_pass, teacher_token
 
 
 class Distiller(nn.Module):
@@ -49,6 +49,15 @@ class Distiller(nn.Module):
         if self.teacher is None:
             raise RuntimeError(f"{type(self).__name__} has no teacher")
         return self.teacher(x)
+
+    def teacher_cache_key(self) -> Hashable | None:
+        """What :func:`~kdlab.methods.common.teacher_pass` memoises :meth:`teacher_forward` by (with the input's
+        digest), or ``None`` for never. Here: the teacher's token when ``teacher_forward`` is this one (the frozen
+        teacher's logits). A method that overrides ``teacher_forward`` gets ``None`` unless it overrides this
+        too, naming every setting its teacher outputs depend on (the stages it taps, ...)."""
+        if self.teacher is None or type(self).teacher_forward is not Distiller.teacher_forward:
+            return None
+        return (teacher_token(self.teacher),)
 
     def train(self, mode: bool = True) -> "Distiller":
         super().train(mode)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..checks import check_choice, check_fraction, check_int, check_same_shape, check_weights
 from ..models import dry_run, require_methods
 from .base import Distiller
-from .common import teacher_pass
+from .common import teacher_pass, teacher_token
 from .margin_heads import embedding_width, face_img_size, margin_head
 from .prompted_swin import PromptedSwin
 from .urfm import URFM, attend, merge_heads, split_heads
@@ -146,6 +146,9 @@ class FaceKD(Distiller):
             return self.teacher(x)
         features = self.teacher.forward_features(x)  # timm Swin: (B, h, w, C) tokens; a CNN: (B, C, h, w)
         return features.permute(0, 3, 1, 2) if isinstance(self.teacher, SwinTransformer) else features
+
+    def teacher_cache_key(self) -> tuple:
+        return teacher_token(self.teacher), self.kind
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         if self.kind == "embedding":

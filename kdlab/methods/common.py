@@ -6,6 +6,15 @@ keeps it there in ``train()``) with ``requires_grad=False``, and every ``teacher
 saved by the student's graph (softmax targets, feature targets), which inference tensors do not allow, and a
 method may need a teacher-side module in the graph (e.g. a prompt that learns through the frozen teacher).
 
+**Teacher outputs, computed once.** A frozen teacher gives the same output for the same input, and every row of
+an experiment grid trained with the same seed sees the same augmented batches (the batch order and the
+augmentation are functions of the seed). So :func:`teacher_pass` memoises ``teacher_forward`` in
+:data:`TEACHER_OUTPUTS`, keyed by the distiller's :meth:`~kdlab.methods.base.Distiller.teacher_cache_key` (which
+teacher, which outputs), the input's shape and dtype and a BLAKE2 digest of its bytes: a hit returns exactly the
+tensors the forward would compute, so training with the cache is bit-identical to training without it
+(``tests/test_teacher_cache.py``). A method whose teacher side learns (CAFD's prompts) returns ``None`` as its key
+and is never cached; so is any input on an accelerator, where the teacher forward is cheap.
+
 **Stage taps.** Stages are 1-based indices into :func:`kdlab.models.stage_features` (blocks for ViT and Mixer);
 :func:`logits_and_stage_maps` and :func:`stage_maps` return them keyed by stage.
 
@@ -17,8 +26,13 @@ schedule). A length given in epochs becomes a progress with :func:`epoch_progres
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import itertools
 import math
-from typing import Callable, Sequence, TypeVar
+import os
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Sequence, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -32,9 +46,101 @@ Method = TypeVar("Method", bound=Callable)
 # ------------------------------------------------------------------------------------------ teacher
 
 
+class TeacherOutputs:
+    """A bounded memo of teacher outputs, least recently used first out (the store behind :func:`teacher_pass`).
+
+    ``max_bytes`` caps the tensors held (0 turns the memo off); ``hits`` and ``misses`` count lookups.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = check_int("max_bytes", max_bytes, low=0)
+        self._store: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self.bytes = self.hits = self.misses = 0
+
+    def get(self, key: Hashable) -> Any | None:
+        """The stored outputs of ``key`` (now the most recently used), or ``None``."""
+        entry = self._store.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._store.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value`` (a tensor or a list / tuple / dict of tensors) unless it alone exceeds the cap; evict the
+        least recently used entries until the total fits."""
+        size = _tensor_bytes(value)
+        if size > self.max_bytes:
+            return
+        self._store[key] = (value, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, old) = self._store.popitem(last=False)
+            self.bytes -= old
+
+    def clear(self) -> None:
+        """Drop every entry and reset the counters."""
+        self._store.clear()
+        self.bytes = self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, Tensor):
+        return value.element_size() * value.numel()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    raise TypeError(f"teacher outputs must be tensors or lists / tuples / dicts of them, got {type(value).__name__}")
+
+
+TEACHER_OUTPUTS = TeacherOutputs(int(float(os.environ.get("KDLAB_TEACHER_CACHE_MB", "1024")) * 2**20))
+"""The process's memo of teacher outputs; its size in MiB comes from ``KDLAB_TEACHER_CACHE_MB`` (default 1024,
+0 turns it off). Each worker process of :func:`kdlab.experiments.run_experiments` has its own."""
+
+
+def teacher_token(teacher: nn.Module) -> int:
+    """A number that names ``teacher`` for the memo as long as the process lives (kept on the module, so a new
+    teacher at a recycled address never reads an old teacher's outputs)."""
+    token = getattr(teacher, "_kdlab_teacher_token", None)
+    if token is None:
+        token = next(_TOKENS)
+        object.__setattr__(teacher, "_kdlab_teacher_token", token)
+    return token
+
+
+_TOKENS = itertools.count()
+
+
+def input_digest(x: Tensor) -> Hashable:
+    """What identifies a CPU input batch exactly: shape, dtype and the BLAKE2b-128 digest of its bytes."""
+    data = x.detach().contiguous()
+    return tuple(data.shape), str(data.dtype), hashlib.blake2b(data.view(torch.uint8).numpy(), digest_size=16).digest()
+
+
 def teacher_pass(method: Method) -> Method:
-    """Decorate a ``teacher_forward``: run it under ``torch.no_grad()`` (the teacher is already in eval mode)."""
-    return torch.no_grad()(method)
+    """Decorate a ``teacher_forward(self, x)``: run it under ``torch.no_grad()`` (the teacher is already in eval
+    mode), memoised in :data:`TEACHER_OUTPUTS` when ``self.teacher_cache_key()`` is not ``None`` and ``x`` is on
+    the CPU (see the module notes)."""
+    forward = torch.no_grad()(method)
+
+    @functools.wraps(method)
+    def memoised(self, x: Tensor):
+        key = self.teacher_cache_key() if TEACHER_OUTPUTS.max_bytes and x.device.type == "cpu" else None
+        if key is None:
+            return forward(self, x)
+        key = (method.__qualname__, key, input_digest(x))
+        outputs = TEACHER_OUTPUTS.get(key)
+        if outputs is None:
+            outputs = forward(self, x)
+            TEACHER_OUTPUTS.put(key, outputs)
+        return outputs
+
+    return memoised
 
 
 # --------------------------------------------------------------------------------------------- taps

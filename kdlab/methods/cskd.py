@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from ..checks import check_choice, check_fraction, check_int, check_same_shape, check_weights
 from ..models import tokens_to_map
 from .base import Distiller
-from .common import check_progress, epoch_at, teacher_pass
+from .common import check_progress, epoch_at, teacher_pass, teacher_token
 
 CKF_SCHEDULES = {  # the CKF dense share as a function of x = e / E in [0, 1]
     "linear": lambda x: 1.0 - x,
@@ -281,6 +281,9 @@ class CSKD(DeiTHard):
         """The teacher's dense (N, K, h, w) and global (N, K) logits without autograd."""
         dense = dense_teacher_logits(self.teacher.forward_features(x), self.classifier)
         return dense, dense.mean(dim=(2, 3))
+
+    def teacher_cache_key(self) -> tuple:
+        return ("dense", teacher_token(self.teacher))
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         cls_logits, dist_logits, dense = distilled_vit_logits(self.student, x)

@@ -41,7 +41,7 @@ from torch.func import functional_call
 from ..checks import check_choice, check_fraction, check_int, check_weights
 from ..models import dry_run, require_methods
 from .base import Distiller
-from .common import teacher_pass
+from .common import teacher_pass, teacher_token
 from .depth_loss import depth_target, silog_loss
 from .lgconv import convert_to_lgconv
 from .supervised import DepthSupervised
@@ -237,6 +237,9 @@ class DisDepth(Distiller):
     def teacher_forward(self, x: Tensor) -> list[Tensor]:
         """The frozen teacher's encoder maps $F^T_l$, without autograd."""
         return list(self.teacher.forward_features(x))
+
+    def teacher_cache_key(self) -> tuple:
+        return (teacher_token(self.teacher),)
 
     def acclimated(self, teacher_feats: Sequence[Tensor]) -> list[Tensor]:
         r"""$\tilde F^T_l = \mathrm{FAM}_l(F^T_l)$, in the student's shapes."""

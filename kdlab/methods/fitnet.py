@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ..checks import check_same_shape, check_weights
 from ..models import count_parameters, stage_shapes
 from .base import Distiller
-from .common import is_stage, logits_and_stage_maps, stage_maps, teacher_pass
+from .common import is_stage, logits_and_stage_maps, stage_maps, teacher_pass, teacher_token
 
 Pair = tuple[int, int]
 
@@ -134,6 +134,9 @@ class FitNet(Distiller):
     def teacher_forward(self, x: Tensor) -> dict[int, Tensor]:
         """The paired teacher stages' (B, C, H, W) maps, keyed by 1-based stage, without autograd."""
         return stage_maps(self.teacher, x, sorted({t for _, t in self.pairs}))
+
+    def teacher_cache_key(self) -> tuple:
+        return teacher_token(self.teacher), tuple(sorted({t for _, t in self.pairs}))
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits, student_maps = logits_and_stage_maps(self.student, x, sorted({s for s, _ in self.pairs}))

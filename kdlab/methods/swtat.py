@@ -73,7 +73,7 @@ from ..checks import check_choice, check_int, check_pair, check_positive, check_
 from ..models import (dry_run, logits_and_stage_features, map_to_tokens, require_methods, stage_shapes,
                       tokens_to_map)
 from .base import Distiller
-from .common import is_stage, teacher_pass
+from .common import is_stage, teacher_pass, teacher_token
 from .fitnet import HintRegressor
 from .kd import kd_loss
 from .ofa import Permute
@@ -555,6 +555,9 @@ class ClassificationTaT(Distiller):
         logits, (feat,) = logits_and_stage_features(self.teacher, x, [self.stages[1] - 1])
         return logits, feat
 
+    def teacher_cache_key(self) -> tuple:
+        return teacher_token(self.teacher), self.stages[1]
+
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits, (feat,) = logits_and_stage_features(self.student, x, [self.stages[0] - 1])
         teacher_logits, teacher_feat = self.teacher_forward(x)
@@ -645,6 +648,9 @@ class SegmentationTaT(Distiller):
     def teacher_forward(self, x: Tensor) -> Tensor:
         """The teacher's distilled (B, C, h, w) map, without autograd."""
         return self.teacher.forward_features(x)
+
+    def teacher_cache_key(self) -> tuple:
+        return (teacher_token(self.teacher),)
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         feat = self.student.forward_features(x)
