@@ -7,6 +7,7 @@
     python -m kdlab reference 00_primer                    # declared long run -> data/results/00_primer.json
     python -m kdlab bench models | data | ofa [--student vit --teacher cnn_small]
     python -m kdlab bench swtat [--sizes 16 32 64 --window 8 --repeats 3]
+    python -m kdlab bench train | grid [--n-train 512 --epochs 1 --seeds 3]
 """
 from __future__ import annotations
 
@@ -55,17 +56,14 @@ def parse_parameters(pairs: list[str]) -> dict[str, object]:
 
 def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, object], html: bool,
                      cell_timeout: float | None = None) -> Path:
-    """Run one notebook with papermill into ``out_dir`` (and export HTML); return the executed notebook path.
+    """Run one notebook into ``out_dir`` (:func:`kdlab.runner.execute_notebook`: a stalled cell fails the run,
+    naming the cell) and export HTML; return the executed notebook path.
 
-    ``cell_timeout`` (seconds, ``None`` or 0 = no limit) fails a cell that runs longer, so a stalled kernel ends
-    the run with an error instead of hanging it.
+    ``cell_timeout`` (seconds, ``None`` or 0 = no limit) also fails a cell that runs longer.
     """
-    import papermill
+    from .runner import execute_notebook as run_notebook
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / path.name
-    papermill.execute_notebook(str(path), str(output), parameters=parameters, cwd=str(path.parent),
-                               kernel_name="python3", progress_bar=False, execution_timeout=cell_timeout or None)
+    output = run_notebook(path, out_dir / path.name, parameters, cell_timeout=cell_timeout)
     if html:
         from nbconvert import HTMLExporter
 
@@ -138,7 +136,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "ofa": lambda: bench.ofa(args.student, args.teacher, args.batch_size or 64, args.seconds),
         "swtat": lambda: bench.swtat(tuple(args.sizes), args.channels, args.batch_size or 8, args.window,
                                      args.repeats),
+        "train": lambda: bench.train(args.batch_size or 64, args.seconds),
+        "grid": lambda: bench.grid(args.n_train, args.epochs, args.seeds),
     }
+    if args.what == "train":  # per-step utilisation, then the grid's before / after
+        print("Training steps on one thread (teacher memo off):")
+        print(format_table(runs["train"]()))
+        print("\nAn experiment grid, before (one process, every core, no memo) and after (workers + memo):")
+        print(format_table(runs["grid"]()))
+        return 0
     print(format_table(runs[args.what]()))
     return 0
 
@@ -191,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     teachers.add_argument("keys", nargs="*", help="teacher keys (default: all)")
     teachers.add_argument("--device", default="cpu", help="device to train on when building (default cpu)")
 
-    bench = sub.add_parser("bench", help="measure model, data-generation, OFA training-step and TaT-loss costs")
-    bench.add_argument("what", choices=["models", "data", "ofa", "swtat"])
+    bench = sub.add_parser("bench", help="measure model, data-generation, OFA training-step, TaT-loss, training-utilisation and grid-throughput costs")
+    bench.add_argument("what", choices=["models", "data", "ofa", "swtat", "train", "grid"])
     bench.add_argument("--student", default="vit", help="student model (ofa)")
     bench.add_argument("--teacher", default="cnn_small", help="teacher model (ofa)")
     bench.add_argument("--batch-size", type=int, default=None, help="default 64 (models, ofa), 8 (swtat)")
@@ -202,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--channels", type=int, default=64, help="map channels (swtat)")
     bench.add_argument("--window", type=int, default=8, help="window size M (swtat)")
     bench.add_argument("--repeats", type=int, default=3, help="timed steps per loss, median reported (swtat)")
+    bench.add_argument("--n-train", type=int, default=512, help="training images per run (grid, train)")
+    bench.add_argument("--epochs", type=int, default=1, help="epochs per run (grid, train)")
+    bench.add_argument("--seeds", type=int, default=3, help="seeds per row (grid, train)")
     return parser
 
 

@@ -209,3 +209,119 @@ def swtat(sizes: tuple[int, ...] = (16, 32, 64), channels: int = 64, batch_size:
                          "peak_mb": round(peak / 2**20, 2), "logits": batch_size * logits,
                          "speedup": round(global_ms / ms, 1), "mem_saving": round(global_peak / peak, 1)})
     return rows
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def matmul_flops(seconds: float = 2.0, size: int = 512, threads: int = 1) -> float:
+    """The dense-matmul FLOP/s of this machine on ``threads`` threads (fp32, ``size`` x ``size`` by ``size`` x
+    ``size``, ``2 size^3`` FLOPs each): the hardware limit that training utilisation is measured against."""
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    with _threads(threads):
+        return 2 * size**3 * _rate(lambda: torch.mm(a, b), 1, seconds)
+
+
+def _step_flops(step: Callable[[], None]) -> int:
+    """FLOPs of one training step (forward and backward) by PyTorch's flop counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def train(batch_size: int = 64, seconds: float = 3.0, img_size: int = 32) -> list[dict[str, object]]:
+    """Training steps of the calibrated students (the primer's CNN, ViT and Mixer) with no KD, Hinton KD and OFA on
+    the final logits, from the shipped-size CNN teacher, on one CPU thread: images/s, FLOPs per image and step
+    (forward + backward, teacher included), and the achieved FLOP/s as a fraction of the thread's measured
+    dense-matmul FLOP/s (``utilisation``) — how far from the hardware limit training runs. The teacher-output
+    memo is off here, so a KD step pays its teacher forward."""
+    from .methods import KD, OFA, TEACHER_OUTPUTS, Supervised
+    from .recipes import TOKEN_STUDENT
+
+    students = {"cnn_small": {}, "vit": TOKEN_STUDENT, "mixer": {"patch_size": 8, "embed_dim": 128}}
+    methods = {"no KD": lambda s, t: Supervised(s), "Hinton KD": lambda s, t: KD(s, t, temperature=2.0),
+               "OFA final logits": lambda s, t: OFA(s, t, stages=())}
+    x, y = torch.rand(batch_size, 3, img_size, img_size), torch.randint(0, 10, (batch_size,))
+    rows: list[dict[str, object]] = []
+    saved = TEACHER_OUTPUTS.max_bytes
+    TEACHER_OUTPUTS.max_bytes = 0
+    try:
+        with _threads(1):
+            peak = matmul_flops(seconds=min(seconds, 2.0))
+            torch.manual_seed(0)
+            teacher = create("cnn_small", img_size=img_size).eval()
+            for student, kwargs in students.items():
+                for label, make in methods.items():
+                    torch.manual_seed(0)
+                    distiller = make(create(student, img_size=img_size, **kwargs), teacher).train()
+                    opt = torch.optim.AdamW(distiller.trainable_parameters(), lr=1e-3)
+
+                    def step() -> None:
+                        opt.zero_grad()
+                        sum(distiller(x, y)[1].values()).backward()
+                        opt.step()
+
+                    rate = _rate(step, batch_size, seconds)
+                    flops = _step_flops(step) / batch_size
+                    rows.append({"student": student, "method": label, "img_s": round(rate),
+                                 "mflop_per_img": round(flops / 1e6, 1), "utilisation": f"{rate * flops / peak:.0%}"})
+    finally:
+        TEACHER_OUTPUTS.max_bytes = saved
+    return rows
+
+
+def grid(n_train: int = 512, epochs: int = 1, seeds: int = 3) -> list[dict[str, object]]:
+    """The training work per wall-clock second of an experiment grid like the primer's ``cpu`` one (three student
+    families x labels only / Hinton KD from the shipped CNN teacher, ``seeds`` seeds, ``n_train`` images for
+    ``epochs`` epochs), measured twice in one run on this machine:
+
+    - ``before``: one process using every core, the teacher run on every batch of every row (memo off) — how the
+      notebooks trained before the protocol issue;
+    - ``after``: :func:`kdlab.experiments.run_experiments`'s default, :func:`~kdlab.experiments.default_workers`
+      one-thread processes, with the teacher-output memo.
+
+    ``images_per_s`` is images seen (``n_train x epochs x runs``) per wall-clock second; ``speedup`` is ``after``
+    over ``before``. Both give the same kind of numbers (one-thread workers give the numbers of a one-thread run)."""
+    from .data import load_splits, standard_augment
+    from .experiments import Run, default_workers, run_experiments
+    from .methods import KD, TEACHER_OUTPUTS, Supervised
+    from .recipes import TOKEN_STUDENT
+    from .teachers import load_teacher
+
+    train_set, val, test = load_splits("shapes", n_train=n_train, n_test=64, n_val=64, seed=0)
+    teacher = load_teacher("shapes_cnn").cpu().eval()
+    students = {"cnn_small": {}, "vit": TOKEN_STUDENT, "mixer": {"patch_size": 8, "embed_dim": 128}}
+    fit = {"epochs": epochs, "lr": 2e-3, "warmup_epochs": 0.0, "augment": standard_augment()}
+    runs = []
+    for name, kwargs in students.items():
+        runs += [Run(f"{name} · labels only", lambda n=name, k=kwargs: Supervised(create(n, **k)), fit),
+                 Run(f"{name} · Hinton KD", lambda n=name, k=kwargs: KD(create(n, **k), teacher, temperature=2.0), fit)]
+    work = n_train * epochs * len(runs) * seeds
+    settings = {"before": (1, 0), "after": (default_workers(len(runs) * seeds), TEACHER_OUTPUTS.max_bytes or 2**30)}
+    rows: list[dict[str, object]] = []
+    saved = TEACHER_OUTPUTS.max_bytes
+    try:
+        for label, (workers, memo_bytes) in settings.items():
+            TEACHER_OUTPUTS.clear()
+            TEACHER_OUTPUTS.max_bytes = memo_bytes
+            start = time.perf_counter()
+            run_experiments(runs, train_set, val, test, seeds=list(range(seeds)), workers=workers, progress=False)
+            wall = time.perf_counter() - start
+            rows.append({"setting": label, "processes": workers, "threads_each": torch.get_num_threads() if workers == 1 else 1,
+                         "teacher_memo": "on" if memo_bytes else "off", "runs": len(runs) * seeds,
+                         "wall_s": round(wall, 1), "images_per_s": round(work / wall),
+                         "speedup": round(rows[0]["wall_s"] / wall, 2) if rows else 1.0})
+    finally:
+        TEACHER_OUTPUTS.max_bytes = saved
+        TEACHER_OUTPUTS.clear()
+    return rows

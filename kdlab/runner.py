@@ -1,0 +1,125 @@
+"""Run a notebook headless with papermill, and never hang: every runner (tests, ``python -m kdlab run`` /
+``reference``, ``make book``) goes through :func:`execute_notebook`.
+
+A stalled cell is one whose kernel is idle while its reply never comes (seen with widget cells while several
+kernels shared two cores: papermill waiting in its event loop, the kernel in its own, no output). It is told apart
+from a busy cell by CPU time, not by wall time: a :class:`StallWatch` thread samples the CPU time of this process's
+children (the kernel and any worker processes it forks) every ``poll_s`` seconds, and when none of them has used
+any CPU for ``stall_s`` seconds while a cell runs, it kills the kernel. papermill then stops at that cell and
+:func:`execute_notebook` raises :class:`StalledCell` naming it. A cell that computes, however long, is never
+stopped by this (``cell_timeout`` is the separate, optional wall-clock cap).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from .checks import check_positive
+
+STALL_S = 180.0
+"""Default seconds of zero kernel CPU after which a running cell counts as stalled (a busy cell uses CPU every
+second; a kernel waiting on a lost message uses none)."""
+
+
+class StalledCell(RuntimeError):
+    """A notebook cell whose kernel stopped using CPU without replying (see the module notes)."""
+
+
+class StallWatch(threading.Thread):
+    """Watch this process's descendants; kill them when none has used CPU for ``stall_s`` seconds.
+
+    ``fired`` tells whether it did; ``idle_s`` is the longest idle stretch seen."""
+
+    def __init__(self, stall_s: float = STALL_S, poll_s: float = 5.0) -> None:
+        super().__init__(daemon=True, name="kdlab-stall-watch")
+        self.stall_s, self.poll_s = check_positive("stall_s", stall_s), check_positive("poll_s", poll_s)
+        self.fired = False
+        self.idle_s = 0.0
+        self._stop = threading.Event()
+
+    def _cpu_by_pid(self) -> dict[int, float]:
+        times = {}
+        for child in psutil.Process().children(recursive=True):
+            try:
+                cpu = child.cpu_times()
+                times[child.pid] = cpu.user + cpu.system
+            except psutil.Error:
+                continue
+        return times
+
+    def run(self) -> None:
+        last = self._cpu_by_pid()
+        idle_since = time.monotonic()
+        while not self._stop.wait(self.poll_s):
+            now = self._cpu_by_pid()
+            busy = any(pid not in last or cpu > last[pid] for pid, cpu in now.items())
+            last = now
+            if busy or not now:
+                idle_since = time.monotonic()
+                continue
+            self.idle_s = max(self.idle_s, time.monotonic() - idle_since)
+            if self.idle_s >= self.stall_s:
+                self.fired = True
+                for pid in now:
+                    try:
+                        psutil.Process(pid).kill()
+                    except psutil.Error:
+                        pass
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def running_cell(output: Path) -> tuple[int, str] | None:
+    """Which cell papermill left running or failed in the executed ``output``: its number among the notebook's own
+    code cells (1-based; papermill's injected-parameters cell and error banners are not counted) and its first
+    line. After a killed kernel (papermill then marks every cell completed) it is the last code cell that started
+    while a later one never did. ``None`` when every cell ran."""
+    try:
+        cells = json.loads(output.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    code = [c for c in cells if c.get("cell_type") == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    meta = [c.get("metadata", {}).get("papermill", {}) for c in code]
+    found = next((k for status in ("running", "failed") for k, m in enumerate(meta) if m.get("status") == status), None)
+    found = next((k for k, m in enumerate(meta) if m.get("exception")), found)
+    if found is None:
+        started = [k for k, m in enumerate(meta) if m.get("start_time")]
+        if started and started[-1] != len(code) - 1:
+            found = started[-1]
+    if found is None:
+        return None
+    source = "".join(code[found].get("source", "")).strip().splitlines()
+    return found + 1, source[0] if source else ""
+
+
+def execute_notebook(path: Path, output: Path, parameters: dict[str, object], *, cell_timeout: float | None = None,
+                     stall_s: float = STALL_S, poll_s: float = 5.0) -> Path:
+    """Execute ``path`` into ``output`` with papermill and ``parameters``; return ``output``.
+
+    ``cell_timeout`` (seconds; ``None`` or 0: none) caps any one cell's wall time; ``stall_s`` is the CPU-idle time
+    after which a running cell is declared stalled (:class:`StalledCell`, naming the cell)."""
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    watch = StallWatch(stall_s, poll_s)
+    watch.start()
+    try:
+        papermill.execute_notebook(str(path), str(output), parameters=parameters, cwd=str(path.parent),
+                                   kernel_name="python3", progress_bar=False, execution_timeout=cell_timeout or None)
+    except Exception as error:
+        if watch.fired:
+            cell = running_cell(output)
+            where = f"code cell {cell[0]} ({cell[1]!r})" if cell else "a cell"
+            raise StalledCell(f"{path.name}: {where} stalled: its kernel used no CPU for {watch.stall_s:.0f} s "
+                              f"and never replied; the kernel was stopped") from error
+        raise
+    finally:
+        watch.stop()
+    return output

@@ -1,0 +1,81 @@
+"""The notebook runner never hangs: a cell whose kernel stops using CPU without replying fails the run, named,
+within ``stall_s``; a cell that computes is never stopped for being long; the stress test repeats the widget
+notebooks under a full CPU load (``pytest -m stress``)."""
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kdlab.runner import StalledCell, StallWatch, execute_notebook, running_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def notebook(tmp_path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "toy.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_cell_whose_kernel_idles_without_replying_fails_named(tmp_path):
+    # time.sleep stands in for a lost reply: the kernel uses no CPU and the cell never finishes
+    path = notebook(tmp_path, "x = 1", "import time\ntime.sleep(120)", "y = 2")
+    start = time.perf_counter()
+    with pytest.raises(StalledCell, match=r"toy.ipynb: code cell 2 \('import time'\) stalled: its kernel used no CPU for 3 s"):
+        execute_notebook(path, tmp_path / "out" / "toy.ipynb", {}, stall_s=3, poll_s=0.5)
+    assert time.perf_counter() - start < 60, "found within seconds, not at the sleep's end"
+    assert running_cell(tmp_path / "out" / "toy.ipynb") == (2, "import time")
+
+
+def test_a_busy_cell_is_never_stopped_for_taking_long(tmp_path):
+    busy = "import time\nend = time.perf_counter() + 6\nwhile time.perf_counter() < end:\n    sum(range(1000))"
+    path = notebook(tmp_path, busy, "done = True")
+    output = execute_notebook(path, tmp_path / "out" / "toy.ipynb", {}, stall_s=2, poll_s=0.5)
+    assert output.exists() and running_cell(output) is None
+
+
+def test_an_error_in_a_cell_is_not_called_a_stall(tmp_path):
+    import papermill
+
+    path = notebook(tmp_path, "raise ValueError('boom')")
+    with pytest.raises(papermill.PapermillExecutionError, match="boom"):
+        execute_notebook(path, tmp_path / "out" / "toy.ipynb", {}, stall_s=30, poll_s=0.5)
+    assert running_cell(tmp_path / "out" / "toy.ipynb") == (1, "raise ValueError('boom')")
+
+
+def test_stall_watch_checks_its_arguments():
+    with pytest.raises(ValueError, match="stall_s"):
+        StallWatch(stall_s=0)
+    with pytest.raises(ValueError, match="poll_s"):
+        StallWatch(poll_s=-1)
+
+
+def _load(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        sum(i * i for i in range(10_000))
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("repeat", range(3))
+@pytest.mark.parametrize("name", ["00_primer", "01_ofa", "02_cskd", "03_swtat", "04_cafd_face", "05_disdepth"])
+def test_widget_notebooks_smoke_under_full_load(name, repeat, tmp_path, monkeypatch):
+    """Every notebook has widgets: its smoke run, repeated, while two processes keep both cores busy, either ends
+    or fails naming a stalled cell — it never hangs (the stall watch's default limit applies)."""
+    monkeypatch.setenv("KDLAB_RECORD_FILE", str(tmp_path / "records.json"))
+    load = [multiprocessing.get_context("spawn").Process(target=_load, args=(900,), daemon=True)
+            for _ in range(os.cpu_count() or 2)]
+    for process in load:
+        process.start()
+    try:
+        path = ROOT / "notebooks" / f"{name}.ipynb"
+        execute_notebook(path, tmp_path / path.name, {"PROFILE": "smoke", "SEED": repeat}, cell_timeout=900)
+    finally:
+        for process in load:
+            process.terminate()
