@@ -8,6 +8,13 @@ children (the kernel and any worker processes it forks) every ``poll_s`` seconds
 any CPU for ``stall_s`` seconds while a cell runs, it kills the kernel. papermill then stops at that cell and
 :func:`execute_notebook` raises :class:`StalledCell` naming it. A cell that computes, however long, is never
 stopped by this (``cell_timeout`` is the separate, optional wall-clock cap).
+
+The likely cause of the stall is the client's, not the kernel's: nbclient (0.11) waits for a cell's reply with a
+single unbounded ``poll`` of the shell socket (and of the IOPub socket for its output), and a wake-up of that
+asyncio poll that never comes leaves the reply unread in the socket forever (nbclient issue #312, "when cell
+contains ipywidget, execute cell will sometimes block", and its PR #311). :class:`PatientClient` therefore polls
+both channels in slices of ``POLL_SLICE_S`` seconds, so a reply that arrived is read within a slice whatever
+happened to the wake-up; the stall watch stays as the backstop for any other cause.
 """
 from __future__ import annotations
 
@@ -15,14 +22,70 @@ import json
 import threading
 import time
 from pathlib import Path
+from queue import Empty
+from typing import Any
 
 import psutil
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.log import logger as papermill_logger
+from papermill.utils import merge_kwargs, remove_args
 
 from .checks import check_positive
 
 STALL_S = 180.0
 """Default seconds of zero kernel CPU after which a running cell counts as stalled (a busy cell uses CPU every
 second; a kernel waiting on a lost message uses none)."""
+
+
+POLL_SLICE_S = 1.0
+"""Seconds of one poll of a kernel channel by :class:`PatientClient` before it polls again."""
+
+
+def sliced_polls(channel: Any, slice_s: float = POLL_SLICE_S) -> None:
+    """Replace ``channel.get_msg(timeout)`` (a jupyter_client async channel) by polls of at most ``slice_s``
+    seconds, repeated until a message comes or ``timeout`` (``None``: never) is over, when ``Empty`` is raised as
+    before."""
+    poll = channel.get_msg
+
+    async def get_msg(timeout: float | None = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = slice_s if deadline is None else min(slice_s, max(0.0, deadline - time.monotonic()))
+            try:
+                return await poll(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
+
+
+class PatientClient(PapermillNotebookClient):
+    """papermill's notebook client whose shell and IOPub channels poll in slices (:func:`sliced_polls`)."""
+
+    async def async_start_new_kernel_client(self):
+        client = await super().async_start_new_kernel_client()
+        sliced_polls(client.shell_channel)
+        sliced_polls(client.iopub_channel)
+        return client
+
+
+class PatientEngine(NBClientEngine):
+    """papermill's nbclient engine, running :class:`PatientClient` (registered as papermill engine ``"kdlab"``)."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                 start_timeout=60, execution_timeout=None, **kwargs):
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
+                                    startup_timeout=start_timeout, kernel_name=kernel_name, log=papermill_logger,
+                                    log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+        return PatientClient(nb_man, **final_kwargs).execute()
+
+
+papermill_engines.register("kdlab", PatientEngine)
 
 
 class StalledCell(RuntimeError):
@@ -112,7 +175,8 @@ def execute_notebook(path: Path, output: Path, parameters: dict[str, object], *,
     watch.start()
     try:
         papermill.execute_notebook(str(path), str(output), parameters=parameters, cwd=str(path.parent),
-                                   kernel_name="python3", progress_bar=False, execution_timeout=cell_timeout or None)
+                                   kernel_name="python3", progress_bar=False, execution_timeout=cell_timeout or None,
+                                   engine_name="kdlab")
     except Exception as error:
         if watch.fired:
             cell = running_cell(output)

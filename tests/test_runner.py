@@ -79,3 +79,34 @@ def test_widget_notebooks_smoke_under_full_load(name, repeat, tmp_path, monkeypa
     finally:
         for process in load:
             process.terminate()
+
+
+def test_sliced_polls_repoll_until_a_message_or_the_deadline():
+    import asyncio
+    from queue import Empty
+
+    from kdlab.runner import sliced_polls
+
+    class Channel:
+        """A channel whose message shows only on the fourth poll (a wake-up that an unbounded poll would miss)."""
+
+        def __init__(self):
+            self.timeouts = []
+
+        async def get_msg(self, timeout=None):
+            self.timeouts.append(timeout)
+            if timeout is None:
+                raise AssertionError("never one unbounded poll")
+            if len(self.timeouts) < 4:
+                raise Empty
+            return {"msg_type": "execute_reply"}
+
+    channel = Channel()
+    sliced_polls(channel, slice_s=0.01)
+    assert asyncio.run(channel.get_msg(timeout=None)) == {"msg_type": "execute_reply"}
+    assert channel.timeouts == [0.01] * 4
+    late = Channel()
+    sliced_polls(late, slice_s=0.01)
+    with pytest.raises(Empty):
+        asyncio.run(late.get_msg(timeout=0.02))
+    assert 2 <= len(late.timeouts) < 4 and all(t <= 0.01 for t in late.timeouts)
