@@ -257,9 +257,11 @@ class PairedDifference:
         return (f"{self.change:{fmt}}{unit}{span}, {direction} on {self.better_on} of {self.seeds} "
                 f"seed{'s' if self.seeds != 1 else ''}: {self.verdict}")
 
-    def as_record(self, change_key: str = "change") -> dict[str, float | int | str]:
-        """``{change_key: change, "low", "high", "better_on", "seeds", "verdict"}``, the form the notebooks record."""
-        return {change_key: self.change, "low": self.low, "high": self.high, "better_on": self.better_on,
+    def as_record(self, change_key: str = "change") -> dict[str, float | int | str | None]:
+        """``{change_key: change, "low", "high", "better_on", "seeds", "verdict"}``, the form the notebooks record
+        (``low`` and ``high`` are ``None`` for one seed: JSON has no NaN)."""
+        bounds = (self.low, self.high) if self.seeds > 1 else (None, None)
+        return {change_key: self.change, "low": bounds[0], "high": bounds[1], "better_on": self.better_on,
                 "seeds": self.seeds, "verdict": self.verdict}
 
 

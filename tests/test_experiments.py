@@ -156,6 +156,7 @@ def test_paired_difference_interval_and_verdict():
     assert lower.verdict == "better beyond seed noise" and lower.better_on == 3
     one = paired_difference([0.7], [0.6])
     assert one.verdict == "one seed: no interval" and one.interval() == "—" and one.seeds == 1
+    assert one.as_record()["low"] is None and one.as_record()["high"] is None, "JSON has no NaN"
     assert "inside seed noise" in paired_difference([0.58, 0.62], [0.60, 0.60]).describe()
     with pytest.raises(ValueError, match="one value per baseline seed"):
         paired_difference([0.1], [0.1, 0.2])

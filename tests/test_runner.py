@@ -98,6 +98,7 @@ def test_sliced_polls_repoll_until_a_message_or_the_deadline():
             if timeout is None:
                 raise AssertionError("never one unbounded poll")
             if len(self.timeouts) < 4:
+                await asyncio.sleep(timeout)  # a poll that finds nothing waits its timeout out
                 raise Empty
             return {"msg_type": "execute_reply"}
 
