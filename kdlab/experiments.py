@@ -8,7 +8,8 @@ is built, so seed ``i`` of every row shares the initialisation draw, the batch o
 row's difference to the baseline on the same seed is a *paired* difference (:func:`paired_differences`).
 
 Independent runs go to ``workers`` processes with one thread each (``fork``: each inherits the notebook's
-models and data, nothing is pickled but the results). With one thread per run the numbers are the same as a
+models and data, nothing is pickled but the results); the runs of one seed that share a teacher go to the same
+worker (:func:`teacher_groups`), so its memo computes that teacher's outputs once for all of them. With one thread per run the numbers are the same as a
 sequential run with one thread (``tests/test_experiments.py``).
 """
 from __future__ import annotations
@@ -141,9 +142,25 @@ def _run_task(task: tuple[int, int], as_state: bool = False) -> tuple[int, int, 
     return index, seed, history.rows, history.interrupted, scores, distiller
 
 
-def _worker_task(task: tuple[int, int]) -> tuple:
+def _worker_group(group: list[tuple[int, int]]) -> list[tuple]:
+    """A worker's share: the runs of ``group`` one after the other on one thread (they share its teacher memo)."""
     torch.set_num_threads(1)
-    return _run_task(task, as_state=True)
+    return [_run_task(task, as_state=True) for task in group]
+
+
+def teacher_groups(runs: Sequence[Run], seeds: Sequence[int]) -> list[list[tuple[int, int]]]:
+    """The tasks ``(run index, seed)`` in groups for the workers: per seed, the runs that share one teacher form one
+    group (one worker then computes that teacher's outputs once for all of them, :data:`~kdlab.methods.common.
+    TEACHER_OUTPUTS`), every run without a teacher is a group of its own; largest groups first, so the pool's
+    dynamic scheduling balances the load. Which teacher a run uses is read from one ``make()`` per run."""
+    teacher_of = [id(getattr(run.make(), "teacher", None) or run) for run in runs]
+    groups: list[list[tuple[int, int]]] = []
+    for seed in seeds:
+        by_teacher: dict[int, list[tuple[int, int]]] = {}
+        for index, key in enumerate(teacher_of):
+            by_teacher.setdefault(key, []).append((index, seed))
+        groups += by_teacher.values()
+    return sorted(groups, key=len, reverse=True)
 
 
 def run_experiments(runs: Sequence[Run], train: TensorData, val: TensorData | None, test: TensorData, *,
@@ -172,7 +189,7 @@ def run_experiments(runs: Sequence[Run], train: TensorData, val: TensorData | No
     global _GRID
     _GRID = _Grid(runs, train, val, test, final, progress and workers == 1, seeds[0])
     try:
-        results = _sequential(tasks) if workers == 1 else _parallel(tasks, workers, progress)
+        results = _sequential(tasks) if workers == 1 else _parallel(teacher_groups(runs, seeds), workers, progress)
     finally:
         _GRID = None
     return _outcomes(runs, seeds, results)
@@ -182,16 +199,16 @@ def _sequential(tasks: list[tuple[int, int]]) -> list[tuple]:
     return [_run_task(task) for task in tasks]
 
 
-def _parallel(tasks: list[tuple[int, int]], workers: int, progress: bool) -> list[tuple]:
-    """The tasks in ``workers`` forked processes; a bar counts finished runs. Each result's distiller is the
+def _parallel(groups: list[list[tuple[int, int]]], workers: int, progress: bool) -> list[tuple]:
+    """The task groups in ``workers`` forked processes; a bar counts finished runs. Each result's distiller is the
     state dict of the first seed's run, rebuilt here by :func:`_outcomes`."""
     context = multiprocessing.get_context("fork")
-    results = []
-    with context.Pool(min(workers, len(tasks)), maxtasksperchild=None) as pool, \
-            tqdm(total=len(tasks), desc=f"runs on {workers} processes", disable=not progress) as bar:
-        for result in pool.imap_unordered(_worker_task, tasks):
-            results.append(result)
-            bar.update(1)
+    results: list[tuple] = []
+    with context.Pool(min(workers, len(groups))) as pool, \
+            tqdm(total=sum(map(len, groups)), desc=f"runs on {workers} processes", disable=not progress) as bar:
+        for group_results in pool.imap_unordered(_worker_group, groups):
+            results += group_results
+            bar.update(len(group_results))
     return results
 
 

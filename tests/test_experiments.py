@@ -180,3 +180,16 @@ def test_method_runs_bad_rows():
         method_runs({"x": ("no_such_method", {})}, student, None, FIT)
     with pytest.raises(ValueError, match="needs a teacher"):
         method_runs({"KD": ("kd", {})}, student, None, FIT)
+
+
+def test_teacher_groups_put_the_runs_of_one_seed_and_teacher_together():
+    from kdlab.experiments import teacher_groups
+    from kdlab.methods import KD
+
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    student = lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 2))  # noqa: E731
+    runs = [Run("no KD", make, FIT), Run("KD", lambda: KD(student(), teacher), FIT),
+            Run("KD T=4", lambda: KD(student(), teacher, temperature=4.0), FIT)]
+    groups = teacher_groups(runs, [0, 1])
+    assert groups == [[(1, 0), (2, 0)], [(1, 1), (2, 1)], [(0, 0)], [(0, 1)]]
+    assert sorted(task for group in groups for task in group) == [(i, s) for i in range(3) for s in (0, 1)]
