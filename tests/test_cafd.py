@@ -612,14 +612,14 @@ def test_cafd_recipe_rebuilds_from_knobs_and_sizes_the_profiles():
 
     assert RECIPES["04_cafd_face"] is cafd_recipe and REFERENCE["04_cafd_face"] == {"profile": "cpu", "n_seeds": 3}
     recipe = cafd_recipe("cpu", seed=3, facial_scale=0.5, num_prompts=2)
-    assert RECIPES["04_cafd_face"](**recipe["knobs"]) == recipe and recipe["seeds"] == [3]
+    assert RECIPES["04_cafd_face"](**recipe["knobs"]) == recipe and recipe["seeds"] == [3, 4, 5]
     assert recipe["data"]["seed"] == 3 and recipe["cafd"]["facial_scale"] == 0.5 and recipe["cafd"]["num_prompts"] == 2
     assert recipe["embedding_kd"]["kind"] == "embedding" and recipe["feature_kd"]["kind"] == "feature"
     assert TEACHERS[recipe["teacher"]].model == "face_swin"
     assert TEACHERS[recipe["homologous_teacher"]].model == "face_cnn"
     assert recipe["cafd"]["acclimation"] == pytest.approx(1 / recipe["student"]["fit"]["epochs"], abs=1e-4)
     smoke, gpu = cafd_recipe("smoke"), cafd_recipe("gpu")
-    assert smoke["data"]["n_pairs"] < recipe["data"]["n_pairs"] and len(gpu["seeds"]) == 3
+    assert smoke["data"]["n_pairs"] < recipe["data"]["n_pairs"] and len(gpu["seeds"]) == 5
     assert smoke["student"]["model_kwargs"]["widths"] == [24, 32, 48]
     with pytest.raises(ValueError):
         cafd_recipe("laptop")

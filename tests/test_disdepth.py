@@ -432,14 +432,14 @@ def test_registry_builds_the_depth_models():
 
 
 def test_fit_and_evaluate_train_a_depth_model_on_a_depth_set():
-    from kdlab.data import load_dataset, standard_augment
+    from kdlab.data import load_splits, standard_augment
     from kdlab.metrics import scenes_depth_metrics
     from kdlab.train import evaluate, fit
 
-    train, test = load_dataset("scenes", n_train=16, n_test=8, img_size=SIZE, seed=1)
+    train, val, test = load_splits("scenes", n_train=16, n_test=8, n_val=8, img_size=SIZE, seed=1)
     torch.manual_seed(0)
     distiller = DepthSupervised(tiny_student())
-    history = fit(distiller, train, test, epochs=2, batch_size=8, lr=2e-3, augment=standard_augment(),
+    history = fit(distiller, train, val, epochs=2, batch_size=8, lr=2e-3, augment=standard_augment(),
                   metrics=scenes_depth_metrics, progress=False)
     assert set(history.rows[-1]) >= {"train/silog", "val/abs_rel", "val/rmse", "val/d1"}
     scores = evaluate(distiller.student, test, metrics=scenes_depth_metrics)
@@ -457,7 +457,7 @@ def test_disdepth_recipe_rebuilds_from_knobs_and_caps_the_warmup():
 
     assert RECIPES["05_disdepth"] is disdepth_recipe and REFERENCE["05_disdepth"] == {"profile": "cpu", "n_seeds": 3}
     cpu = disdepth_recipe("cpu")
-    assert cpu["seeds"] == [0] and disdepth_recipe("gpu")["seeds"] == [0, 1, 2]
+    assert cpu["seeds"] == [0, 1, 2] and disdepth_recipe("gpu")["seeds"] == [0, 1, 2, 3, 4]
     assert cpu["teacher"] == "scenes_depth_swin" and cpu["data"]["name"] == "scenes"
     custom = disdepth_recipe("cpu", seed=2, attentive_kd_weight=3.0, kd_warmup_epochs=1.0, n_seeds=2)
     assert custom["seeds"] == [2, 3] and disdepth_recipe(**custom["knobs"]) == custom

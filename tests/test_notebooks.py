@@ -14,6 +14,7 @@ import papermill
 import pytest
 
 from kdlab.record import read_records
+from kdlab.runner import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -26,9 +27,7 @@ def run_smoke(path: Path, out_dir: Path, monkeypatch) -> dict:
     monkeypatch.setenv("KDLAB_RECORD_FILE", str(records))
     monkeypatch.setenv("KDLAB_PROFILE", "smoke")
     start = time.perf_counter()
-    papermill.execute_notebook(str(path), str(out_dir / path.name), parameters={"PROFILE": "smoke", "SEED": 0},
-                               cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                               execution_timeout=CELL_TIMEOUT_S)
+    execute_notebook(path, out_dir / path.name, {"PROFILE": "smoke", "SEED": 0}, cell_timeout=CELL_TIMEOUT_S)
     print(f"{path.name}: smoke run took {time.perf_counter() - start:.1f} s")
     return read_records(records)
 
@@ -57,8 +56,26 @@ def check_primer(rec: dict) -> None:
     for key in ("cnn_small · labels only", "cnn_small · Hinton KD"):
         assert rec["accuracy"][key] > chance, f"{key} accuracy {rec['accuracy'][key]:.3f} not above chance"
     assert all(0.0 <= acc <= 1.0 for acc in rec["accuracy"].values())
+    per_seed = rec["accuracy_per_seed"]
+    for label, values in per_seed.items():
+        assert rec["accuracy"][label] == pytest.approx(sum(values) / len(values)), f"{label}: mean of the test scores"
     assert rec["teacher_acc"]["shapes_cnn"] > 0.9 and rec["teacher_acc"]["shapes_vit"] > 0.9
     assert all(0.0 <= v <= 1.0 + 1e-6 for v in _numbers([rec["cka_diagonal_mean"], rec["logit_cka"]]))
+    # KD against the same student's labels-only row, seed by seed (smoke has one seed: no interval, no effect claim)
+    students = {"cnn_small", "vit", "mixer"}
+    assert set(rec["kd_gain"]) == students and set(rec["paired"]) == {f"{s} · Hinton KD" for s in students}
+    for student in students:
+        kd, base = per_seed[f"{student} · Hinton KD"], per_seed[f"{student} · labels only"]
+        paired = rec["paired"][f"{student} · Hinton KD"]
+        gain = sum(kd) / len(kd) - sum(base) / len(base)
+        assert rec["kd_gain"][student] == pytest.approx(gain) and paired["change"] == pytest.approx(gain)
+        assert paired["seeds"] == len(kd) == len(base)
+        assert paired["better_on"] == sum(k > b for k, b in zip(kd, base))
+        if paired["seeds"] == 1:
+            assert paired["verdict"] == "one seed: no interval" and "low" not in paired
+        else:
+            assert paired["low"] <= paired["change"] <= paired["high"]
+            assert paired["verdict"] in {"better beyond seed noise", "worse beyond seed noise", "inside seed noise"}
 
 
 def check_ofa(rec: dict) -> None:
@@ -69,6 +86,19 @@ def check_ofa(rec: dict) -> None:
     assert set(rec["accuracy"]) == {"cnn_to_vit", "vit_to_cnn"}
     for pair, accuracy in rec["accuracy"].items():
         assert set(accuracy) == rows and all(0.0 <= acc <= 1.0 for acc in accuracy.values())
+        per_seed = rec["accuracy_per_seed"][pair]  # test accuracy, read once per seed
+        assert all(math.isclose(accuracy[row], sum(v) / len(v)) for row, v in per_seed.items())
+        assert all(0.0 <= v <= 1.0 for v in _numbers([rec["val_accuracy"][pair], rec["best_val_accuracy"][pair]]))
+        assert all(rec["best_val_accuracy"][pair][row] >= rec["val_accuracy"][pair][row] - 1e-9 for row in rows)
+        paired = rec["paired"][pair]  # against labels only on the same seeds; smoke's one seed has no interval
+        assert set(paired) == rows - {"labels only"}
+        for row, p in paired.items():
+            assert p["seeds"] == len(per_seed[row]) and 0 <= p["better_on"] <= p["seeds"]
+            assert math.isclose(p["acc_change_points"], 100 * (accuracy[row] - accuracy["labels only"]), abs_tol=1e-6)
+            if p["seeds"] == 1:
+                assert p["verdict"] == "one seed: no interval" and "low" not in p and "high" not in p
+            else:
+                assert p["low"] <= p["acc_change_points"] <= p["high"]
         for row, (first, last) in rec["train_loss_first_last"][pair].items():
             assert math.isfinite(first) and last < first, f"{pair} · {row}: train loss {first:.3f} -> {last:.3f}"
         assert set(rec["branch_accuracy"][pair]) == {"final head", "stage 1", "stage 2", "stage 3", "stage 4"}
@@ -76,7 +106,9 @@ def check_ofa(rec: dict) -> None:
         assert anatomy["deployed_params"] == anatomy["student_params"] and anatomy["branch_params"] > 0
     assert rec["anatomy"]["cnn_to_vit"]["branch_params"] > rec["anatomy"]["vit_to_cnn"]["branch_params"]
     assert rec["gamma1_soft_ce_error"] < 1e-5
-    assert set(rec["gamma_accuracy"]) == {"1", "2"}
+    assert set(rec["gamma_val_accuracy"]) == {"1", "2"} and rec["gamma_sweep_seeds"] == 1  # the sweep reads val
+    assert f"{rec['gamma_chosen_by_val']:g}" in rec["gamma_val_accuracy"]
+    assert rec["gamma_val_accuracy"][f"{rec['gamma_chosen_by_val']:g}"] == max(rec["gamma_val_accuracy"].values())
     assert rec["teacher_acc"]["shapes_cnn"] > 0.9 and rec["teacher_acc"]["shapes_vit"] > 0.9
     assert all(0.0 <= v <= 1.0 + 1e-6 for v in _numbers([rec["cka_diagonal_mean"], rec["teacher_logit_cka"],
                                                         rec["teacher_cka_diagonal_mean"]]))
@@ -84,26 +116,59 @@ def check_ofa(rec: dict) -> None:
 
 
 def check_cskd(rec: dict) -> None:
-    """Smoke-sized: every row trains, the dense-logit identity holds, the CKF curve goes from local to global."""
+    """Smoke-sized: every row trains, the dense-logit identity holds, the CKF curve goes from local to global; the
+    headline numbers are test scores, each row is paired with no KD on the same seeds (one seed in smoke: no
+    interval, so no effect is asserted), the curves read the validation split."""
     rows = {"no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD"}
     assert set(rec["accuracy"]) == rows and all(0.0 <= acc <= 1.0 for acc in rec["accuracy"].values())
+    per_seed = rec["accuracy_per_seed"]
+    n_seeds = len(per_seed["no KD"])
+    assert set(per_seed) == rows and all(len(values) == n_seeds for values in per_seed.values())
+    assert all(rec["accuracy"][row] == pytest.approx(sum(values) / n_seeds) for row, values in per_seed.items())
+    for key in ("val_accuracy", "val_best_accuracy"):
+        assert set(rec[key]) == rows and all(0.0 <= acc <= 1.0 for acc in rec[key].values())
+    assert all(rec["val_best_accuracy"][row] >= rec["val_accuracy"][row] - 1e-9 for row in rows)
+    assert set(rec["paired"]) == rows - {"no KD"}
+    for row, paired in rec["paired"].items():
+        change = 100 * (rec["accuracy"][row] - rec["accuracy"]["no KD"])
+        assert paired["change_pt"] == pytest.approx(change, abs=1e-6) and paired["seeds"] == n_seeds
+        assert 0 <= paired["better_on"] <= n_seeds
+        if n_seeds == 1:
+            assert paired["verdict"] == "one seed: no interval" and paired["low"] is None and paired["high"] is None
+        else:
+            assert paired["low"] <= paired["change_pt"] <= paired["high"]
+            assert paired["verdict"] in {"better beyond seed noise", "worse beyond seed noise", "inside seed noise"}
     for row, (first, last) in rec["train_loss_first_last"].items():
         assert math.isfinite(first) and last < first, f"{row}: train loss {first:.3f} -> {last:.3f}"
     assert rec["dense_mean_error"] < 1e-4, "the mean of the dense teacher logits must be the ordinary logits"
     assert rec["teacher_acc"] > 0.9
     for kind, share in rec["local_share"].items():
         assert all(a >= b - 1e-9 for a, b in zip(share, share[1:])), f"{kind}: local share must not grow"
-    assert set(rec["head_accuracy"]) == {"class head", "distillation head", "two-head average (DeiT)",
-                                         "three-way average (CSKD)"}
-    assert all(0.0 <= v <= 1.0 for v in _numbers([rec["head_accuracy"], rec["size_accuracy"], rec["patch_agreement"]]))
+    assert set(rec["head_val_accuracy"]) == {"class head", "distillation head", "two-head average (DeiT)",
+                                             "three-way average (CSKD)"}
+    assert set(rec["size_accuracy"]) == {"no KD", "CSKD"}
+    assert rec["size_accuracy"]["CSKD"][str(max(map(int, rec["size_accuracy"]["CSKD"])))] == pytest.approx(
+        per_seed["CSKD"][0]), "the full-size bar is the first seed of the table"
+    assert all(0.0 <= v <= 1.0 for v in _numbers([rec["head_val_accuracy"], rec["size_accuracy"],
+                                                  rec["patch_agreement"]]))
     assert rec["retrain_runs"] == 3, "the retrain panel ran once with the defaults and twice in solution 3"
 
 
 def check_swtat(rec: dict) -> None:
-    """Smoke-sized: every row of both tasks trains, windows are cheaper than global TaT and confine attention."""
-    assert set(rec["cls_accuracy"]) == {"no KD", "KD", "TaT", "SW-TaT"}
-    assert set(rec["seg_miou"]) == {"no KD", "TaT patch groups + anchors", "SW-TaT", "SW-TaT + PM"}
-    assert all(0.0 <= v <= 1.0 for v in _numbers([rec["cls_accuracy"], rec["seg_miou"], rec["seg_pixel_acc"]]))
+    """Smoke-sized: every row of both tasks trains (test scores well-formed, paired against no KD on the one
+    smoke seed, so no interval), windows are cheaper than global TaT and confine attention."""
+    rows = {"classification": {"no KD", "KD", "TaT", "SW-TaT"},
+            "segmentation": {"no KD", "TaT patch groups + anchors", "SW-TaT", "SW-TaT + PM"}}
+    assert set(rec["cls_accuracy"]) == set(rec["cls_accuracy_per_seed"]) == rows["classification"]
+    assert set(rec["seg_miou"]) == set(rec["seg_miou_per_seed"]) == rows["segmentation"]
+    assert all(0.0 <= v <= 1.0 for v in _numbers([rec["cls_accuracy_per_seed"], rec["seg_miou_per_seed"],
+                                                  rec["seg_pixel_acc"]]))
+    for task, labels in rows.items():
+        paired = rec["paired"][task]
+        assert set(paired) == labels - {"no KD"}, task
+        assert all(p["seeds"] == 1 and p["verdict"] == "one seed: no interval" and p["low"] is None
+                   and math.isfinite(p["change_points"]) for p in paired.values()), paired
+    assert set(rec["train_loss_first_last"]) == {f"{task} · {row}" for task, labels in rows.items() for row in labels}
     for row, (first, last) in rec["train_loss_first_last"].items():
         assert math.isfinite(first) and last < first, f"{row}: train loss {first:.3f} -> {last:.3f}"
     assert rec["seg_teacher_miou"] > 0.6, "the shipped segmentation teacher must be far better than chance"
@@ -118,8 +183,9 @@ def check_swtat(rec: dict) -> None:
 
 
 def check_disdepth(rec: dict) -> None:
-    """Smoke-sized: every row trains, the metrics are well-formed, and DisDepth's invariants hold in the notebook:
-    LGConv starts as the identity, the ghost path moves only FAM and LAM, LAM's weights average 1, KD waits."""
+    """Smoke-sized: every row trains, the metrics (test, read once per run) are well-formed and paired with no KD
+    on the same seeds, and DisDepth's invariants hold in the notebook: LGConv starts as the identity, the ghost
+    path moves only FAM and LAM, LAM's weights average 1, KD waits."""
     rows = ["no KD", "+ LGConv", "+ feature-MSE KD", "+ ghost-decoder KD", "DisDepth"]
     assert rec["rows"] == rows and set(rec["metrics"]) == set(rows)
     for row, m in rec["metrics"].items():
@@ -127,6 +193,22 @@ def check_disdepth(rec: dict) -> None:
         assert 0.0 <= m["d1"] <= m["d2"] <= m["d3"] <= 1.0, (row, m)
     for row, (first, last) in rec["silog_first_last"].items():
         assert math.isfinite(first) and last < first, f"{row}: train SILog {first:.3f} -> {last:.3f}"
+    # the headline numbers are the test scores read once per run; the curves read the validation split
+    per_seed, val_per_seed = rec["abs_rel_per_seed"], rec["val_abs_rel_per_seed"]
+    assert set(per_seed) == set(val_per_seed) == set(rows)
+    n_seeds = len(per_seed["no KD"])
+    for row in rows:
+        assert len(per_seed[row]) == len(val_per_seed[row]) == n_seeds
+        assert abs(sum(per_seed[row]) / n_seeds - rec["metrics"][row]["abs_rel"]) < 1e-9, row
+    assert list(rec["paired"]) == rows[1:], "every row but no KD is paired with no KD"
+    for row, p in rec["paired"].items():
+        assert p["seeds"] == n_seeds and 0 <= p["better_on"] <= n_seeds, (row, p)
+        diffs = [a - b for a, b in zip(per_seed[row], per_seed["no KD"])]
+        assert abs(p["change"] - sum(diffs) / n_seeds) < 1e-9, (row, p)
+        if n_seeds == 1:
+            assert p["verdict"] == "one seed: no interval" and p["low"] is None and p["high"] is None, (row, p)
+        else:
+            assert p["low"] <= p["change"] <= p["high"], (row, p)
     kd_rows = rows[2:]
     assert set(rec["kd_first_epoch"]) == set(kd_rows)
     assert all(v == 0.0 for v in rec["kd_first_epoch"].values()), "KD must be off during the warm-up epoch"
@@ -154,6 +236,12 @@ def check_cafd(rec: dict) -> None:
     keeps the alignment losses off, and the spec's checks of the PIF and the facial distance hold in the notebook."""
     rows = ["no KD", "embedding KD", "feature MSE", "CAFD without APT", "CAFD without facial distance", "CAFD"]
     assert rec["rows"] == rows and set(rec["verification"]) == set(rows)
+    assert all(len(v) == 1 for v in rec["verif_acc_per_seed"].values()), "smoke runs one seed"
+    # test numbers come from run_experiments' one final evaluation; with one seed no paired interval exists
+    assert set(rec["paired"]) == set(rec["paired_vs_no_kd"]) == set(rows[1:])
+    assert set(rec["homologous_paired"]) == {"embedding KD, CNN teacher", "feature MSE, CNN teacher"}
+    for p in [*rec["paired"].values(), *rec["homologous_paired"].values(), rec["teacher_with_prompts_paired"]]:
+        assert p["seeds"] == 1 and p["verdict"] == "one seed: no interval" and p["low"] is None and p["high"] is None, p
     for row, m in rec["verification"].items():
         assert 0.5 < m["verif_acc"] <= 1.0 and 0.0 <= m["tar_far1e-2"] <= 1.0 and 0.5 < m["auc"] <= 1.0, (row, m)
     assert all(0.0 <= acc <= 1.0 for acc in rec["ident_acc"].values())
