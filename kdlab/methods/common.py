@@ -129,7 +129,10 @@ def teacher_pass(method: Method) -> Method:
     forward = torch.no_grad()(method)
 
     @functools.wraps(method)
-    def memoised(self, x: Tensor):
+    def memoised(*args, **kwargs):
+        if kwargs or len(args) != 2 or not hasattr(args[0], "teacher_cache_key"):
+            return forward(*args, **kwargs)  # not a distiller's teacher_forward(self, x): no memo
+        self, x = args
         key = self.teacher_cache_key() if TEACHER_OUTPUTS.max_bytes and x.device.type == "cpu" else None
         if key is None:
             return forward(self, x)
