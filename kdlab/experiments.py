@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checks import check_choice, check_int
+from .checks import check_choice, check_int, check_number
 from .config import seed_everything
 from .methods import METHODS, Distiller
 from .train import History, TensorData, check_not_test, classification_metrics, evaluate, fit
@@ -317,8 +317,7 @@ def paired_differences(values: Mapping[str, Sequence[float]], baseline: str, *, 
     (``scale=100``), 05 on AbsRel (``lower_is_better=True``)."""
     if baseline not in values:
         raise ValueError(f"baseline must be one of the rows {list(values)}, got {baseline!r}")
-    if not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"scale must be a number > 0, got {scale!r}")
+    check_number("scale", scale, low=0.0, strict=True)
     return {label: paired_difference(row, values[baseline], scale=scale, lower_is_better=lower_is_better)
             for label, row in values.items() if label != baseline}
 
