@@ -96,7 +96,7 @@ def check_ofa(rec: dict) -> None:
             assert p["seeds"] == len(per_seed[row]) and 0 <= p["better_on"] <= p["seeds"]
             assert math.isclose(p["acc_change_points"], 100 * (accuracy[row] - accuracy["labels only"]), abs_tol=1e-6)
             if p["seeds"] == 1:
-                assert p["verdict"] == "one seed: no interval" and "low" not in p and "high" not in p
+                assert p["verdict"] == "one seed: no interval" and p["low"] is None and p["high"] is None
             else:
                 assert p["low"] <= p["acc_change_points"] <= p["high"]
         for row, (first, last) in rec["train_loss_first_last"][pair].items():
