@@ -127,7 +127,7 @@ class ReferenceResult:
         """Where and how the numbers were measured, in one line."""
         n = len(self.seeds)
         return (f"measured on {self.device}, profile {self.profile}, {n} seed{'' if n == 1 else 's'}, "
-                f"{self.wall_time_s / 60:.1f} min, {self.date[:10]}")
+                f"{self.wall_time_s / 60:.1f} min of training, {self.date[:10]}")
 
     def table(self) -> ResultsTable:
         """The metrics as a two-column table (per-seed lists as mean ± std, see :data:`PER_SEED`)."""
@@ -149,6 +149,9 @@ def save_reference(notebook: str, recipe: Mapping[str, Any], metrics: Mapping[st
     """Write ``<root>/<notebook>.json`` (default root ``data/results``) and return its path.
 
     ``metrics`` may nest dicts and hold per-seed lists; values must be finite JSON numbers or strings.
+    ``wall_time_s`` is the run's training time (``kdlab.workbook.record_results``: its runs' training times summed,
+    or the training cells' elapsed time); the whole notebook's elapsed time is what ``python -m kdlab reference``
+    prints.
     """
     path = _results_path(notebook, root)
     data = {

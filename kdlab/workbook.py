@@ -7,6 +7,8 @@ and compares each row with the no-KD baseline seed by seed, §8 retrains one row
 ``data/results/``). The helpers below are those steps:
 
 - :func:`mean`, :func:`summary_table`: a run's mean over seeds, and the grid's table (mean ± std over seeds);
+  :func:`per_seed_table` the same test columns from a reference file's per-seed numbers, :func:`reference_table`
+  a shipped reference run's table with its verdicts;
 - :func:`paired_differences` (from :mod:`kdlab.experiments`), :func:`paired_report`, :func:`verdicts`: each row
   against the baseline on the same seeds, with its 95 % interval and the verdict sentence generated from it;
 - :func:`teacher_rows`, :func:`model_row`: the rows of the §5 table of teachers and students;
@@ -31,7 +33,7 @@ from .experiments import Outcome, PairedDifference, paired_differences, summariz
 from .methods import Distiller
 from .models import count_parameters
 from .record import record
-from .tables import format_mean_std
+from .tables import ResultsTable, format_mean_std, results_table
 from .teachers import teacher_info
 from .train import History, TensorData, evaluate, fit
 
@@ -57,22 +59,67 @@ def summary_table(outcomes: Mapping[str, Outcome], metric: str = "acc", *, basel
     """
     name = METRIC_NAMES.get(metric, metric)
     scale = 100.0 if pct else 1.0
-    fmt, points = (f"+.{digits}f", " pt") if pct else (f"+.{digits + 2}f", unit)
+    shown = digits if pct else digits + 2
     rows = []
     for row in summarize(dict(outcomes), metric, baseline=baseline, lower_is_better=lower_is_better, scale=scale):
-        cells = {"run": row["run"], "seeds": row["seeds"],
-                 f"test {name}": format_mean_std(row["test"], pct=pct, digits=digits if pct else digits + 2)}
+        cells = {"run": row["run"], "seeds": row["seeds"], f"test {name}": format_mean_std(row["test"], pct=pct, digits=shown)}
         if row["val_last"] is not None:
-            cells[f"val {name}, last epoch"] = format_mean_std(row["val_last"], pct=pct, digits=digits if pct else digits + 2)
+            cells[f"val {name}, last epoch"] = format_mean_std(row["val_last"], pct=pct, digits=shown)
         if baseline is not None:
-            paired = row["paired"]
-            cells[f"Δ vs {baseline} (paired)"] = "—" if paired is None else f"{paired.change:{fmt}}{points}"
-            cells["95 % interval"] = "—" if paired is None else paired.interval(fmt, points)
-            cells["wins"] = "—" if paired is None else f"{paired.better_on} of {paired.seeds}"
-            cells["verdict"] = "baseline" if paired is None else paired.verdict
+            cells.update(_paired_cells(row["paired"], baseline, pct=pct, digits=digits, unit=unit))
         cells["s / run"] = f"{row['seconds_per_run']:.0f}"
         rows.append(cells)
     return rows
+
+
+def per_seed_table(per_seed: Mapping[str, Sequence[float]], metric: str = "acc", *, baseline: str | None = None,
+                   lower_is_better: bool = False, pct: bool = True, digits: int = 1,
+                   unit: str = "") -> list[dict[str, Any]]:
+    """:func:`summary_table`'s test columns from recorded numbers instead of live outcomes: ``per_seed`` maps each
+    run's label to its per-seed test ``metric`` (a results file's ``*_per_seed`` entry, the same seeds in the same
+    order), so a notebook shows its shipped reference run (``kdlab.results``) in the same form as the live run."""
+    if not per_seed:
+        raise ValueError("per_seed must hold at least one run's per-seed values")
+    name = METRIC_NAMES.get(metric, metric)
+    paired = (paired_differences(per_seed, baseline, scale=100.0 if pct else 1.0, lower_is_better=lower_is_better)
+              if baseline is not None else {})
+    rows = []
+    for label, values in per_seed.items():
+        cells = {"run": label, "seeds": len(values),
+                 f"test {name}": format_mean_std(list(values), pct=pct, digits=digits if pct else digits + 2)}
+        if baseline is not None:
+            cells.update(_paired_cells(paired.get(label), baseline, pct=pct, digits=digits, unit=unit))
+        rows.append(cells)
+    return rows
+
+
+def reference_table(reference: reference_results.ReferenceResult, per_seed: Mapping[str, Sequence[float]], *,
+                    baseline: str, title: str, metric: str = "acc", lower_is_better: bool = False, pct: bool = True,
+                    digits: int = 1, unit: str = "") -> ResultsTable:
+    """A shipped reference run's comparison in the live table's form (a notebook's "Reference results"): prints
+    the stale warning when its recipe changed since, then the verdict sentences generated from its paired
+    differences (:func:`verdicts`), and returns :func:`per_seed_table` titled with ``title`` and where, how and
+    when the run was measured. ``per_seed`` is one of ``reference.metrics``' per-seed entries."""
+    scale = 100.0 if pct else 1.0
+    fmt, points = (f"+.{digits}f", " points") if pct else (f"+.{digits + 2}f", unit)
+    if reference.stale:
+        print(reference.stale_warning())
+    print(verdicts(paired_differences(per_seed, baseline, scale=scale, lower_is_better=lower_is_better), baseline,
+                   fmt=fmt, unit=points))
+    rows = per_seed_table(per_seed, metric, baseline=baseline, lower_is_better=lower_is_better, pct=pct, digits=digits,
+                          unit=unit)
+    return results_table(rows, title=f"{title} (reference run: {reference.describe()})")
+
+
+def _paired_cells(paired: PairedDifference | None, baseline: str, *, pct: bool, digits: int,
+                  unit: str) -> dict[str, str]:
+    """The paired columns of a table row: the mean difference to ``baseline``, its 95 % interval, wins and the
+    verdict (``paired`` is ``None`` on the baseline's own row)."""
+    fmt, points = (f"+.{digits}f", " pt") if pct else (f"+.{digits + 2}f", unit)
+    if paired is None:
+        return {f"Δ vs {baseline} (paired)": "—", "95 % interval": "—", "wins": "—", "verdict": "baseline"}
+    return {f"Δ vs {baseline} (paired)": f"{paired.change:{fmt}}{points}", "95 % interval": paired.interval(fmt, points),
+            "wins": f"{paired.better_on} of {paired.seeds}", "verdict": paired.verdict}
 
 
 METRIC_NAMES = {"acc": "accuracy", "miou": "mIoU", "abs_rel": "AbsRel", "verif_acc": "verification accuracy",
@@ -183,4 +230,5 @@ def record_results(notebook: str, recipe: Mapping[str, Any], results: Mapping[st
 
 
 __all__ = ["METRIC_NAMES", "PairedDifference", "histories_of", "latency_ms", "mean", "model_row", "paired_differences",
-           "paired_report", "quick_retrain", "record_results", "summary_table", "teacher_rows", "verdicts"]
+           "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_table", "summary_table",
+           "teacher_rows", "verdicts"]

@@ -52,7 +52,7 @@ def test_load_round_trip_and_describe(tmp_path):
     assert result.metrics == json.loads(json.dumps(METRICS))
     assert result.seeds == [0, 1, 2] and result.device == "NVIDIA H100"
     today = datetime.fromisoformat(result.date).date().isoformat()
-    assert result.describe() == f"measured on NVIDIA H100, profile gpu, 3 seeds, 9.0 min, {today}"
+    assert result.describe() == f"measured on NVIDIA H100, profile gpu, 3 seeds, 9.0 min of training, {today}"
     text = str(result)
     assert text.startswith("measured on") and "STALE" not in text
     assert "| kd/acc_per_seed | 0.8200 ± 0.0100 |" in text and "| baseline/val/acc | 0.78 |" in text
@@ -64,7 +64,7 @@ def test_load_round_trip_and_describe(tmp_path):
 def test_single_seed_wording(tmp_path):
     save(tmp_path, seeds=[7], wall_time_s=30.0, device="cpu", profile="cpu")
     result = load_reference("02_ofa", RECIPE, root=tmp_path)
-    assert result.describe().startswith("measured on cpu, profile cpu, 1 seed, 0.5 min")
+    assert result.describe().startswith("measured on cpu, profile cpu, 1 seed, 0.5 min of training")
 
 
 def test_missing_reference_is_none(tmp_path):

@@ -9,10 +9,12 @@ import kdlab.workbook as workbook
 from kdlab.experiments import Run, run_experiments, summarize
 from kdlab.methods import Supervised
 from kdlab.record import recorded
+from kdlab.results import load_reference, save_reference
 from kdlab.tables import format_mean_std
 from kdlab.train import fit
 from kdlab.workbook import (PairedDifference, histories_of, latency_ms, mean, model_row, paired_differences,
-                            paired_report, quick_retrain, record_results, summary_table, teacher_rows, verdicts)
+                            paired_report, per_seed_table, quick_retrain, record_results, reference_table,
+                            summary_table, teacher_rows, verdicts)
 
 
 def blobs(n=64):
@@ -58,6 +60,43 @@ def test_summary_table_formats_the_summary(outcomes):
     assert paired[1]["wins"] == f"{diff.better_on} of 2"
     loss = summary_table(outcomes, "loss", baseline="no KD", lower_is_better=True, pct=False)
     assert "test loss" in loss[1] and "val loss, last epoch" in loss[1]
+
+
+def test_per_seed_table_shows_recorded_numbers_as_the_live_table_does(outcomes):
+    """A reference file's per-seed test numbers give the same test and paired columns as the live outcomes."""
+    live = summary_table(outcomes, baseline="no KD")
+    recorded_rows = per_seed_table({label: o.test() for label, o in outcomes.items()}, baseline="no KD")
+    for row, live_row in zip(recorded_rows, live):
+        assert row == {k: v for k, v in live_row.items() if not k.startswith(("val ", "s / run"))}
+    depth = per_seed_table({"no KD": [0.12, 0.13, 0.11], "KD": [0.10, 0.12, 0.10]}, "abs_rel", baseline="no KD",
+                           lower_is_better=True, pct=False)
+    assert depth[1]["test AbsRel"] == format_mean_std([0.10, 0.12, 0.10], pct=False, digits=3)
+    assert depth[1]["wins"] == "3 of 3" and depth[1]["Δ vs no KD (paired)"] == "-0.013"
+    assert list(per_seed_table({"a": [0.5]})[0]) == ["run", "seeds", "test accuracy"]  # no baseline: no paired columns
+    with pytest.raises(ValueError, match="at least one run"):
+        per_seed_table({})
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        per_seed_table({"a": [0.5, 0.6]}, baseline="b")
+    with pytest.raises(ValueError, match="one value per baseline seed"):
+        per_seed_table({"a": [0.5, 0.6], "b": [0.5]}, baseline="a")
+
+
+def test_reference_table_shows_a_results_file_with_its_verdicts(tmp_path, capsys):
+    per_seed = {"no KD": [0.80, 0.82, 0.81], "KD": [0.85, 0.86, 0.86]}
+    save_reference("02_cskd", {"n": 1}, {"accuracy_per_seed": per_seed}, seeds=[0, 1, 2], wall_time_s=60.0,
+                   device="cpu", profile="cpu", root=tmp_path)
+    reference = load_reference("02_cskd", {"n": 1}, root=tmp_path)
+    table = reference_table(reference, reference.metrics["accuracy_per_seed"], baseline="no KD", title="Test accuracy")
+    printed = capsys.readouterr().out
+    assert "STALE" not in printed and printed.startswith("KD against no KD: +4.7 points [")
+    assert "better beyond seed noise" in printed and "1 of 1 row(s) differ from no KD beyond seed noise" in printed
+    assert table.title == f"Test accuracy (reference run: {reference.describe()})"
+    assert table.columns == list(per_seed_table(per_seed, baseline="no KD")[0])
+    stale = load_reference("02_cskd", {"n": 2}, root=tmp_path)
+    reference_table(stale, stale.metrics["accuracy_per_seed"], baseline="no KD", title="t")
+    assert capsys.readouterr().out.startswith("STALE: 02_cskd.json")
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        reference_table(reference, per_seed, baseline="labels only", title="t")
 
 
 def test_paired_differences_seed_by_seed():
