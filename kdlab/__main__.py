@@ -5,6 +5,7 @@
     python -m kdlab run 00_primer [--profile cpu] [--out build] [-p TEMPERATURE=2] [--cell-timeout 1800]
     python -m kdlab run --all
     python -m kdlab reference 00_primer                    # declared long run -> data/results/00_primer.json
+    python -m kdlab results [00_primer ...]                # the shipped reference runs' headline tables (Markdown)
     python -m kdlab bench models | data | ofa [--student vit --teacher cnn_small]
     python -m kdlab bench swtat [--sizes 16 32 64 --window 8 --repeats 3]
     python -m kdlab bench train | grid [--n-train 512 --epochs 1 --seeds 3]
@@ -96,6 +97,33 @@ def cmd_reference(args: argparse.Namespace) -> int:
         print(f"reference run of {path.name} with {parameters} ...", flush=True)
         execute_notebook(path, Path(args.out), parameters, html=True, cell_timeout=args.cell_timeout)
         print(f"{path.name}: reference run done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def results_markdown(notebook: str) -> str:
+    """The headline tables of ``notebook``'s shipped reference run as Markdown, each followed by its verdict
+    sentences (``kdlab.workbook.HEADLINES``): the README's results tables are this text, pasted."""
+    from .recipes import reference_recipe
+    from .results import load_reference
+    from .workbook import reference_tables
+
+    reference = load_reference(notebook, reference_recipe(notebook))
+    if reference is None:
+        raise SystemExit(f"no reference results shipped for {notebook}: run `python -m kdlab reference {notebook}`")
+    blocks = [reference.stale_warning()] if reference.stale else []
+    for table, sentences in reference_tables(reference):
+        blocks.append(f"{table}\n\n{sentences}")
+    return "\n\n".join(blocks)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .recipes import REFERENCE
+
+    for name in args.notebooks or list(REFERENCE):
+        stem = Path(name).stem
+        if stem not in REFERENCE:
+            raise SystemExit(f"no reference run declared for {stem!r}; known: {', '.join(REFERENCE)}")
+        print(f"<!-- python -m kdlab results {stem} -->\n{results_markdown(stem)}\n<!-- end of generated results -->\n")
     return 0
 
 
@@ -192,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--cell-timeout", type=_seconds, default=0,
                      help="fail a cell that runs longer (seconds; default 0 = no limit: reference cells train for long)")
 
+    results = sub.add_parser("results", help="print the shipped reference runs' headline tables and verdicts (Markdown)")
+    results.add_argument("notebooks", nargs="*", help="notebook names (default: every declared reference)")
+
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
     teachers.add_argument("action", choices=["list", "verify", "build"])
     teachers.add_argument("keys", nargs="*", help="teacher keys (default: all)")
@@ -219,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "env":
         print(env_report())
         return 0
-    handlers = {"run": cmd_run, "reference": cmd_reference, "teachers": cmd_teachers, "bench": cmd_bench}
+    handlers = {"run": cmd_run, "reference": cmd_reference, "results": cmd_results, "teachers": cmd_teachers,
+                "bench": cmd_bench}
     return handlers[args.command](args)
 
 

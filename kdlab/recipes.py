@@ -137,7 +137,7 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
 
     Classification distils the shipped Swin's stage-2 map into the primer's CNN student's stage-3 map (both
     8x8 at 32 px), so a 4x4 window cuts the map into four; the student trains as in the primer (model, epochs,
-    learning rate) but, in ``cpu``, on 1200 of the primer's 2000 images. Segmentation distils the shipped segmenter's
+    learning rate) but, in ``cpu``, on 1000 of the primer's 2000 images. Segmentation distils the shipped segmenter's
     stride-4 decoder map (16x16 at 64 px) into the small segmenter's. ``window`` is M for both tasks,
     ``tat_weight`` the classification weight of the TaT terms (the paper's epsilon: TaT's ``tat_weight`` and
     SW-TaT's ``sw_tat_weight``), ``sw_tat_weight`` / ``pm_tat_weight`` the segmentation weights of the SW-TaT /
@@ -146,9 +146,10 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
     (``kd``, ``tat``, ``swtat``; ``tat_patch_group``, ``swtat_seg``, ``swtat_seg_pm``) are the constructor
     keywords of :data:`kdlab.methods.METHODS` ``["kd"]``, ``["tat"]``, ``["swtat"]``, ``["tat_patch_group"]`` and
     ``["swtat_seg"]`` (twice). ``n_seeds`` defaults to 1 / 3 / 5.
-    Sized for 3 seeds in the ``cpu`` budget: one seed costs about 3 ms of one-thread CPU per classification image
-    and epoch and 5 ms per segmentation image and epoch (four rows each), so at the earlier 2000 x 12 / 2000 x 15
-    the grid took about 890 s per seed; at 1200 x 12 / 800 x 10 about 330 s, 3 seeds about 500 s on two workers.
+    Sized for 3 seeds in the ``cpu`` budget: the four rows cost about 3 ms of one-thread CPU per classification image
+    and epoch and 5-6 ms per segmentation image and epoch, so the earlier 2000 x 12 / 2000 x 15 took about 890 s per
+    seed. Measured on 2 cores, 3 seeds on two workers: 1200 x 12 classification images 289 s and 800 x 10
+    segmentation images 295 s, with the rest of the notebook over the 10 minutes; hence 1000 x 12 and 600 x 10.
     Smoke trains 200 segmentation images for 2 epochs.
     """
     profile = resolve_profile(profile)
@@ -163,7 +164,7 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
         "knobs": knobs,
         "seeds": [seed + i for i in range(n_seeds)],
         "classification": {
-            "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=1200, gpu=8000),
+            "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=1000, gpu=8000),
                      "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
                      "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
             "teacher": "shapes_swin", "student": "cnn_small",
@@ -174,7 +175,7 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
         },
         "segmentation": {
             "data": {"name": "shapes", "img_size": 64, "target": "mask",
-                     "n_train": by_profile(profile, smoke=200, cpu=800, gpu=8000),
+                     "n_train": by_profile(profile, smoke=200, cpu=600, gpu=8000),
                      "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500),
                      "n_val": by_profile(profile, smoke=100, cpu=250, gpu=500), "seed": seed},
             "teacher": "shapes_seg", "student": "seg_cnn_small",

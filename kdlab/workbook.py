@@ -7,8 +7,8 @@ and compares each row with the no-KD baseline seed by seed, §8 retrains one row
 ``data/results/``). The helpers below are those steps:
 
 - :func:`mean`, :func:`summary_table`: a run's mean over seeds, and the grid's table (mean ± std over seeds);
-  :func:`per_seed_table` the same test columns from a reference file's per-seed numbers, :func:`reference_table`
-  a shipped reference run's table with its verdicts;
+  :func:`per_seed_table` the same test columns from a reference file's per-seed numbers, and :data:`HEADLINES`,
+  :func:`reference_tables`, :func:`show_reference`: a shipped reference run's headline tables with their verdicts;
 - :func:`paired_differences` (from :mod:`kdlab.experiments`), :func:`paired_report`, :func:`verdicts`: each row
   against the baseline on the same seeds, with its 95 % interval and the verdict sentence generated from it;
 - :func:`teacher_rows`, :func:`model_row`: the rows of the §5 table of teachers and students;
@@ -19,6 +19,7 @@ and compares each row with the no-KD baseline seed by seed, §8 retrains one row
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,22 +94,92 @@ def per_seed_table(per_seed: Mapping[str, Sequence[float]], metric: str = "acc",
     return rows
 
 
-def reference_table(reference: reference_results.ReferenceResult, per_seed: Mapping[str, Sequence[float]], *,
-                    baseline: str, title: str, metric: str = "acc", lower_is_better: bool = False, pct: bool = True,
-                    digits: int = 1, unit: str = "") -> ResultsTable:
-    """A shipped reference run's comparison in the live table's form (a notebook's "Reference results"): prints
-    the stale warning when its recipe changed since, then the verdict sentences generated from its paired
-    differences (:func:`verdicts`), and returns :func:`per_seed_table` titled with ``title`` and where, how and
-    when the run was measured. ``per_seed`` is one of ``reference.metrics``' per-seed entries."""
-    scale = 100.0 if pct else 1.0
-    fmt, points = (f"+.{digits}f", " points") if pct else (f"+.{digits + 2}f", unit)
+@dataclass(frozen=True)
+class Headline:
+    """One headline comparison of a notebook's results file: the per-seed test numbers at ``key`` in its metrics
+    (restricted to ``rows`` when given), each row against ``baseline``; ``metric`` names the column
+    (:data:`METRIC_NAMES`), ``pct`` shows fractions as percentages (differences in points)."""
+
+    title: str
+    key: tuple[str, ...]
+    baseline: str
+    metric: str = "acc"
+    rows: tuple[str, ...] | None = None
+    lower_is_better: bool = False
+    pct: bool = True
+    digits: int = 1
+
+    def per_seed(self, metrics: Mapping[str, Any]) -> dict[str, list[float]]:
+        """The per-seed numbers this headline compares, from a results file's ``metrics``: ``rows`` in their
+        order (default: the baseline, then the others as stored)."""
+        values: Any = metrics
+        for part in self.key:
+            values = values[part]
+        rows = self.rows or (self.baseline, *(row for row in values if row != self.baseline))
+        return {row: list(values[row]) for row in rows}
+
+
+OFA_ROWS = ("labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages")
+
+HEADLINES: dict[str, tuple[Headline, ...]] = {
+    "00_primer": tuple(Headline(f"{name} student: test accuracy", ("accuracy_per_seed",), f"{student} · labels only",
+                                rows=(f"{student} · labels only", f"{student} · Hinton KD"))
+                       for student, name in (("cnn_small", "CNN"), ("vit", "ViT"), ("mixer", "Mixer"))),
+    "01_ofa": (Headline("CNN teacher → ViT student: test accuracy", ("accuracy_per_seed", "cnn_to_vit"), "labels only",
+                        rows=OFA_ROWS),
+               Headline("ViT teacher → CNN student: test accuracy", ("accuracy_per_seed", "vit_to_cnn"), "labels only",
+                        rows=OFA_ROWS)),
+    "02_cskd": (Headline("CNN teacher → distilled ViT: test accuracy", ("accuracy_per_seed",), "no KD",
+                         rows=("no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD")),),
+    "03_swtat": (Headline("Classification, Swin → CNN: test accuracy", ("cls_accuracy_per_seed",), "no KD",
+                          rows=("no KD", "KD", "TaT", "SW-TaT")),
+                 Headline("Segmentation, CNN → smaller CNN: test mIoU", ("seg_miou_per_seed",), "no KD", "miou",
+                          rows=("no KD", "TaT patch groups + anchors", "SW-TaT", "SW-TaT + PM"))),
+    "04_cafd_face": (Headline("Swin → CNN faces: test verification accuracy (10-fold)", ("verif_acc_per_seed",), "no KD",
+                              "verif_acc", digits=2,
+                              rows=("no KD", "embedding KD", "feature MSE", "CAFD without APT",
+                                    "CAFD without facial distance", "CAFD")),),
+    "05_disdepth": (Headline("Swin → CNN depth: test AbsRel (lower is better)", ("abs_rel_per_seed",), "no KD",
+                             "abs_rel", lower_is_better=True, pct=False, digits=2,
+                             rows=("no KD", "+ LGConv", "+ feature-MSE KD", "+ ghost-decoder KD", "DisDepth")),),
+}
+"""Each notebook's headline comparisons, read from its results file by :func:`reference_tables` (the notebooks'
+"Reference results" and ``python -m kdlab results``, which prints the README's tables)."""
+
+
+def reference_tables(reference: reference_results.ReferenceResult) -> list[tuple[ResultsTable, str]]:
+    """A shipped reference run's headline comparisons (:data:`HEADLINES`) in the live tables' form: per headline
+    the :func:`per_seed_table` (titled with where, how and when the run was measured) and the verdict sentences
+    generated from its paired differences (:func:`verdicts`)."""
+    if reference.notebook not in HEADLINES:
+        raise ValueError(f"no headline comparison declared for {reference.notebook!r}; known: {', '.join(HEADLINES)}")
+    tables = []
+    for headline in HEADLINES[reference.notebook]:
+        per_seed = headline.per_seed(reference.metrics)
+        scale, digits = (100.0, headline.digits) if headline.pct else (1.0, headline.digits + 2)
+        fmt, unit = (f"+.{digits}f", " points") if headline.pct else (f"+.{digits}f", "")
+        sentences = verdicts(paired_differences(per_seed, headline.baseline, scale=scale,
+                                                lower_is_better=headline.lower_is_better),
+                             headline.baseline, fmt=fmt, unit=unit)
+        rows = per_seed_table(per_seed, headline.metric, baseline=headline.baseline,
+                              lower_is_better=headline.lower_is_better, pct=headline.pct, digits=headline.digits)
+        tables.append((results_table(rows, title=f"{headline.title} — reference run, {reference.describe()}"), sentences))
+    return tables
+
+
+def show_reference(reference: reference_results.ReferenceResult | None) -> None:
+    """A notebook's "Reference results" cell: say that none is shipped, or show the stale warning (when the recipe
+    changed since) and every headline table of :func:`reference_tables` with its verdict sentences."""
+    from IPython.display import display
+
+    if reference is None:
+        print("No reference results shipped for this notebook yet.")
+        return
     if reference.stale:
         print(reference.stale_warning())
-    print(verdicts(paired_differences(per_seed, baseline, scale=scale, lower_is_better=lower_is_better), baseline,
-                   fmt=fmt, unit=points))
-    rows = per_seed_table(per_seed, metric, baseline=baseline, lower_is_better=lower_is_better, pct=pct, digits=digits,
-                          unit=unit)
-    return results_table(rows, title=f"{title} (reference run: {reference.describe()})")
+    for table, sentences in reference_tables(reference):
+        display(table)
+        print(sentences)
 
 
 def _paired_cells(paired: PairedDifference | None, baseline: str, *, pct: bool, digits: int,
@@ -229,6 +300,6 @@ def record_results(notebook: str, recipe: Mapping[str, Any], results: Mapping[st
     return path
 
 
-__all__ = ["METRIC_NAMES", "PairedDifference", "histories_of", "latency_ms", "mean", "model_row", "paired_differences",
-           "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_table", "summary_table",
-           "teacher_rows", "verdicts"]
+__all__ = ["HEADLINES", "METRIC_NAMES", "Headline", "PairedDifference", "histories_of", "latency_ms", "mean", "model_row",
+           "paired_differences", "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_tables",
+           "show_reference", "summary_table", "teacher_rows", "verdicts"]

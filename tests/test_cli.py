@@ -1,6 +1,7 @@
 import pytest
 
-from kdlab.__main__ import RUN_CELL_TIMEOUT_S, build_parser, execute_notebook, main, notebook_paths, parse_parameters
+from kdlab.__main__ import (RUN_CELL_TIMEOUT_S, build_parser, execute_notebook, main, notebook_paths, parse_parameters,
+                            results_markdown)
 
 
 def test_env_prints_the_report(capsys):
@@ -16,6 +17,16 @@ def test_teachers_list_and_verify(capsys):
     assert "test verification acc" in listing
     assert main(["teachers", "verify"]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_results_prints_each_reference_runs_headline_tables(capsys):
+    assert main(["results", "02_cskd", "05_disdepth.ipynb"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("<!-- python -m kdlab results ") == 2 and printed.count("<!-- end of generated results -->") == 2
+    assert "| run | seeds | test accuracy | Δ vs no KD (paired) | 95 % interval | wins | verdict |" in printed
+    assert "test AbsRel" in printed and results_markdown("02_cskd") in printed
+    with pytest.raises(SystemExit, match="no reference run declared for '99_nothing'"):
+        main(["results", "99_nothing"])
 
 
 def test_parameters_parse_as_literals():

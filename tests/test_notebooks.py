@@ -15,6 +15,7 @@ import pytest
 
 from kdlab.record import read_records
 from kdlab.runner import execute_notebook
+from kdlab.workbook import HEADLINES
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -47,6 +48,12 @@ def _numbers(value):
             yield from _numbers(v)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield value
+
+
+def _at(rec: dict, key: tuple[str, ...]):
+    for part in key:
+        rec = rec[part]
+    return rec
 
 
 def check_primer(rec: dict) -> None:
@@ -311,6 +318,14 @@ def test_notebook_runs_in_smoke_profile(path, tmp_path_factory, monkeypatch):
         if "loss" in key:
             assert all(math.isfinite(v) for v in _numbers(value)), key
     CHECKS.get(path.stem, lambda r: None)(rec)
+    # the headline comparisons the reference cell and `python -m kdlab results` show read every recorded row
+    shown = set()
+    for headline in HEADLINES[path.stem]:
+        per_seed = headline.per_seed(rec)
+        assert list(per_seed)[0] == headline.baseline and all(len(v) == 1 for v in per_seed.values()), headline.title
+        shown |= {(headline.key, row) for row in per_seed}
+    recorded = {(h.key, row) for h in HEADLINES[path.stem] for row in _at(rec, h.key)}
+    assert shown == recorded, "every recorded row appears in a headline table"
 
 
 @pytest.mark.notebook

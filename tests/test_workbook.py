@@ -8,13 +8,15 @@ from torch import nn
 import kdlab.workbook as workbook
 from kdlab.experiments import Run, run_experiments, summarize
 from kdlab.methods import Supervised
+from kdlab.recipes import RECIPES
 from kdlab.record import recorded
 from kdlab.results import load_reference, save_reference
 from kdlab.tables import format_mean_std
 from kdlab.train import fit
 from kdlab.workbook import (PairedDifference, histories_of, latency_ms, mean, model_row, paired_differences,
-                            paired_report, per_seed_table, quick_retrain, record_results, reference_table,
-                            summary_table, teacher_rows, verdicts)
+                            paired_report, per_seed_table, quick_retrain, record_results, reference_tables,
+                            show_reference, summary_table, teacher_rows, verdicts)
+from kdlab.workbook import HEADLINES, METRIC_NAMES
 
 
 def blobs(n=64):
@@ -81,22 +83,43 @@ def test_per_seed_table_shows_recorded_numbers_as_the_live_table_does(outcomes):
         per_seed_table({"a": [0.5, 0.6], "b": [0.5]}, baseline="a")
 
 
-def test_reference_table_shows_a_results_file_with_its_verdicts(tmp_path, capsys):
-    per_seed = {"no KD": [0.80, 0.82, 0.81], "KD": [0.85, 0.86, 0.86]}
+def test_reference_tables_show_a_results_file_with_its_verdicts(tmp_path, capsys):
+    per_seed = {"CSKD": [0.79, 0.84, 0.80], "CSKD without CKF": [0.80, 0.82, 0.80], "DeiT hard distillation": [0.85, 0.86, 0.86],
+                "no KD": [0.80, 0.82, 0.81]}
     save_reference("02_cskd", {"n": 1}, {"accuracy_per_seed": per_seed}, seeds=[0, 1, 2], wall_time_s=60.0,
                    device="cpu", profile="cpu", root=tmp_path)
     reference = load_reference("02_cskd", {"n": 1}, root=tmp_path)
-    table = reference_table(reference, reference.metrics["accuracy_per_seed"], baseline="no KD", title="Test accuracy")
-    printed = capsys.readouterr().out
-    assert "STALE" not in printed and printed.startswith("KD against no KD: +4.7 points [")
-    assert "better beyond seed noise" in printed and "1 of 1 row(s) differ from no KD beyond seed noise" in printed
-    assert table.title == f"Test accuracy (reference run: {reference.describe()})"
+    [(table, sentences)] = reference_tables(reference)
+    assert sentences.startswith("DeiT hard distillation against no KD: +4.7 points [")  # the headline's row order
+    assert "1 of 3 row(s) differ from no KD beyond seed noise (95 % interval excludes 0): DeiT hard distillation." in sentences
+    assert table.title.endswith(f"— reference run, {reference.describe()}")
+    assert [line.split(" | ")[0] for line in str(table).splitlines()[4:]] == [
+        "| no KD", "| DeiT hard distillation", "| CSKD without CKF", "| CSKD"]
     assert table.columns == list(per_seed_table(per_seed, baseline="no KD")[0])
-    stale = load_reference("02_cskd", {"n": 2}, root=tmp_path)
-    reference_table(stale, stale.metrics["accuracy_per_seed"], baseline="no KD", title="t")
+    show_reference(reference)
+    shown = capsys.readouterr().out
+    assert "STALE" not in shown and sentences in shown and "CSKD" in shown
+    show_reference(load_reference("02_cskd", {"n": 2}, root=tmp_path))
     assert capsys.readouterr().out.startswith("STALE: 02_cskd.json")
-    with pytest.raises(ValueError, match="baseline must be one of"):
-        reference_table(reference, per_seed, baseline="labels only", title="t")
+    show_reference(None)
+    assert capsys.readouterr().out == "No reference results shipped for this notebook yet.\n"
+    save_reference("05_disdepth", {"n": 1}, {"abs_rel_per_seed": {"no KD": [0.25, 0.26], "+ LGConv": [0.24, 0.25],
+                   "DisDepth": [0.2, 0.21]}}, seeds=[0, 1], wall_time_s=1.0, device="cpu", profile="cpu", root=tmp_path)
+    with pytest.raises(KeyError, match="feature-MSE"):  # a file that lacks a declared row
+        reference_tables(load_reference("05_disdepth", {"n": 1}, root=tmp_path))
+    save_reference("99_other", {"n": 1}, {}, seeds=[0], wall_time_s=1.0, device="cpu", profile="cpu", root=tmp_path)
+    with pytest.raises(ValueError, match="no headline comparison declared for '99_other'"):
+        reference_tables(load_reference("99_other", {"n": 1}, root=tmp_path))
+
+
+def test_every_notebook_declares_headlines_that_read_its_recorded_results():
+    """HEADLINES names a per-seed entry and a baseline row that each notebook's smoke record holds (the smoke
+    records are read by tests/test_notebooks.py; here their keys are checked against the recipes' notebooks)."""
+    assert set(HEADLINES) == set(RECIPES)
+    for notebook, headlines in HEADLINES.items():
+        for headline in headlines:
+            assert headline.key[0].endswith("per_seed") and headline.metric in METRIC_NAMES, (notebook, headline)
+            assert headline.rows is None or headline.baseline in headline.rows
 
 
 def test_paired_differences_seed_by_seed():
