@@ -18,6 +18,7 @@ import inspect
 import math
 import multiprocessing
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -149,17 +150,23 @@ def _worker_group(group: list[tuple[int, int]]) -> list[tuple]:
 
 
 def teacher_groups(runs: Sequence[Run], seeds: Sequence[int]) -> list[list[tuple[int, int]]]:
-    """The tasks ``(run index, seed)`` in groups for the workers: per seed, the runs that share one teacher form one
-    group (one worker then computes that teacher's outputs once for all of them, :data:`~kdlab.methods.common.
-    TEACHER_OUTPUTS`), every run without a teacher is a group of its own; largest groups first, so the pool's
-    dynamic scheduling balances the load. Which teacher a run uses is read from one ``make()`` per run."""
-    teacher_of = [id(getattr(run.make(), "teacher", None) or run) for run in runs]
+    """The tasks ``(run index, seed)`` in groups for the workers: per seed, the runs whose teacher outputs are
+    memoised under one key (:meth:`~kdlab.methods.Distiller.teacher_cache_key`) form one group, so one worker
+    computes those outputs once for all of them (:data:`~kdlab.methods.common.TEACHER_OUTPUTS`); every other run
+    (no teacher, or a teacher side that learns and is never memoised) is a group of its own, which keeps the groups
+    small enough to balance. Largest groups first, for the pool's dynamic scheduling. The key is read from one
+    ``make()`` per run."""
+    keys = []
+    for index, run in enumerate(runs):
+        distiller = run.make()
+        key = distiller.teacher_cache_key() if isinstance(distiller, Distiller) else None
+        keys.append(("memo", key) if key is not None else ("alone", index))
     groups: list[list[tuple[int, int]]] = []
     for seed in seeds:
-        by_teacher: dict[int, list[tuple[int, int]]] = {}
-        for index, key in enumerate(teacher_of):
-            by_teacher.setdefault(key, []).append((index, seed))
-        groups += by_teacher.values()
+        by_key: dict[Hashable, list[tuple[int, int]]] = {}
+        for index, key in enumerate(keys):
+            by_key.setdefault(key, []).append((index, seed))
+        groups += by_key.values()
     return sorted(groups, key=len, reverse=True)
 
 

@@ -136,8 +136,8 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
     """SW-TaT (03): classification (Swin teacher -> CNN) and segmentation (CNN segmenter -> smaller CNN).
 
     Classification distils the shipped Swin's stage-2 map into the primer's CNN student's stage-3 map (both
-    8x8 at 32 px), so a 4x4 window cuts the map into four; the student trains as in the primer (model, epochs,
-    learning rate) but, in ``cpu``, on 1000 of the primer's 2000 images. Segmentation distils the shipped segmenter's
+    8x8 at 32 px), so a 4x4 window cuts the map into four; the student is the primer's CNN with the primer's learning
+    rate, trained in ``cpu`` on 1000 of the primer's 2000 images for 10 epochs at batch 32 (below). Segmentation distils the shipped segmenter's
     stride-4 decoder map (16x16 at 64 px) into the small segmenter's. ``window`` is M for both tasks,
     ``tat_weight`` the classification weight of the TaT terms (the paper's epsilon: TaT's ``tat_weight`` and
     SW-TaT's ``sw_tat_weight``), ``sw_tat_weight`` / ``pm_tat_weight`` the segmentation weights of the SW-TaT /
@@ -146,18 +146,19 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
     (``kd``, ``tat``, ``swtat``; ``tat_patch_group``, ``swtat_seg``, ``swtat_seg_pm``) are the constructor
     keywords of :data:`kdlab.methods.METHODS` ``["kd"]``, ``["tat"]``, ``["swtat"]``, ``["tat_patch_group"]`` and
     ``["swtat_seg"]`` (twice). ``n_seeds`` defaults to 1 / 3 / 5.
-    Sized for 3 seeds in the ``cpu`` budget: the four rows cost about 3 ms of one-thread CPU per classification image
-    and epoch and 5-6 ms per segmentation image and epoch, so the earlier 2000 x 12 / 2000 x 15 took about 890 s per
-    seed. Measured on 2 cores, 3 seeds on two workers: 1200 x 12 classification images 289 s and 800 x 10
-    segmentation images 295 s, with the rest of the notebook over the 10 minutes; hence 1000 x 12 and 600 x 10.
-    Smoke trains 200 segmentation images for 2 epochs.
+    Sized for 3 seeds in the ``cpu`` budget (2 cores, two workers): 1200 x 12 classification and 800 x 10
+    segmentation images took 646 s; 1000 x 12 and 600 x 10 at batch 64 fitted (500 s) but left too few steps (labels
+    only 52 % accuracy, 11.6 % mIoU). One-seed probes on the validation split recovered much of it with smaller
+    batches at a similar cost (classification 1000 images at batch 32: 78 %; segmentation 800 at batch 8: 71 % mIoU;
+    2000 at batch 64: 87 % and, 15 epochs, 83 %). Hence ``cpu`` 1000 x 10 at batch 32 and 500 x 10 at batch 8 (483 s).
+    Smoke: 200 segmentation images, 2 epochs, batch 64.
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "window": window, "tat_weight": tat_weight,
              "sw_tat_weight": sw_tat_weight, "pm_tat_weight": pm_tat_weight, "n_seeds": n_seeds}
-    scale = by_profile(profile, smoke=0.2, cpu=1.0, gpu=2.5)
-    cls_epochs, seg_epochs = max(2, round(12 * scale)), by_profile(profile, smoke=2, cpu=10, gpu=38)
+    cls_epochs, seg_epochs = by_profile(profile, smoke=2, cpu=10, gpu=30), by_profile(profile, smoke=2, cpu=10, gpu=38)
+    cls_batch, seg_batch = by_profile(profile, smoke=64, cpu=32, gpu=64), by_profile(profile, smoke=64, cpu=8, gpu=64)
     cls_tat = {"stages": [3, 2], "ce_weight": 0.5, "kd_weight": 0.5}
     seg_tat = {"ce_weight": 1.0, "img_size": 64}
     return {
@@ -168,18 +169,18 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
                      "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
                      "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
             "teacher": "shapes_swin", "student": "cnn_small",
-            "fit": {"epochs": cls_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, cls_epochs / 4)},
+            "fit": {"epochs": cls_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, cls_epochs / 4), "batch_size": cls_batch},
             "kd": {"temperature": 1.0, "kd_weight": 0.5},
             "tat": {**cls_tat, "tat_weight": tat_weight},
             "swtat": {**cls_tat, "window": window, "sw_tat_weight": tat_weight},
         },
         "segmentation": {
             "data": {"name": "shapes", "img_size": 64, "target": "mask",
-                     "n_train": by_profile(profile, smoke=200, cpu=600, gpu=8000),
+                     "n_train": by_profile(profile, smoke=200, cpu=500, gpu=8000),
                      "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500),
                      "n_val": by_profile(profile, smoke=100, cpu=250, gpu=500), "seed": seed},
             "teacher": "shapes_seg", "student": "seg_cnn_small",
-            "fit": {"epochs": seg_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, seg_epochs / 4)},
+            "fit": {"epochs": seg_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, seg_epochs / 4), "batch_size": seg_batch},
             "tat_patch_group": {**seg_tat, "patches": 4, "group_size": 4, "anchors": 4,
                                 "patch_tat_weight": sw_tat_weight, "anchor_tat_weight": pm_tat_weight},
             "swtat_seg": {**seg_tat, "window": window, "pm_levels": 0, "sw_tat_weight": sw_tat_weight},
@@ -253,19 +254,21 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
     :class:`~kdlab.methods.CAFD` (besides ``num_classes``, the training identities). ``cafd.acclimation`` is
     phase A (teacher side only) as a fraction of training: one epoch. Measured on one CPU thread per 64 px
     training image: about 2.7 ms without KD, 4 ms with the teacher's forward and 5.8 ms for CAFD (prompts, URFM
-    and MSA), so the ``cpu`` grid (the six rows and the two homologous runs) trains in about 4 minutes on one
-    thread (246 s measured) and 2.5 on two cores. Smoke halves the student (stem 16, widths 24/32/48, 64 features).
+    and MSA). Measured on 2 cores with 3 seeds (two one-thread workers, validation after every epoch): at 40
+    identities x 20 faces x 10 epochs the six rows trained in 511 s and the two homologous runs in 200 s, the
+    notebook in 815 s; hence 16 faces per identity and 8 epochs in ``cpu`` (about 0.64 of that training).
+    Smoke halves the student (stem 16, widths 24/32/48, 64 features).
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "facial_scale": facial_scale, "pif_ratio": pif_ratio,
              "num_prompts": num_prompts, "attn_weight": attn_weight, "feat_weight": feat_weight, "n_seeds": n_seeds}
-    epochs = by_profile(profile, smoke=2, cpu=10, gpu=20)
+    epochs = by_profile(profile, smoke=2, cpu=8, gpu=20)
     margin = {"margin": "cosface", "s": 16.0, "m": 0.2}
     return {
         "knobs": knobs,
         "data": {"name": "faces", "n_train_ids": by_profile(profile, smoke=20, cpu=40, gpu=100),
-                 "per_id": by_profile(profile, smoke=6, cpu=20, gpu=40),
+                 "per_id": by_profile(profile, smoke=6, cpu=16, gpu=40),
                  "n_test_ids": by_profile(profile, smoke=20, cpu=50, gpu=50), "test_per_id": 10,
                  "n_pairs": by_profile(profile, smoke=300, cpu=3000, gpu=3000), "img_size": 64,
                  "n_val": by_profile(profile, smoke=10, cpu=50, gpu=50), "seed": seed},

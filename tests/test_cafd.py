@@ -610,7 +610,7 @@ def test_cafd_recipe_rebuilds_from_knobs_and_sizes_the_profiles():
     from kdlab.teachers import TEACHERS
     from kdlab.recipes import RECIPES, REFERENCE, cafd_recipe
 
-    assert RECIPES["04_cafd_face"] is cafd_recipe and REFERENCE["04_cafd_face"] == {"profile": "cpu", "n_seeds": 3}
+    assert RECIPES["04_cafd_face"] is cafd_recipe and REFERENCE["04_cafd_face"] == {"profile": "cpu"}
     recipe = cafd_recipe("cpu", seed=3, facial_scale=0.5, num_prompts=2)
     assert RECIPES["04_cafd_face"](**recipe["knobs"]) == recipe and recipe["seeds"] == [3, 4, 5]
     assert recipe["data"]["seed"] == 3 and recipe["cafd"]["facial_scale"] == 0.5 and recipe["cafd"]["num_prompts"] == 2

@@ -193,3 +193,13 @@ def test_teacher_groups_put_the_runs_of_one_seed_and_teacher_together():
     groups = teacher_groups(runs, [0, 1])
     assert groups == [[(1, 0), (2, 0)], [(1, 1), (2, 1)], [(0, 0)], [(0, 1)]]
     assert sorted(task for group in groups for task in group) == [(i, s) for i in range(3) for s in (0, 1)]
+
+    class LearningTeacherSide(KD):
+        """A teacher side that learns (as CAFD's prompts): never memoised, so nothing to share."""
+
+        def teacher_forward(self, x):
+            return self.teacher(x)
+
+    runs.append(Run("learning teacher side", lambda: LearningTeacherSide(student(), teacher), FIT))
+    assert runs[-1].make().teacher_cache_key() is None
+    assert teacher_groups(runs, [0]) == [[(1, 0), (2, 0)], [(0, 0)], [(3, 0)]]
