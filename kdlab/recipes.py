@@ -136,9 +136,9 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
     """SW-TaT (03): classification (Swin teacher -> CNN) and segmentation (CNN segmenter -> smaller CNN).
 
     Classification distils the shipped Swin's stage-2 map into the primer's CNN student's stage-3 map (both
-    8x8 at 32 px), so a 4x4 window cuts the map into four; the student is the primer's CNN with the primer's learning
-    rate, trained in ``cpu`` on 1000 of the primer's 2000 images for 10 epochs at batch 32 (below). Segmentation distils the shipped segmenter's
-    stride-4 decoder map (16x16 at 64 px) into the small segmenter's. ``window`` is M for both tasks,
+    8x8 at 32 px), so a 4x4 window cuts the map into four; the student is the primer's CNN with the primer's
+    learning rate, trained in ``cpu`` on 1000 of the primer's 2000 images for 10 epochs at batch 32 (below).
+    Segmentation distils the shipped segmenter's stride-4 decoder map (16x16 at 64 px) into the small segmenter's. ``window`` is M for both tasks,
     ``tat_weight`` the classification weight of the TaT terms (the paper's epsilon: TaT's ``tat_weight`` and
     SW-TaT's ``sw_tat_weight``), ``sw_tat_weight`` / ``pm_tat_weight`` the segmentation weights of the SW-TaT /
     patch-merging terms (delta / zeta; the TaT baseline's ``patch_tat_weight`` / ``anchor_tat_weight`` take the
@@ -169,7 +169,8 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
                      "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
                      "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
             "teacher": "shapes_swin", "student": "cnn_small",
-            "fit": {"epochs": cls_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, cls_epochs / 4), "batch_size": cls_batch},
+            "fit": {"epochs": cls_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, cls_epochs / 4),
+                    "batch_size": cls_batch},
             "kd": {"temperature": 1.0, "kd_weight": 0.5},
             "tat": {**cls_tat, "tat_weight": tat_weight},
             "swtat": {**cls_tat, "window": window, "sw_tat_weight": tat_weight},
@@ -180,7 +181,8 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
                      "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500),
                      "n_val": by_profile(profile, smoke=100, cpu=250, gpu=500), "seed": seed},
             "teacher": "shapes_seg", "student": "seg_cnn_small",
-            "fit": {"epochs": seg_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, seg_epochs / 4), "batch_size": seg_batch},
+            "fit": {"epochs": seg_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, seg_epochs / 4),
+                    "batch_size": seg_batch},
             "tat_patch_group": {**seg_tat, "patches": 4, "group_size": 4, "anchors": 4,
                                 "patch_tat_weight": sw_tat_weight, "anchor_tat_weight": pm_tat_weight},
             "swtat_seg": {**seg_tat, "window": window, "pm_levels": 0, "sw_tat_weight": sw_tat_weight},

@@ -19,8 +19,8 @@ and compares each row with the no-KD baseline seed by seed, §8 retrains one row
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,8 @@ def summary_table(outcomes: Mapping[str, Outcome], metric: str = "acc", *, basel
     shown = digits if pct else digits + 2
     rows = []
     for row in summarize(dict(outcomes), metric, baseline=baseline, lower_is_better=lower_is_better, scale=scale):
-        cells = {"run": row["run"], "seeds": row["seeds"], f"test {name}": format_mean_std(row["test"], pct=pct, digits=shown)}
+        cells = {"run": row["run"], "seeds": row["seeds"],
+                 f"test {name}": format_mean_std(row["test"], pct=pct, digits=shown)}
         if row["val_last"] is not None:
             cells[f"val {name}, last epoch"] = format_mean_std(row["val_last"], pct=pct, digits=shown)
         if baseline is not None:
