@@ -3,18 +3,23 @@
 
 A stalled cell is one whose kernel is idle while its reply never comes (seen with widget cells while several
 kernels shared two cores: papermill waiting in its event loop, the kernel in its own, no output). It is told apart
-from a busy cell by CPU time, not by wall time: a :class:`StallWatch` thread samples the CPU time of this process's
-children (the kernel and any worker processes it forks) every ``poll_s`` seconds, and when none of them has used
-any CPU for ``stall_s`` seconds while a cell runs, it kills the kernel. papermill then stops at that cell and
+from a busy cell by CPU time, not by wall time: a :class:`StallWatch` thread samples the CPU time of the kernels
+this process started (``ipykernel_launcher`` children) and of their descendants (the worker processes a kernel
+forks) every ``poll_s`` seconds — not of this process's other children, which may be busy for reasons of their own
+(the stress test's load processes) — and when none of them has used any CPU for ``stall_s`` seconds while a cell
+runs, it kills the kernel. papermill then stops at that cell and
 :func:`execute_notebook` raises :class:`StalledCell` naming it. A cell that computes, however long, is never
 stopped by this (``cell_timeout`` is the separate, optional wall-clock cap).
 
-The likely cause of the stall is the client's, not the kernel's: nbclient (0.11) waits for a cell's reply with a
-single unbounded ``poll`` of the shell socket (and of the IOPub socket for its output), and a wake-up of that
-asyncio poll that never comes leaves the reply unread in the socket forever (nbclient issue #312, "when cell
-contains ipywidget, execute cell will sometimes block", and its PR #311). :class:`PatientClient` therefore polls
-both channels in slices of ``POLL_SLICE_S`` seconds, so a reply that arrived is read within a slice whatever
-happened to the wake-up; the stall watch stays as the backstop for any other cause.
+A first hypothesis put the cause in the client: nbclient (0.11) waits for a cell's reply with a single unbounded
+``poll`` of the shell socket (and of the IOPub socket for its output), and a wake-up of that asyncio poll that never
+comes would leave the reply unread (nbclient issue #312, "when cell contains ipywidget, execute cell will sometimes
+block", and its PR #311). :class:`PatientClient` therefore polls both channels in slices of ``POLL_SLICE_S``
+seconds. That did not remove the stall: under the stress test's full load the primer's ``TemperatureExplorer`` cell
+stalled again, and py-spy showed both sides idle — the client re-polling its sockets every second with nothing to
+read, the kernel (ipykernel 7.4, with its separate shell-channel thread) idle in its event loop — so the reply was
+never sent, or lost before the client's socket. The cause is not found yet; the stall watch is what keeps a run from
+hanging.
 """
 from __future__ import annotations
 
@@ -92,8 +97,22 @@ class StalledCell(RuntimeError):
     """A notebook cell whose kernel stopped using CPU without replying (see the module notes)."""
 
 
+def kernel_processes() -> list[psutil.Process]:
+    """The Jupyter kernels among this process's children (``ipykernel_launcher`` in the command line) and all
+    their descendants."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("ipykernel_launcher" in part for part in child.cmdline()):
+                found += [child, *child.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return list({process.pid: process for process in found}.values())
+
+
 class StallWatch(threading.Thread):
-    """Watch this process's descendants; kill them when none has used CPU for ``stall_s`` seconds.
+    """Watch the kernels this process started (:func:`kernel_processes`); kill them when none has used CPU for
+    ``stall_s`` seconds.
 
     ``fired`` tells whether it did; ``idle_s`` is the longest idle stretch seen."""
 
@@ -105,11 +124,12 @@ class StallWatch(threading.Thread):
         self._stop = threading.Event()
 
     def _cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds of every kernel this process started and of each kernel's descendants, by pid."""
         times = {}
-        for child in psutil.Process().children(recursive=True):
+        for process in kernel_processes():
             try:
-                cpu = child.cpu_times()
-                times[child.pid] = cpu.user + cpu.system
+                cpu = process.cpu_times()
+                times[process.pid] = cpu.user + cpu.system
             except psutil.Error:
                 continue
         return times

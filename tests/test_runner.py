@@ -33,6 +33,21 @@ def test_a_cell_whose_kernel_idles_without_replying_fails_named(tmp_path):
     assert running_cell(tmp_path / "out" / "toy.ipynb") == (2, "import time")
 
 
+def test_a_stall_is_found_while_other_children_of_the_runner_are_busy(tmp_path):
+    """Only the kernel's process tree counts: a busy process the runner started for another reason (the stress
+    test's load) must not hide an idle kernel (it did, and a stress run hung on a widget cell)."""
+    load = multiprocessing.get_context("spawn").Process(target=_load, args=(120,), daemon=True)
+    load.start()
+    try:
+        path = notebook(tmp_path, "import time\ntime.sleep(120)", "y = 2")
+        start = time.perf_counter()
+        with pytest.raises(StalledCell, match=r"code cell 1 \('import time'\) stalled"):
+            execute_notebook(path, tmp_path / "out" / "toy.ipynb", {}, stall_s=3, poll_s=0.5)
+        assert time.perf_counter() - start < 60
+    finally:
+        load.terminate()
+
+
 def test_a_busy_cell_is_never_stopped_for_taking_long(tmp_path):
     busy = "import time\nend = time.perf_counter() + 6\nwhile time.perf_counter() < end:\n    sum(range(1000))"
     path = notebook(tmp_path, busy, "done = True")
