@@ -146,12 +146,10 @@ def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: fl
     (``kd``, ``tat``, ``swtat``; ``tat_patch_group``, ``swtat_seg``, ``swtat_seg_pm``) are the constructor
     keywords of :data:`kdlab.methods.METHODS` ``["kd"]``, ``["tat"]``, ``["swtat"]``, ``["tat_patch_group"]`` and
     ``["swtat_seg"]`` (twice). ``n_seeds`` defaults to 1 / 3 / 5.
-    Sized for 3 seeds in the ``cpu`` budget (2 cores, two workers): 1200 x 12 classification and 800 x 10
-    segmentation images took 646 s; 1000 x 12 and 600 x 10 at batch 64 fitted (500 s) but left too few steps (labels
-    only 52 % accuracy, 11.6 % mIoU). One-seed probes on the validation split recovered much of it with smaller
-    batches at a similar cost (classification 1000 images at batch 32: 78 %; segmentation 800 at batch 8: 71 % mIoU;
-    2000 at batch 64: 87 % and, 15 epochs, 83 %). Hence ``cpu`` 1000 x 10 at batch 32 and 500 x 10 at batch 8 (483 s).
-    Smoke: 200 segmentation images, 2 epochs, batch 64.
+    Sized for 3 seeds in ``cpu`` (2 cores): 1200 x 12 classification and 800 x 10 segmentation images took 646 s;
+    1000 x 12 and 600 x 10 at batch 64 500 s, but too few steps (labels only 52 % accuracy, 11.6 % mIoU). One-seed
+    validation probes at a similar cost: 1000 images at batch 32 78 %, 800 at batch 8 71 % mIoU (2000 at batch 64:
+    87 %; 83 % at 15 epochs). Hence 1000 x 10 at batch 32 and 500 x 10 at batch 8 (483 s); smoke batch 64.
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
