@@ -6,7 +6,7 @@ kernels shared two cores: papermill waiting in its event loop, the kernel in its
 from a busy cell by CPU time, not by wall time: a :class:`StallWatch` thread samples the CPU time of the kernels
 this process started (``ipykernel_launcher`` children) and of their descendants (the worker processes a kernel
 forks) every ``poll_s`` seconds — not of this process's other children, which may be busy for reasons of their own
-(the stress test's load processes) — and when none of them has used any CPU for ``stall_s`` seconds while a cell
+(the stress test's load processes) — and when together they have used almost no CPU (under `IDLE_CPU_FRACTION` of a core) for ``stall_s`` seconds while a cell
 runs, it kills the kernel. papermill then stops at that cell and
 :func:`execute_notebook` raises :class:`StalledCell` naming it. A cell that computes, however long, is never
 stopped by this (``cell_timeout`` is the separate, optional wall-clock cap).
@@ -42,6 +42,10 @@ STALL_S = 180.0
 """Default seconds of zero kernel CPU after which a running cell counts as stalled (a busy cell uses CPU every
 second; a kernel waiting on a lost message uses none)."""
 
+
+IDLE_CPU_FRACTION = 0.05
+"""A kernel tree that used less than this fraction of one core over a sample counts as idle: an idle ipykernel is
+not at zero (its heartbeat answers the client's pings, its threads wake), a computing cell uses most of a core."""
 
 POLL_SLICE_S = 1.0
 """Seconds of one poll of a kernel channel by :class:`PatientClient` before it polls again."""
@@ -111,8 +115,8 @@ def kernel_processes() -> list[psutil.Process]:
 
 
 class StallWatch(threading.Thread):
-    """Watch the kernels this process started (:func:`kernel_processes`); kill them when none has used CPU for
-    ``stall_s`` seconds.
+    """Watch the kernels this process started (:func:`kernel_processes`); kill them when together they have used
+    less than :data:`IDLE_CPU_FRACTION` of a core for ``stall_s`` seconds.
 
     ``fired`` tells whether it did; ``idle_s`` is the longest idle stretch seen."""
 
@@ -139,7 +143,8 @@ class StallWatch(threading.Thread):
         idle_since = time.monotonic()
         while not self._stop.wait(self.poll_s):
             now = self._cpu_by_pid()
-            busy = any(pid not in last or cpu > last[pid] for pid, cpu in now.items())
+            used = sum(cpu - last.get(pid, 0.0) for pid, cpu in now.items())
+            busy = any(pid not in last for pid in now) or used > IDLE_CPU_FRACTION * self.poll_s
             last = now
             if busy or not now:
                 idle_since = time.monotonic()
@@ -201,7 +206,7 @@ def execute_notebook(path: Path, output: Path, parameters: dict[str, object], *,
         if watch.fired:
             cell = running_cell(output)
             where = f"code cell {cell[0]} ({cell[1]!r})" if cell else "a cell"
-            raise StalledCell(f"{path.name}: {where} stalled: its kernel used no CPU for {watch.stall_s:.0f} s "
+            raise StalledCell(f"{path.name}: {where} stalled: its kernel sat idle (under 5 % of a core) for {watch.stall_s:.0f} s "
                               f"and never replied; the kernel was stopped") from error
         raise
     finally:
