@@ -2,7 +2,7 @@
 ``reference``, ``make book``) goes through :func:`execute_notebook`.
 
 A stalled cell is one whose kernel is idle while its reply never comes (seen with widget cells while several
-kernels shared two cores: papermill waiting in its event loop, the kernel in its own, no output). It is told apart
+kernels shared two cores: papermill waiting in its event loop, the kernel in its own). It is told apart
 from a busy cell by CPU time, not by wall time: a :class:`StallWatch` thread samples the CPU time of the kernels
 this process started (``ipykernel_launcher`` children) and of their descendants (the worker processes a kernel
 forks) every ``poll_s`` seconds — not of this process's other children, which may be busy for reasons of their own
@@ -11,15 +11,20 @@ runs, it kills the kernel. papermill then stops at that cell and
 :func:`execute_notebook` raises :class:`StalledCell` naming it. A cell that computes, however long, is never
 stopped by this (``cell_timeout`` is the separate, optional wall-clock cap).
 
-A first hypothesis put the cause in the client: nbclient (0.11) waits for a cell's reply with a single unbounded
-``poll`` of the shell socket (and of the IOPub socket for its output), and a wake-up of that asyncio poll that never
-comes would leave the reply unread (nbclient issue #312, "when cell contains ipywidget, execute cell will sometimes
-block", and its PR #311). :class:`PatientClient` therefore polls both channels in slices of ``POLL_SLICE_S``
-seconds. That did not remove the stall: under the stress test's full load the primer's ``TemperatureExplorer`` cell
-stalled again, and py-spy showed both sides idle — the client re-polling its sockets every second with nothing to
-read, the kernel (ipykernel 7.4, with its separate shell-channel thread) idle in its event loop — so the reply was
-never sent, or lost before the client's socket. The cause is not found yet; the stall watch is what keeps a run from
-hanging.
+The cause is in the client. nbclient (0.11) waits for a cell's reply with one unbounded asyncio ``poll`` of the
+shell socket (and of the IOPub socket for its output); a wake-up of that poll that never comes leaves the reply
+unread in the client's socket (nbclient issue #312, "when cell contains ipywidget, execute cell will sometimes
+block", and its PR #311). The executed notebooks show it: the stalled cell has its output and the kernel's
+``status: idle`` (both on IOPub) but no ``execute_reply`` — the kernel finished and replied. It is not the
+kernel: under the same load the primer's ``TemperatureExplorer`` cell stalled in 2 of 8 runs with ipykernel
+7.4.0 and in 2 of 8 with ipykernel 6.29.5, so pinning ipykernel would not help. :class:`PatientClient` polls
+both channels in slices of ``POLL_SLICE_S`` seconds, so a missed wake-up costs at most one slice (each slice
+ends with a non-blocking poll of the socket itself). An earlier version of this module already had the sliced
+polls but never used them: papermill starts the kernel client through nbclient's synchronous twin
+``start_new_kernel_client``, which nbclient binds to *its own* coroutine when the class is created, so the
+override did not run (``tests/test_runner.py`` now checks that both channels are sliced). With the slices in
+use the same load gave 0 stalls in 20 runs (two loops of 10 primer smoke runs beside two busy processes;
+before: 4 in 16). The stall watch stays as the guard for any other lost message.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from queue import Empty
 from typing import Any
 
 import psutil
+from nbclient.util import run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.log import logger as papermill_logger
@@ -78,6 +84,10 @@ class PatientClient(PapermillNotebookClient):
         sliced_polls(client.shell_channel)
         sliced_polls(client.iopub_channel)
         return client
+
+    # nbclient binds its synchronous twin to *its own* coroutine at class creation, and papermill calls the twin:
+    # without this line the override above never runs (it did not, until the stress test's stalls were traced).
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
 
 class PatientEngine(NBClientEngine):

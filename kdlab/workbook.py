@@ -157,11 +157,10 @@ def reference_tables(reference: reference_results.ReferenceResult) -> list[tuple
     tables = []
     for headline in HEADLINES[reference.notebook]:
         per_seed = headline.per_seed(reference.metrics)
-        scale, digits = (100.0, headline.digits) if headline.pct else (1.0, headline.digits + 2)
-        fmt, unit = (f"+.{digits}f", " points") if headline.pct else (f"+.{digits}f", "")
-        sentences = verdicts(paired_differences(per_seed, headline.baseline, scale=scale,
+        sentences = verdicts(paired_differences(per_seed, headline.baseline, scale=100.0 if headline.pct else 1.0,
                                                 lower_is_better=headline.lower_is_better),
-                             headline.baseline, fmt=fmt, unit=unit)
+                             headline.baseline, fmt=_difference_format(headline.pct, headline.digits),
+                             unit=" points" if headline.pct else "")
         rows = per_seed_table(per_seed, headline.metric, baseline=headline.baseline,
                               lower_is_better=headline.lower_is_better, pct=headline.pct, digits=headline.digits)
         tables.append((results_table(rows, title=f"{headline.title} — reference run, {reference.describe()}"), sentences))
@@ -187,11 +186,17 @@ def _paired_cells(paired: PairedDifference | None, baseline: str, *, pct: bool, 
                   unit: str) -> dict[str, str]:
     """The paired columns of a table row: the mean difference to ``baseline``, its 95 % interval, wins and the
     verdict (``paired`` is ``None`` on the baseline's own row)."""
-    fmt, points = (f"+.{digits}f", " pt") if pct else (f"+.{digits + 2}f", unit)
+    fmt, points = _difference_format(pct, digits), " pt" if pct else unit
     if paired is None:
         return {f"Δ vs {baseline} (paired)": "—", "95 % interval": "—", "wins": "—", "verdict": "baseline"}
     return {f"Δ vs {baseline} (paired)": f"{paired.change:{fmt}}{points}", "95 % interval": paired.interval(fmt, points),
             "wins": f"{paired.better_on} of {paired.seeds}", "verdict": paired.verdict}
+
+
+def _difference_format(pct: bool, digits: int) -> str:
+    """How a paired difference is written: signed, ``digits`` decimals in percentage points, two more for a raw
+    metric (an AbsRel of 0.1234 moves in the third decimal)."""
+    return f"+.{digits}f" if pct else f"+.{digits + 2}f"
 
 
 METRIC_NAMES = {"acc": "accuracy", "miou": "mIoU", "abs_rel": "AbsRel", "verif_acc": "verification accuracy",

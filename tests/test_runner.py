@@ -64,6 +64,18 @@ def test_an_error_in_a_cell_is_not_called_a_stall(tmp_path):
     assert running_cell(tmp_path / "out" / "toy.ipynb") == (1, "raise ValueError('boom')")
 
 
+def test_the_runner_polls_both_kernel_channels_in_slices(tmp_path, monkeypatch):
+    """papermill starts its kernel client through nbclient's synchronous twin, bound to nbclient's own coroutine;
+    the runner's client must still get its sliced polls (it silently did not, and widget cells stalled)."""
+    import kdlab.runner as runner
+
+    sliced = []
+    original = runner.sliced_polls
+    monkeypatch.setattr(runner, "sliced_polls", lambda channel, **kw: (sliced.append(channel), original(channel, **kw)))
+    execute_notebook(notebook(tmp_path, "x = 1"), tmp_path / "out" / "toy.ipynb", {}, stall_s=30, poll_s=0.5)
+    assert len(sliced) == 2 and len({type(channel).__name__ for channel in sliced}) == 1
+
+
 def test_stall_watch_checks_its_arguments():
     with pytest.raises(ValueError, match="stall_s"):
         StallWatch(stall_s=0)
