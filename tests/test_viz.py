@@ -320,7 +320,7 @@ def test_show_label_maps_colours_hatching_titles_and_legend():
                               reference=torch.tensor([2, 0, 1]))
     assert fig.get_suptitle() == "labels" and len(fig.axes) == 2 * 3
     palette = viz.common.class_colours(4)
-    assert palette == sns.color_palette("tab10", 4)
+    assert palette == sns.color_palette("colorblind", 4)
     for row, reference in enumerate([2, 0]):
         image_ax, dense_ax, fused_ax = fig.axes[3 * row: 3 * row + 3]
         assert image_ax.get_title() == f"global: {CLASSES[reference]}"
@@ -346,9 +346,9 @@ def test_show_label_maps_without_reference_and_large_palettes():
     assert [ax.get_title() for ax in fig.axes] == ["image", "argmax", "", ""]
     assert not any(ax.patches for ax in fig.axes)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["c0", "c3", "c11"]
-    assert viz.common.class_colours(12) == sns.color_palette("tab20", 12)
+    assert viz.common.class_colours(12) == sns.color_palette("husl", 12)
     many = viz.common.class_colours(25)
-    assert len(set(many)) == 25  # distinct colours beyond tab20
+    assert len(set(many)) == 25  # distinct colours beyond the colour-blind palette
 
 
 def test_show_label_maps_bad_inputs():

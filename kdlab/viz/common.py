@@ -165,7 +165,7 @@ def show_images(x: Any, labels: Sequence[int] | None = None, classes: Sequence[s
     """A grid of the first ``n`` images of an (N, C, H, W) batch with values in [0, 1] and C = 1 or 3.
 
     Captions are ``classes[label]`` (or the label itself without ``classes``). ``masks`` (N, H, W), integer
-    or boolean, is overlaid half-transparently, one colour per value 1-9 (matplotlib's tab10), with 0
+    or boolean, is overlaid half-transparently, one colour per value 1-9 (:func:`class_colours`, colour-blind safe), with 0
     (background) left clear.
     """
     images = image_batch(x)
@@ -183,8 +183,8 @@ def show_images(x: Any, labels: Sequence[int] | None = None, classes: Sequence[s
             continue
         draw_image(ax, images[i])
         if mask_values is not None:
-            ax.imshow(np.ma.masked_equal(mask_values[i], 0), cmap="tab10", vmin=0, vmax=9, alpha=0.5,
-                      interpolation="nearest")
+            ax.imshow(np.ma.masked_equal(mask_values[i], 0), cmap=ListedColormap(class_colours(10)), vmin=-0.5,
+                      vmax=9.5, alpha=0.5, interpolation="nearest")
         if label_values is not None:
             caption = classes[label_values[i]] if classes is not None else str(label_values[i])
             ax.set_title(caption, fontsize=TICK_SIZE)
@@ -273,9 +273,9 @@ def show_heatmaps(images: Any, maps: Mapping[str, Any], *, title: str, cmap: str
 
 
 def class_colours(num_classes: int) -> list[tuple[float, float, float]]:
-    """One fixed colour per class index: tab10 up to 10 classes, tab20 up to 20, evenly spaced hues beyond."""
-    palette = "tab10" if num_classes <= 10 else "tab20" if num_classes <= 20 else "husl"
-    return sns.color_palette(palette, num_classes)
+    """One fixed colour per class index: seaborn's colour-blind-safe ``colorblind`` palette up to 10 classes
+    (no safe palette tells more apart), evenly spaced hues beyond."""
+    return sns.color_palette("colorblind" if num_classes <= 10 else "husl", num_classes)
 
 
 def _class_indices(name: str, values: np.ndarray, num_classes: int) -> np.ndarray:
