@@ -37,11 +37,14 @@ Final = Callable[[Distiller, TensorData], Mapping[str, float]]
 
 @dataclass
 class Run:
-    """One row of an experiment: ``make()`` builds a fresh distiller, ``fit`` holds ``kdlab.train.fit`` keywords."""
+    """One row of an experiment: ``make()`` builds a fresh distiller, ``fit`` holds ``kdlab.train.fit`` keywords and
+    ``train``, when given, replaces the grid's training set for this row (a label budget, an unlabelled pool); the
+    validation and test sets stay the grid's, so every row is scored on the same images."""
 
     label: str
     make: Callable[[], Distiller]
     fit: dict[str, Any] = field(default_factory=dict)
+    train: TensorData | None = None
 
 
 @dataclass
@@ -133,7 +136,7 @@ def _run_task(task: tuple[int, int], as_state: bool = False) -> tuple[int, int, 
     run = grid.runs[index]
     seed_everything(seed)
     distiller = run.make()
-    history = fit(distiller, grid.train, grid.val, seed=seed, progress=grid.progress,
+    history = fit(distiller, grid.train if run.train is None else run.train, grid.val, seed=seed, progress=grid.progress,
                   desc=f"{run.label} · seed {seed}", **run.fit)
     scores = dict((grid.final or _default_final(run))(distiller, grid.test))
     if seed != grid.first_seed:

@@ -16,39 +16,81 @@ TOKEN_STUDENT = {"patch_size": 8, "embed_dim": 128, "num_heads": 4}
 """The calibrated ViT student: patch 8 (16 tokens) learns far faster per CPU second than patch 4 (64 tokens)."""
 
 
+PRIMER_BUDGETS = (100, 200, 500, 1000, 2000)
+"""The primer's label budgets (§7): how many of the ``cpu`` profile's 2000 training images keep their label."""
+
+
 def primer_recipe(profile: str, *, seed: int = 0, temperature: float = 2.0, kd_weight: float = 0.5,
+                  omitted_class: int = 3, dark_temperature: float = 8.0, budgets: list[int] | None = None,
                   n_seeds: int | None = None) -> dict[str, Any]:
-    """The primer (00): CNN / ViT / Mixer students, labels only vs Hinton KD from the shipped CNN teacher.
+    """The primer (00): three experiments, each isolating one mechanism of Hinton KD.
 
-    ``temperature`` and ``kd_weight`` (the paper's T and α) are Hinton KD's; ``recipe["kd"]`` is
-    :class:`~kdlab.methods.KD`'s keywords.
+    * ``dark``: the omitted-class experiment of Hinton et al. §3 on the bundled 8x8 digits: an MLP teacher (2x512,
+      dropout) trained on every class, MLP students (2x64) trained without one image of ``omitted_class``, from the
+      labels or from the teacher's soft targets at ``dark_temperature`` (soft targets only, ``kd_weight`` 1: the
+      label term would push the omitted class down on every image), the paper's bias correction chosen on the
+      validation split from ``bias_grid``.
+    * ``budgets``: the shipped CNN teacher and the primer's CNN student on shapes; of the ``pool`` training images
+      only the first ``n`` of each budget keep their label. Rows: labels only (the ``n`` images), Hinton KD on the
+      same ``n``, and KD that also sees the rest of the pool unlabelled. Every run trains on the same number of
+      samples (each set is cycled to the pool's size, ``TensorSet.repeat_to``). ``budgets`` (default: the smallest
+      of :data:`PRIMER_BUDGETS`; the reference run does them all) picks the budgets trained.
+    * ``across``: the same CNN teacher and the primer's ViT student at one budget (``labels``), plus the control
+      that says whether the ViT can use more information at all: labels only on the whole pool.
 
-    ``n_seeds`` defaults to the profile's (1 / 3 / 5, the protocol's minimum); runs use seeds ``seed, seed + 1, ...``.
-    Measured on 2 cores: one ``cpu`` run of the CNN / ViT / Mixer takes about 38 / 39 / 25 s, and 45 / 52 / 30 s
-    with KD (the teacher labels every augmented batch); the whole ``cpu`` notebook about 500 s.
+    ``temperature`` and ``kd_weight`` (the paper's T and α) are the CNN teacher's Hinton KD (``recipe["kd"]``,
+    :class:`~kdlab.methods.KD`'s keywords). ``students`` and ``data`` are the shapes students and splits that
+    02 and 03 build on. ``n_seeds`` defaults to the profile's (1 / 3 / 5); runs use seeds ``seed, seed + 1, ...``.
+    Measured on 2 cores (one thread per run, ``cpu``): a digits student about 8 s, a CNN budget run 30 s (KD 37 s),
+    a ViT run 32 s; the whole ``cpu`` notebook about 8 minutes.
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
-    knobs = {"profile": profile, "seed": seed, "temperature": temperature, "kd_weight": kd_weight, "n_seeds": n_seeds}
+    budgets = sorted(budgets or PRIMER_BUDGETS[:1])
+    pool = by_profile(profile, smoke=1000, cpu=2000, gpu=8000)
+    if not budgets or any(not isinstance(b, int) or not 1 <= b <= pool for b in budgets):
+        raise ValueError(f"budgets must be label counts in [1, {pool}] (the {profile} pool), got {budgets!r}")
+    knobs = {"profile": profile, "seed": seed, "temperature": temperature, "kd_weight": kd_weight,
+             "omitted_class": omitted_class, "dark_temperature": dark_temperature, "budgets": budgets,
+             "n_seeds": n_seeds}
     scale = by_profile(profile, smoke=0.25, cpu=1.0, gpu=2.5)  # epochs relative to the cpu calibration
-    epochs = lambda cpu_epochs: max(2, round(cpu_epochs * scale))  # noqa: E731
-    fit = lambda cpu_epochs, lr, cpu_warmup: {  # noqa: E731  (a short run warms up for at most a quarter of it)
-        "epochs": epochs(cpu_epochs), "lr": lr, "warmup_epochs": min(cpu_warmup, epochs(cpu_epochs) / 4)}
+    epochs = lambda cpu_epochs, least=2: max(least, round(cpu_epochs * scale))  # noqa: E731
+    fit = lambda cpu_epochs, lr, cpu_warmup, least=2: {  # noqa: E731  (a short run warms up for a quarter of it at most)
+        "epochs": epochs(cpu_epochs, least), "lr": lr, "warmup_epochs": min(cpu_warmup, epochs(cpu_epochs, least) / 4)}
+    smoke_scale = by_profile(profile, smoke=0.3, cpu=1.0, gpu=1.0)  # the smoke test's experiments: one epoch each
+    students = {"cnn_small": {"model": {}, "fit": fit(12, 2e-3, 1.0)},
+                "vit": {"model": TOKEN_STUDENT, "fit": fit(20, 1e-3, 2.0)}}
     return {
         "knobs": knobs,
-        "data": {"name": "shapes", "n_train": by_profile(profile, smoke=1000, cpu=2000, gpu=8000),
-                 "n_test": by_profile(profile, smoke=500, cpu=1000, gpu=4000),
+        "data": {"name": "shapes", "n_train": pool, "n_test": by_profile(profile, smoke=500, cpu=1000, gpu=4000),
                  "n_val": by_profile(profile, smoke=250, cpu=500, gpu=2000), "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
         "teachers": ["shapes_cnn", "shapes_vit"],
         "kd_teacher": "shapes_cnn",
         "kd": {"temperature": temperature, "kd_weight": kd_weight},
-        "students": {
-            "cnn_small": {"model": {}, "fit": fit(12, 2e-3, 1.0)},
-            "vit": {"model": TOKEN_STUDENT, "fit": fit(20, 1e-3, 2.0)},
-            "mixer": {"model": {"patch_size": 8, "embed_dim": 128}, "fit": fit(12, 2e-3, 2.0)},
-        },
+        "students": students,
+        "dark": _dark_knowledge(profile, seed, omitted_class, dark_temperature),
+        "budgets": {"student": "cnn_small", "labels": budgets, "pool": pool,
+                    "fit": fit(8 * smoke_scale, 2e-3, 1.0, least=1)},
+        "across": {"student": "vit", "labels": by_profile(profile, smoke=250, cpu=500, gpu=2000),
+                   "label_smoothing": 0.1, "fit": fit(15 * smoke_scale, 1e-3, 2.0, least=1), "shift_px": 6, "rotate_deg": 20,
+                   "attention_images": 16},
         "cka_samples": by_profile(profile, smoke=256, cpu=1000, gpu=2000),
+    }
+
+
+def _dark_knowledge(profile: str, seed: int, omitted_class: int, dark_temperature: float) -> dict[str, Any]:
+    """The primer's omitted-class experiment (``primer_recipe``'s ``dark`` block): digits at their native 8x8 grey,
+    300 validation images, the teacher's and the student's MLP and training, soft targets only at T, the bias grid."""
+    return {
+        "data": {"name": "digits", "img_size": 8, "channels": 1, "n_val": 300, "seed": seed},
+        "omitted_class": omitted_class,
+        "teacher": {"model": {"hidden": (512, 512), "dropout": 0.5, "input_dropout": 0.2},
+                    "fit": {"epochs": by_profile(profile, smoke=20, cpu=100, gpu=100), "lr": 1e-3}},
+        "student": {"model": {"hidden": (64, 64)},
+                    "fit": {"epochs": by_profile(profile, smoke=40, cpu=300, gpu=300), "lr": 1e-3}},
+        "kd": {"temperature": dark_temperature, "kd_weight": 1.0},
+        "bias_grid": [step / 4 for step in range(0, 41)],
     }
 
 
@@ -299,7 +341,7 @@ RECIPES = {"00_primer": primer_recipe, "01_ofa": ofa_recipe, "02_cskd": cskd_rec
 """Notebook name -> recipe function; ``RECIPES[name](**recipe["knobs"])`` rebuilds any recipe."""
 
 REFERENCE = {
-    "00_primer": {"profile": "cpu"},
+    "00_primer": {"profile": "cpu", "budgets": list(PRIMER_BUDGETS)},
     "01_ofa": {"profile": "cpu", "gammas": [1.0, 1.2, 1.5, 2.0]},
     "02_cskd": {"profile": "cpu"},
     "03_swtat": {"profile": "cpu"},
@@ -309,7 +351,8 @@ REFERENCE = {
 """The knobs of each notebook's reference run (``python -m kdlab reference NAME``). No GPU was lent while these
 notebooks were built, so each reference is the ``cpu`` recipe itself, 3 seeds: the notebooks show a live ``cpu`` run
 next to its recorded twin, and the README's ``cpu`` rows are these files. Where the live run does a subset of a
-sweep, the reference does all of it (OFA: the spec's four gammas on every seed, the live run two on the first)."""
+sweep, the reference does all of it (OFA: the spec's four gammas on every seed, the live run two on the first; the
+primer: all five label budgets, the live run the smallest)."""
 
 
 def reference_recipe(notebook: str) -> dict[str, Any]:

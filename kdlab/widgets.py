@@ -209,6 +209,36 @@ class TemperatureExplorer(Explorer):
                          teacher_logits=teacher, student_logits=student)
 
 
+class AttentionExplorer(Explorer):
+    """Pick a test image, a block and a head: where each ViT student's class token looks, beside the CNN teacher's
+    class-activation map (:func:`kdlab.viz.primer.render_attention`; the primer's §9).
+
+    ``attention`` (name -> (N, blocks, heads, g, g)) and ``cams`` (name -> (N, h, w)) are computed once for the
+    ``images``, so moving a control only redraws; ``head = -1`` is the mean over heads.
+    """
+
+    render = staticmethod(viz.primer.render_attention)
+
+    def __init__(self, images: Any, attention: dict[str, Any], cams: dict[str, Any] | None = None, index: int = 0,
+                 block: int = -1, head: int = -1) -> None:
+        images = viz.common.to_numpy(images)
+        if not attention:
+            raise ValueError("AttentionExplorer needs at least one model's attention")
+        attention = {name: viz.common.to_numpy(rows) for name, rows in attention.items()}
+        shapes = {rows.shape[:3] for rows in attention.values()}
+        if len(shapes) != 1 or next(iter(shapes))[0] != len(images):
+            raise ValueError(f"every attention needs shape (N={len(images)}, blocks, heads, g, g), got "
+                             f"{[rows.shape for rows in attention.values()]}")
+        _, blocks, heads = next(iter(shapes))
+        self.index = _int_slider("index", "image", index, 0, len(images) - 1)
+        self.block = widgets.Dropdown(options=[(f"block {b + 1}", b) for b in range(blocks)], value=block % blocks,
+                                      description="block")
+        self.head = widgets.Dropdown(options=[("mean of heads", -1)] + [(f"head {h}", h) for h in range(heads)],
+                                     value=head, description="head")
+        super().__init__({"index": self.index, "block": self.block, "head": self.head}, images=images,
+                         attention=attention, cams={name: viz.common.to_numpy(c) for name, c in (cams or {}).items()})
+
+
 class OFAExplorer(Explorer):
     """Move γ and T and watch the OFA weights shift towards the target class and the gradient follow.
 

@@ -154,3 +154,28 @@ def test_standard_augment_keeps_shape_masks_on_their_objects():
     on_object = mask > 0
     assert torch.equal(x.permute(0, 2, 3, 1)[on_object], colour[:, None, None].expand(-1, 64, 64, 3)[on_object])
     assert set(mask.unique().tolist()) <= set(scenes.mask.unique().tolist())
+
+
+def test_translate_moves_pixels_and_fills_the_border_with_zeros():
+    from kdlab.data import translate
+
+    x = torch.zeros(2, 1, 5, 5)
+    x[:, 0, 1, 1] = 1.0
+    assert translate(x, 2, 1)[0, 0].nonzero().tolist() == [[3, 2]]
+    assert translate(x, -1, -1)[0, 0].nonzero().tolist() == [[0, 0]]
+    assert torch.equal(translate(x, 0, 0), x)
+    assert translate(torch.ones(1, 3, 4, 4), 1, 0)[0, :, 0].sum() == 0  # the uncovered row is zero
+    with pytest.raises(ValueError, match="dy"):
+        translate(x, 5, 0)
+
+
+def test_rotate_turns_counter_clockwise_as_displayed_and_keeps_the_identity():
+    from kdlab.data import rotate
+
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 4] = 1.0  # the middle of the right edge
+    assert rotate(x, 90)[0, 0].round(decimals=3).nonzero().tolist() == [[0, 2]]  # -> the middle of the top edge
+    assert torch.allclose(rotate(x, 0), x, atol=1e-6)
+    assert torch.allclose(rotate(rotate(x, 90), -90), x, atol=1e-5)
+    with pytest.raises(ValueError, match="floating"):
+        rotate(torch.zeros(1, 1, 4, 4, dtype=torch.int64), 10)

@@ -67,7 +67,7 @@ def test_to_moves_every_tensor(device):
     ({"y": torch.arange(9) % 3}, r"y must be a tensor of dtype int64 and shape \(10,\) or \(10, 4, 5\)"),
     ({"y": (torch.arange(10) % 3).int()}, "int64"),
     ({"y": torch.arange(10)}, r"labels must be in \[0, 3\)"),
-    ({"y": torch.arange(10) % 3 - 1}, r"labels must be in \[0, 3\)"),
+    ({"y": torch.arange(10) % 3 - 2}, r"labels must be in \[0, 3\)"),  # -1 is UNLABELLED, -2 is wrong
     ({"classes": ()}, "classes"),
     ({"classes": "abc"}, "classes"),
     ({"mask": torch.zeros(10, 5, 4, dtype=torch.long)}, r"mask must be a tensor of dtype int64 and shape \(10, 4, 5\)"),
@@ -335,3 +335,29 @@ def test_load_splits_holds_out_real_digits_and_checks_its_arguments():
         load_splits("digits", n_val=len(full), img_size=8)
     with pytest.raises(ValueError, match="name must be one of"):
         load_splits("nope", n_val=3)
+
+
+def test_with_labels_keeps_the_first_n_and_marks_the_rest_unlabelled():
+    from kdlab.data import UNLABELLED
+
+    s = image_set()
+    part = s.with_labels(4)
+    assert torch.equal(part.y[:4], s.y[:4]) and bool((part.y[4:] == UNLABELLED).all())
+    assert part.n_labelled == 4 and s.n_labelled == 10 and torch.equal(part.x, s.x)
+    assert s.with_labels(10).n_labelled == 10 and s.with_labels(0).n_labelled == 0
+    assert "4 labelled" in part.name
+    with pytest.raises(ValueError, match="n must be"):
+        s.with_labels(11)
+    with pytest.raises(ValueError, match="per-pixel"):
+        image_set(mask=True).segmentation().with_labels(2)
+    with pytest.raises(ValueError, match="labels must be in"):  # UNLABELLED is the only label outside [0, K)
+        ImageSet(x=s.x, y=torch.full((10,), -2), classes=s.classes)
+
+
+def test_repeat_to_cycles_the_rows_to_an_exact_size():
+    s = image_set(n=4)
+    tiled = s.repeat_to(10)
+    assert len(tiled) == 10 and torch.equal(tiled.y, s.y[torch.arange(10) % 4]) and torch.equal(tiled.x[4], s.x[0])
+    assert torch.equal(s.repeat_to(4).x, s.x)
+    with pytest.raises(ValueError, match="size"):
+        s.repeat_to(3)

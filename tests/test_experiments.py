@@ -203,3 +203,13 @@ def test_teacher_groups_put_the_runs_of_one_seed_and_teacher_together():
     runs.append(Run("learning teacher side", lambda: LearningTeacherSide(student(), teacher), FIT))
     assert runs[-1].make().teacher_cache_key() is None
     assert teacher_groups(runs, [0]) == [[(1, 0), (2, 0)], [(0, 0)], [(3, 0)]]
+
+
+def test_a_run_can_train_on_its_own_set_and_is_scored_on_the_grid_s():
+    data, other = blobs(), blobs(n=32, seed=5)
+    runs = [Run("grid set", make, FIT), Run("own set", make, FIT, other), Run("grid again", make, FIT)]
+    outcomes = run_experiments(runs, data, blobs(seed=1), blobs(seed=2), seeds=[0], workers=1, progress=False)
+    steps = {label: len(o.histories[0].rows) for label, o in outcomes.items()}
+    assert steps == {"grid set": 2, "own set": 2, "grid again": 2}
+    assert rows_of(outcomes["grid set"]) == rows_of(outcomes["grid again"])
+    assert rows_of(outcomes["own set"]) != rows_of(outcomes["grid set"]), "the run trained on its own images"

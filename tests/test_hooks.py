@@ -79,3 +79,30 @@ def test_cls_attention_rejects_models_without_a_class_token_and_bad_blocks():
     for block in (4, -5, 1.0, True):
         with pytest.raises(ValueError, match=r"block \(of a 4-block ViT\) must be an int >= -4 and <= 3, got"):
             cls_attention(model, x, block=block)
+
+
+def test_cls_attention_picks_one_head_and_their_mean_is_the_default():
+    model = create("vit", patch_size=8).eval()
+    x = torch.rand(2, 3, 32, 32)
+    heads = torch.stack([cls_attention(model, x, 1, head) for head in range(model.blocks[1].attn.num_heads)])
+    assert heads.shape[1:] == (2, 4, 4) and torch.allclose(heads.sum(dim=(2, 3)), torch.ones(len(heads), 2))
+    with pytest.raises(ValueError, match="head"):
+        cls_attention(model, x, 1, head=len(heads))
+
+
+def test_class_activation_map_averages_to_the_logit():
+    from kdlab.models import class_activation_map
+
+    model = create("cnn_small").eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(x)
+        maps = class_activation_map(model, x)
+        chosen = class_activation_map(model, x, torch.tensor([1, 2, 3]))
+    top = logits.argmax(1)
+    assert maps.shape == (3, 4, 4)
+    assert torch.allclose(maps.mean(dim=(1, 2)) + model.head.fc.bias[top], logits[torch.arange(3), top], atol=1e-5)
+    assert torch.allclose(chosen.mean(dim=(1, 2)) + model.head.fc.bias[[1, 2, 3]], logits[torch.arange(3), [1, 2, 3]],
+                          atol=1e-5)
+    with pytest.raises(ValueError, match="average-pooled linear head"):
+        class_activation_map(create("vit", patch_size=8), x)

@@ -61,3 +61,46 @@ def test_bad_distiller_arguments():
         KD(create("cnn_small"), create("cnn_small"), kd_weight=1.5)
     with pytest.raises(RuntimeError, match="no teacher"):
         Supervised(create("cnn_small")).teacher_forward(torch.rand(1, 3, 32, 32))
+
+
+def test_class_bias_shifts_one_logit_and_is_chosen_on_validation_logits():
+    from kdlab.methods import choose_class_bias, with_class_bias
+
+    logits = torch.tensor([[2.0, 0.0, 1.5], [0.0, 3.0, 2.0], [1.0, 0.0, 0.0]])
+    shifted = with_class_bias(logits, 2, 1.0)
+    assert torch.equal(shifted[:, :2], logits[:, :2]) and torch.equal(shifted[:, 2], logits[:, 2] + 1.0)
+    assert torch.equal(logits[:, 2], torch.tensor([1.5, 2.0, 0.0])), "the input is not modified"
+    y = torch.tensor([2, 2, 0])  # both class-2 rows need b > 1, which costs row 3 either way: 1.25 ties 3.0
+    assert choose_class_bias(logits, y, 2, [0.0, 0.5, 1.25, 3.0]) == 1.25
+    assert choose_class_bias(logits, torch.tensor([0, 1, 0]), 2, [2.0, 0.0, -1.0]) == 0.0  # ties: smallest |b|
+    with pytest.raises(ValueError, match="grid"):
+        choose_class_bias(logits, y, 2, [])
+    with pytest.raises(ValueError, match="k"):
+        with_class_bias(logits, 3, 1.0)
+
+
+def test_labelled_cross_entropy_skips_unlabelled_rows_and_weighs_every_image_one_over_b():
+    from kdlab.data import UNLABELLED
+    from kdlab.methods import labelled_cross_entropy
+
+    logits = torch.randn(4, 5, requires_grad=True)
+    y = torch.tensor([1, UNLABELLED, 3, UNLABELLED])
+    expected = F.cross_entropy(logits[[0, 2]], y[[0, 2]], reduction="sum") / 4
+    assert torch.allclose(labelled_cross_entropy(logits, y), expected)
+    assert torch.allclose(labelled_cross_entropy(logits, torch.tensor([1, 0, 3, 2])),
+                          F.cross_entropy(logits, torch.tensor([1, 0, 3, 2])))
+    none = labelled_cross_entropy(logits, torch.full((4,), UNLABELLED))
+    none.backward()
+    assert none.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_kd_on_unlabelled_images_keeps_only_the_teacher_term():
+    from kdlab.data import UNLABELLED
+
+    torch.manual_seed(0)
+    student, teacher = create("cnn_small", num_classes=4), create("cnn_small", num_classes=4)
+    distiller = KD(student, teacher, temperature=2.0, kd_weight=0.5)
+    _, terms = distiller(torch.rand(3, 3, 32, 32), torch.full((3,), UNLABELLED))
+    assert terms["ce"].item() == 0.0 and terms["kd"].item() > 0.0
+    _, terms = Supervised(student)(torch.rand(3, 3, 32, 32), torch.tensor([0, UNLABELLED, 2]))
+    assert terms["ce"].item() > 0.0

@@ -184,3 +184,18 @@ def test_mean_iou_matches_the_definition_on_random_masks(device):
 def test_segmentation_metrics_reject_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_class_accuracy_is_the_recall_of_one_class_and_agreement_compares_predictions():
+    from kdlab.metrics import agreement, class_accuracy
+
+    logits = torch.tensor([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    y = torch.tensor([0, 1, 1, 1])
+    assert class_accuracy(logits, y, 1) == pytest.approx(2 / 3) and class_accuracy(logits, y, 0) == 1.0
+    assert math.isnan(class_accuracy(logits, y, 2))  # no image of class 2
+    assert agreement(logits, logits) == 1.0
+    assert agreement(logits, torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0], [0, 0, 1.0]])) == 0.5
+    with pytest.raises(ValueError, match="shape"):
+        agreement(logits, logits[:2])
+    with pytest.raises(ValueError, match="k"):
+        class_accuracy(logits, y, 3)

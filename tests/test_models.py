@@ -13,7 +13,11 @@ def test_every_model_classifies_32px_batches(name):
     assert model.kdlab_name == name and family_of(model) == model.kdlab_family
 
 
-@pytest.mark.parametrize("name", list_models())
+IMAGE_MODELS = [name for name in list_models() if family_of(create(name)) != "mlp"]
+"""The classifiers with stage maps (an MLP reads a flat vector)."""
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_stage_features_are_maps_shallow_to_deep(name):
     model = create(name)
     feats = stage_features(model, torch.rand(2, 3, 32, 32))
@@ -198,7 +202,7 @@ def test_seg_models_reject_bad_arguments(call, match):
 
 # the registry and the family files ------------------------------------------------------------------
 
-FAMILY_FILES = ("cnn", "vit", "swin", "mixer", "dense", "face")
+FAMILY_FILES = ("cnn", "vit", "swin", "mixer", "mlp", "dense", "face")
 
 
 def family_file(spec):
@@ -251,3 +255,16 @@ def test_register_rejects_a_second_name_and_unknown_families():
         register("rnn", family="rnn")
     with pytest.raises(ValueError, match="task must be one of"):
         register("rnn", family="cnn", task="speech")
+
+
+def test_the_mlp_reads_a_flat_vector_with_dropout_where_asked():
+    from kdlab.models import MLP
+
+    model = create("mlp", img_size=8, in_chans=1, hidden=(16, 8), dropout=0.5)
+    assert isinstance(model, MLP) and family_of(model) == "mlp" and model(torch.rand(5, 1, 8, 8)).shape == (5, 10)
+    assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [16, 8, 10]
+    model.eval()
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(model(x), model(x)), "dropout is off in eval mode"
+    with pytest.raises(ValueError, match="dropout"):
+        create("mlp", dropout=1.5)

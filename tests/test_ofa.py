@@ -117,7 +117,7 @@ def test_ofa_loss_rejects_bad_input():
 # ----------------------------------------------------------------------------------------- branches
 
 
-@pytest.mark.parametrize("name,img_size", [(n, 32) for n in list_models()] + [("cnn_small", 64), ("vit", 64)])
+@pytest.mark.parametrize("name,img_size", [(n, 32) for n in list_models() if n != "mlp"] + [("cnn_small", 64), ("vit", 64)])
 def test_branches_turn_every_stage_of_every_student_into_logits(name, img_size):
     student = create(name, num_classes=7, img_size=img_size)
     x = torch.rand(2, 3, img_size, img_size)

@@ -125,22 +125,47 @@ def test_swtat_recipe_rebuilds_from_knobs_and_trains_the_primer_cnn():
     assert swtat("smoke")["cost_sizes"][-1] == 32 and swtat("cpu")["cost_sizes"][-1] == 64
 
 
-def test_primer_reference_meets_the_calibration_goals():
-    """The calibration goals of data/README.md, measured in the reference run: the CNN student learns the shapes,
-    the token students lag behind it, and two CNNs' stages are more alike (CKA) than a CNN's and a ViT's."""
+def test_primer_reference_shows_dark_knowledge_on_every_seed():
+    """Issue 16's first criterion: the distilled student is right on at least half of the never-seen digit's test
+    images, the labels-only student on almost none, on every seed (and the bias fix lifts the distilled one)."""
     metrics = metrics_of("00_primer")
-    acc = {row: statistics.mean(values) for row, values in metrics["accuracy_per_seed"].items()}
-    assert acc["cnn_small · labels only"] >= 0.85
-    for token in ("vit", "mixer"):
-        assert 0.5 <= acc[f"{token} · labels only"] < acc["cnn_small · labels only"]
+    omitted = metrics["dark_omitted_per_seed"]
+    assert len(omitted["Hinton KD"]) >= 3
+    assert all(kd >= 0.5 for kd in omitted["Hinton KD"]), omitted
+    assert all(labels <= 0.05 for labels in omitted["labels only"]), omitted
+    assert statistics.mean(omitted["Hinton KD + bias fix"]) > statistics.mean(omitted["Hinton KD"])
+    assert metrics["paired"]["dark"]["Hinton KD"]["low"] > 0
+
+
+def test_primer_reference_sweeps_the_label_budgets_and_the_teacher_helps_most_at_the_smallest():
+    """Issue 16's second criterion: at least 5 budgets with at least 3 seeds each; at the smallest budget KD's paired
+    gain (with the unlabelled images) has a 95 % interval above zero, and that gain shrinks as labels grow."""
+    metrics = metrics_of("00_primer")
+    budgets = metrics["budget_accuracy_per_seed"]
+    assert len(budgets) >= 5 and all(len(values) >= 3 for rows in budgets.values() for values in rows.values())
+    sizes = sorted(budgets, key=int)
+    smallest = metrics["paired"]["budgets"][sizes[0]]
+    assert smallest["Hinton KD + unlabelled"]["low"] > 0
+    gains = [metrics["paired"]["budgets"][n]["Hinton KD + unlabelled"]["change"] for n in sizes[:-1]]
+    assert gains[0] > gains[-1], gains
+
+
+def test_primer_reference_reports_the_cross_architecture_rows_and_the_cka_order():
+    """Issue 16's third criterion is a table either way (a CNN -> ViT gain beyond noise, or the rows tried with the
+    measured reason, here the all-labelled control); the stage CKA of two CNNs exceeds a CNN's and a ViT's, while
+    the softmax CKA (the pitfall) is high across families too."""
+    metrics = metrics_of("00_primer")
+    across = metrics["across_accuracy_per_seed"]
+    assert {"labels only", "Hinton KD + unlabelled"} <= set(across)
+    assert any(row.startswith("labels only, all") for row in across)
+    assert all(len(values) >= 3 for values in across.values())
     cka = metrics["cka_diagonal_mean"]
-    assert cka["cnn_vs_cnn"] > cka["cnn_vs_vit"] and cka["cnn_vs_cnn"] > cka["vit_vs_mixer"]
+    assert cka["cnn_vs_cnn"] > cka["cnn_vs_vit"] and cka["cnn_vs_cnn"] > cka["cnn_vs_vit_student"]
+    assert metrics["softmax_cka"]["cnn_vs_vit"] > cka["cnn_vs_vit"]
 
 
-def test_cskd_no_kd_row_is_the_primers_vit_seed_for_seed():
-    """Same data, model, training and seeds in two notebooks, each run in a one-thread worker: the same numbers."""
-    cskd, primer = metrics_of("02_cskd"), metrics_of("00_primer")
-    assert cskd["accuracy_per_seed"]["no KD"] == pytest.approx(primer["accuracy_per_seed"]["vit · labels only"], abs=1e-6)
+def test_cskd_reference_teacher_and_dense_targets():
+    cskd = metrics_of("02_cskd")
     assert cskd["dense_mean_error"] < 1e-4 and cskd["teacher_acc"] > 0.95
 
 

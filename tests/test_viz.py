@@ -70,7 +70,8 @@ def test_plot_histories_single_runs_and_seeds():
     seeds = [ROWS, [{**row, "val/acc": row["val/acc"] + 0.1} for row in ROWS]]
     fig = viz.plot_histories({"kd": seeds, "baseline": ROWS})
     ax = fig.axes[0]
-    assert ax.get_title() == "val/acc per epoch" and ax.get_xlabel() == "epoch" and ax.get_ylabel() == "val/acc"
+    assert ax.get_title() == "validation accuracy per epoch" and ax.get_xlabel() == "epoch"
+    assert ax.get_ylabel() == "validation accuracy"  # the readable name, never the raw key
     assert legend_texts(ax) == ["kd (mean of 2 seeds)", "baseline"]
     mean, single = ax.get_lines()
     np.testing.assert_allclose(mean.get_ydata(), [0.35, 0.50, 0.60])
@@ -529,3 +530,36 @@ def test_show_faces_and_attention_matrices():
     fig = viz.plot_attention_matrices({"A_T": m, "A_S": m.t()}, title="MSA", label="attention weight")
     assert {"A_T", "A_S"} <= set(_titles(fig)) and "attention weight" in _colorbar_labels(fig)
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes if ax.get_title() in ("A_T", "A_S"))
+
+
+def test_seed_points_show_the_mean_the_spread_and_every_seed():
+    fig = viz.plot_seed_points({"a": [0.5, 0.7, 0.6], "b": [0.2]}, title="t", ylabel="accuracy (%)")
+    ax = fig.axes[0]
+    assert [round(p.get_height(), 6) for p in ax.patches] == [60.0, 20.0]
+    assert sum(len(c.get_offsets()) for c in ax.collections if hasattr(c, "get_offsets")) >= 4  # every seed a dot
+    assert ax.get_ylabel() == "accuracy (%)" and [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_seed_points({}, title="t", ylabel="y")
+    with pytest.raises(ValueError, match="seed"):
+        viz.plot_seed_points({"a": []}, title="t", ylabel="y")
+    plt.close("all")
+
+
+def test_label_budget_curves_use_a_log_axis_and_mark_the_live_run():
+    sweep = {"labels only": {100: [0.2, 0.3], 1000: [0.8, 0.9]}, "KD": {100: [0.5, 0.6], 1000: [0.85, 0.9]}}
+    fig = viz.plot_label_budgets(sweep, live={"KD": {100: [0.55]}}, title="budgets")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "labelled training images" in ax.get_xlabel()
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert any(label.startswith("KD: this run") for label in lines)
+    np.testing.assert_allclose(np.asarray(ax.get_lines()[0].get_ydata(), dtype=float), [25.0, 85.0])
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_label_budgets({}, title="t")
+    plt.close("all")
+
+
+def test_history_axes_read_the_metric_s_name_not_its_key():
+    rows = [{"epoch": 1, "val/acc": 0.5}, {"epoch": 2, "val/acc": 0.7}]
+    assert viz.plot_histories({"a": rows}).axes[0].get_ylabel() == "validation accuracy"
+    assert viz.plot_histories({"a": rows}, ylabel="custom").axes[0].get_ylabel() == "custom"
+    plt.close("all")

@@ -485,3 +485,26 @@ def test_facial_distance_view_and_explorer():
         render_facial_distance("chin", 1.0, 3.0, 4)
     with pytest.raises(ValueError, match="facial_scale"):
         FacialDistanceExplorer(facial_scale=9.0)
+
+
+def test_attention_explorer_redraws_the_chosen_image_block_and_head():
+    from kdlab.widgets import AttentionExplorer
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 32, 32, generator=g)
+    attention = {"ViT": torch.rand(3, 2, 4, 4, 4, generator=g)}  # (N, blocks, heads, g, g)
+    cams = {"CNN": torch.rand(3, 4, 4, generator=g)}
+    explorer = AttentionExplorer(images, attention, cams)
+    assert explorer.state()["block"] == 1 and explorer.state()["head"] == -1  # the last block, the mean of heads
+    assert "block 2 (mean over heads)" in explorer.figure.get_suptitle()
+    panel = explorer.figure.axes[1].images[-1].get_array()
+    np.testing.assert_allclose(panel, attention["ViT"][0, 1].mean(0).numpy(), rtol=1e-6)
+    explorer.index.value, explorer.head.value = 2, 3
+    assert "Test image 2" in explorer.figure.get_suptitle() and "head 3" in explorer.figure.get_suptitle()
+    np.testing.assert_allclose(explorer.figure.axes[1].images[-1].get_array(), attention["ViT"][2, 1, 3].numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(explorer.figure.axes[2].images[-1].get_array(), cams["CNN"][2].numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        AttentionExplorer(images, {})
+    with pytest.raises(ValueError, match="shape"):
+        AttentionExplorer(images, {"ViT": torch.rand(2, 2, 4, 4, 4)})

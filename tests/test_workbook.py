@@ -107,6 +107,11 @@ def test_reference_tables_show_a_results_file_with_its_verdicts(tmp_path, capsys
                    "DisDepth": [0.2, 0.21]}}, seeds=[0, 1], wall_time_s=1.0, device="cpu", profile="cpu", root=tmp_path)
     with pytest.raises(KeyError, match="feature-MSE"):  # a file that lacks a declared row
         reference_tables(load_reference("05_disdepth", {"n": 1}, root=tmp_path))
+    show_reference(load_reference("05_disdepth", {"n": 2}, root=tmp_path))  # stale and renamed: says so, shows none
+    shown = capsys.readouterr().out
+    assert shown.startswith("STALE") and "no '+ feature-MSE KD' entry" in shown and "kdlab reference 05_disdepth" in shown
+    with pytest.raises(KeyError):  # a current file that lacks a row is a bug, not a stale recipe
+        show_reference(load_reference("05_disdepth", {"n": 1}, root=tmp_path))
     save_reference("99_other", {"n": 1}, {}, seeds=[0], wall_time_s=1.0, device="cpu", profile="cpu", root=tmp_path)
     with pytest.raises(ValueError, match="no headline comparison declared for '99_other'"):
         reference_tables(load_reference("99_other", {"n": 1}, root=tmp_path))

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, Callable, NamedTuple
 
 from ..checks import check_choice, check_int
-from .augment import crop_flip
+from .augment import crop_flip, rotate, translate
 from .cifar import load_cifar
 from .digits import load_digits
 from .faces import TEMPLATE as FACE_TEMPLATE
@@ -22,7 +22,7 @@ from .faces import FaceSet, FaceStyle, faces_splits, faces_val, load_face_folder
 from .scenes import DepthSet, load_depth_folder, make_scenes, scenes_splits, scenes_val
 from .shapes import CLASSES as SHAPE_CLASSES
 from .shapes import make_shapes, shapes_splits, shapes_val
-from .tensors import TASKS, ImageSet, TensorSet
+from .tensors import TASKS, UNLABELLED, ImageSet, TensorSet
 
 
 def _digits(n_train: int | None = None, n_test: int | None = None, seed: int = 0, **kwargs: Any):
@@ -138,8 +138,8 @@ def standard_augment(flip: bool = True):
 
 
 __all__ = ["DATASETS", "Splits", "VALIDATION", "load_splits", "faces_val", "scenes_val", "shapes_val", "DEPTH_DATASETS", "DepthSet", "FACE_DATASETS", "FACE_TEMPLATE", "FaceSet", "FaceStyle",
-           "TARGETS", "TASKS", "TensorSet", "faces_splits", "load_face_folder", "make_faces", "make_pairs",
+           "TARGETS", "TASKS", "TensorSet", "UNLABELLED", "faces_splits", "load_face_folder", "make_faces", "make_pairs",
            "ImageSet", "SHAPE_CLASSES",
            "crop_flip", "load_cifar", "load_dataset",
-           "load_depth_folder", "load_digits", "make_scenes", "make_shapes", "scenes_splits", "shapes_splits",
+           "load_depth_folder", "load_digits", "make_scenes", "rotate", "translate", "make_shapes", "scenes_splits", "shapes_splits",
            "standard_augment"]

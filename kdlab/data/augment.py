@@ -193,4 +193,35 @@ def _check_generator(generator: object, device: torch.device) -> None:
                          "create it with torch.Generator(device=x.device)")
 
 
-__all__ = ["MODES", "CropFlip", "crop_flip", "random_crop", "random_hflip"]
+# ----------------------------------------------------------------------------- fixed test-time transforms
+
+
+def translate(x: Tensor, dy: int, dx: int) -> Tensor:
+    """Every image of the batch moved by ``dy`` rows and ``dx`` columns (down / right when positive), the
+    uncovered border filled with 0: output pixel ``(i, j)`` is input pixel ``(i - dy, j - dx)``. The primer's
+    shifted test set (§8) moves the images further than training's 4-pixel crops ever did."""
+    _check_batch(x, None)
+    h, w = x.shape[-2:]
+    dy, dx = check_int("dy", dy, low=-(h - 1), high=h - 1), check_int("dx", dx, low=-(w - 1), high=w - 1)
+    out = torch.zeros_like(x)
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def rotate(x: Tensor, degrees: float) -> Tensor:
+    r"""Every image of the batch rotated by ``degrees`` counter-clockwise as displayed (row 0 at the top) about its centre, bilinear, 0 outside:
+    ``grid_sample`` through the rotation $\begin{pmatrix}\cos\theta & -\sin\theta\\ \sin\theta & \cos\theta
+    \end{pmatrix}$ of the normalised coordinates (square images rotate exactly)."""
+    _check_batch(x, None)
+    if not torch.is_floating_point(x):
+        raise ValueError(f"rotate needs floating-point images, got {x.dtype}")
+    theta = torch.deg2rad(torch.tensor(float(degrees), dtype=x.dtype, device=x.device))
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    matrix = torch.stack([torch.stack([cos, -sin, zero]), torch.stack([sin, cos, zero])])  # output -> input coordinates
+    grid = torch.nn.functional.affine_grid(matrix.expand(len(x), 2, 3), list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+__all__ = ["MODES", "CropFlip", "crop_flip", "random_crop", "random_hflip", "rotate", "translate"]

@@ -26,7 +26,7 @@ from typing import ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from ..checks import check_tensor, is_int, is_number
+from ..checks import check_int, check_tensor, is_int, is_number
 
 Index = slice | Tensor | Sequence[int]
 """What :meth:`TensorSet.subset` accepts: a slice, an int tensor or list of indices, or a bool tensor."""
@@ -36,6 +36,10 @@ TASKS = ("classification", "segmentation", "depth")
 
 ROLES = ("train", "val", "test")
 """The three splits of the experiment protocol (:attr:`TensorSet.role`)."""
+
+UNLABELLED = -1
+"""The class index of an image without a label (:meth:`ImageSet.with_labels`): the cross-entropy skips it
+(:func:`kdlab.methods.labelled_cross_entropy`), a teacher's term still sees it. Only a training set carries it."""
 
 AnySet = TypeVar("AnySet", bound="TensorSet")
 
@@ -102,6 +106,13 @@ class TensorSet:
         first, rest = split_indices(len(self), size, seed)
         return self.subset(first), self.subset(rest)
 
+    def repeat_to(self: AnySet, size: int) -> AnySet:
+        """The rows cycled to exactly ``size`` (``size >= len``): ``subset(arange(size) % N)``. One "epoch" of the
+        result is ``size`` samples, so runs on sets of different sizes can share epochs and steps (the primer's
+        label budgets train every row on the same number of samples)."""
+        size = check_int("size", size, low=max(1, len(self)))
+        return self.subset(torch.arange(size) % len(self))
+
     def to(self: AnySet, device: str | torch.device) -> AnySet:
         """The same set with every tensor on ``device``."""
         tensors = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -115,7 +126,8 @@ class ImageSet(TensorSet):
     Attributes:
         x: images, ``(N, C, H, W)`` floating point (float32 by convention) with values in ``[0, 1]``.
         y: class indices in ``[0, len(classes))``, int64: ``(N,)`` (one per image, classification) or
-            ``(N, H, W)`` (one per pixel, segmentation; see :meth:`segmentation` and :attr:`task`).
+            ``(N, H, W)`` (one per pixel, segmentation; see :meth:`segmentation` and :attr:`task`). A
+            classification set may mark images without a label with :data:`UNLABELLED` (:meth:`with_labels`).
         classes: class names; ``y == k`` means ``classes[k]`` (any sequence of str is stored as a tuple).
         mask: optional per-pixel labels, ``(N, H, W)`` int64, on the same device as ``x``. kdlab's
             generators store ``0`` on background and ``1 + y`` on the object (see :meth:`segmentation`).
@@ -141,7 +153,8 @@ class ImageSet(TensorSet):
         check_images("x", self.x)
         n, _, h, w = self.x.shape
         check_rows("y", self.y, self.x, ((n,), (n, h, w)), dtype=torch.int64)
-        check_labels("labels", self.y, len(self.classes))
+        labelled = self.y if self.y.ndim > 1 else self.y[self.y != UNLABELLED]
+        check_labels("labels", labelled, len(self.classes))
         if self.mask is not None:
             check_rows("mask", self.mask, self.x, ((n, h, w),), dtype=torch.int64)
 
@@ -154,6 +167,22 @@ class ImageSet(TensorSet):
     def num_classes(self) -> int:
         """``len(classes)``."""
         return len(self.classes)
+
+    @property
+    def n_labelled(self) -> int:
+        """How many images carry a label (all but the :data:`UNLABELLED` ones; every pixel set counts all)."""
+        return len(self) if self.y.ndim > 1 else int((self.y != UNLABELLED).sum())
+
+    def with_labels(self, n: int) -> ImageSet:
+        """The same images, of which only the first ``n`` keep their label; the rest are :data:`UNLABELLED` (the
+        primer's label budgets, ``notebooks/00_primer.ipynb`` §7: a teacher labels those, the labels-only student
+        cannot use them). Sets are shuffled when made, so the first ``n`` are a random sample."""
+        if self.y.ndim != 1:
+            raise ValueError(f"only a classification set can hide labels; {self.name!r} has per-pixel targets")
+        n = check_int("n", n, low=0, high=len(self))
+        y = self.y.clone()
+        y[n:] = UNLABELLED
+        return replace(self, y=y, name=f"{self.name} ({n} labelled)")
 
     @property
     def task(self) -> str:
@@ -246,4 +275,4 @@ def _as_index(index: Tensor | Sequence[int], n: int, device: torch.device) -> Te
     return index.long()
 
 
-__all__ = ["ROLES", "TASKS", "ImageSet", "Index", "TensorSet", "check_images", "check_labels", "check_rows", "split_indices"]
+__all__ = ["ROLES", "TASKS", "UNLABELLED", "ImageSet", "Index", "TensorSet", "check_images", "check_labels", "check_rows", "split_indices"]

@@ -3,13 +3,13 @@ schedules), ``supervised`` (every labels-only baseline), one file per paper (a p
 it needs, and a thin Distiller subclass) and ``registry`` (``METHODS``: name -> class)."""
 from .base import Distiller
 from .cafd import CAFD, FaceKD, SharedMSA, cafd_losses
-from .common import TEACHER_OUTPUTS, TeacherOutputs, epoch_progress
+from .common import TEACHER_OUTPUTS, TeacherOutputs, epoch_progress, labelled_cross_entropy
 from .cskd import (CKF_SCHEDULES, CSKD, DeiTHard, check_ckf_schedule, ckf_share, cskd_loss, cskd_targets,
                    dense_and_global_logits, dense_teacher_logits, distilled_vit_logits)
 from .depth_loss import depth_target, silog_loss
 from .disdepth import DisDepth, FeatureAcclimation, LossAttention, attentive_kd_loss, disdepth_ablation, ghost_head
 from .fitnet import FitNet, hint_loss
-from .kd import KD, kd_loss
+from .kd import KD, choose_class_bias, kd_loss, with_class_bias
 from .lgconv import LocalGlobalConv, convert_to_lgconv, lgconv_layers, lgconv_problem
 from .margin_heads import ArcFace, CosFace, SoftmaxHead, arcface_logits, cosface_logits, margin_head
 from .ofa import OFA, build_branches, ofa_loss, ofa_weights
@@ -24,13 +24,13 @@ from .urfm import (LANDMARK_NAMES, URFM, facial_distance_parts, facial_structure
                    pif_params, piecewise_index, template_landmarks)
 
 __all__ = [
-    "TEACHER_OUTPUTS", "TeacherOutputs", "ArcFace", "CAFD", "CosFace", "FaceKD", "MarginSupervised", "PromptedSwin", "SharedMSA", "SoftmaxHead", "URFM",
+    "TEACHER_OUTPUTS", "TeacherOutputs", "labelled_cross_entropy", "ArcFace", "CAFD", "CosFace", "FaceKD", "MarginSupervised", "PromptedSwin", "SharedMSA", "SoftmaxHead", "URFM",
     "arcface_logits", "cafd_losses", "cosface_logits", "facial_distance_parts", "facial_structure_distance",
     "grid_centres", "LANDMARK_NAMES", "margin_head", "num_buckets", "pif_params", "piecewise_index", "prompted_block",
     "template_landmarks",
     "METHODS", "CSKD", "DeiTHard", "DepthSupervised", "DisDepth", "Distiller", "FeatureAcclimation", "LocalGlobalConv",
     "LossAttention", "FitNet", "KD", "OFA", "PatchMergingTaTLoss", "SWTaT", "SWTaTLoss", "SWTaTSeg",
-    "Supervised", "TaT", "TaTEmbedding", "TaTPatchGroup",
+    "Supervised", "TaT", "choose_class_bias", "with_class_bias", "TaTEmbedding", "TaTPatchGroup",
     "additive_mask", "CKF_SCHEDULES", "check_ckf_schedule", "ckf_share", "epoch_progress", "anchor_tat_loss", "attentive_kd_loss",
     "convert_to_lgconv", "disdepth_ablation", "silog_loss", "build_branches", "cskd_loss",
     "depth_target", "ghost_head", "lgconv_layers", "lgconv_problem",

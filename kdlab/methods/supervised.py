@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Distiller
+from .common import labelled_cross_entropy
 from .depth_loss import depth_target, silog_loss
 from .lgconv import convert_to_lgconv
 from .margin_heads import embedding_width, face_img_size, margin_head
@@ -22,7 +23,7 @@ class Supervised(Distiller):
 
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.student(x)
-        return logits, {"ce": F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)}
+        return logits, {"ce": labelled_cross_entropy(logits, y, self.label_smoothing)}
 
 
 class MarginSupervised(Distiller):

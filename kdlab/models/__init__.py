@@ -11,6 +11,7 @@ cnn.py        ``cnn``, ``cnn_small``: ResNet-style CNNs (timm ByobNet), and the 
 vit.py        ``vit``, ``vit_distilled``: ViT/DeiT-style transformers
 swin.py       ``swin``: Swin transformer
 mixer.py      ``mixer``: MLP-Mixer
+mlp.py        ``mlp``: a multilayer perceptron on the flattened image (no stage maps; the primer's digits)
 dense.py      ``seg_cnn``, ``seg_cnn_small`` (:class:`SegCNN`), ``depth_student``, ``depth_teacher_swin``
               (:class:`DepthNet`: encoder + :class:`DepthDecoder`)
 face.py       ``face_cnn`` (:class:`MobileFaceNet`), ``face_swin``: face embedders
@@ -30,19 +31,20 @@ from .cnn import resnet
 from .vit import vision_transformer, vision_transformer_distilled
 from .swin import swin_transformer
 from .mixer import mlp_mixer
+from .mlp import MLP, mlp
 from .dense import (DEPTH_RANGE, SEG_NUM_CLASSES, BinsHead, DepthDecoder, DepthNet, SegCNN, bin_centers,
                     depth_student, depth_teacher)
 from .face import FACE_SWIN_DEFAULTS, MobileFaceNet, face_swin
-from .features import (dry_run, logits_and_stage_features, map_to_tokens, pre_logits, require_methods,
+from .features import (class_activation_map, dry_run, logits_and_stage_features, map_to_tokens, pre_logits, require_methods,
                        stage_features, stage_shapes, tokens_to_map)
 from .hooks import attention_paths, capture_attention, capture_outputs, cls_attention
 
 __all__ = [
     "BinsHead", "DEPTH_RANGE", "DepthDecoder", "DepthNet", "FACE_SWIN_DEFAULTS", "FAMILIES", "FAMILY_CLASSES",
     "MODELS", "MobileFaceNet", "ModelSpec", "SEG_NUM_CLASSES", "SegCNN", "TASKS", "attention_paths", "bin_centers",
-    "capture_attention", "capture_outputs", "cls_attention", "count_parameters", "create", "depth_student",
+    "capture_attention", "capture_outputs", "class_activation_map", "cls_attention", "count_parameters", "create", "depth_student",
     "depth_teacher", "dry_run", "face_swin", "family_of", "list_models", "logits_and_stage_features",
-    "map_to_tokens", "mlp_mixer", "pre_logits", "register", "register_family_class", "require_methods", "resnet",
+    "MLP", "map_to_tokens", "mlp", "mlp_mixer", "pre_logits", "register", "register_family_class", "require_methods", "resnet",
     "stage_features", "stage_shapes", "swin_transformer", "tokens_to_map", "vision_transformer",
     "vision_transformer_distilled",
 ]

@@ -73,6 +73,32 @@ def pre_logits(model: nn.Module, x: Tensor) -> Tensor:
     return model.forward_head(model.forward_features(x), pre_logits=True)
 
 
+@torch.no_grad()
+def class_activation_map(model: nn.Module, x: Tensor, classes: Tensor | None = None) -> Tensor:
+    r"""Where a CNN's evidence for a class lies (CAM, Zhou et al. 2016): with the last stage's map
+    $F\in\mathbb{R}^{C\times h\times w}$, global average pooling and the linear classifier $W\in\mathbb{R}^{K\times C}$,
+
+    $$M_k[i, j] = \sum_c W_{kc}\,F_c[i, j],\qquad z_k = \frac{1}{hw}\sum_{i,j} M_k[i, j] + b_k,$$
+
+    so the map averages to the logit. Returns (N, h, w) maps for ``classes`` (default: each image's predicted class).
+    Needs timm's ``ClassifierHead`` (``head.global_pool`` average, ``head.fc`` linear), which the CNNs have."""
+    fc = getattr(getattr(model, "head", None), "fc", None)
+    pool = getattr(getattr(model, "head", None), "global_pool", None)
+    if not isinstance(fc, nn.Linear) or getattr(pool, "pool_type", None) != "avg":
+        raise ValueError(f"class_activation_map needs an average-pooled linear head (timm ClassifierHead); "
+                         f"{type(model).__name__} has none")
+    was_training = model.training
+    model.eval()
+    try:
+        fmap = model.forward_features(x)
+    finally:
+        model.train(was_training)
+    maps = torch.einsum("kc,nchw->nkhw", fc.weight, fmap)
+    if classes is None:
+        classes = (maps.mean(dim=(2, 3)) + fc.bias).argmax(dim=1)
+    return maps[torch.arange(len(x)), classes.to(maps.device)]
+
+
 def tokens_to_map(tokens: Tensor, grid: tuple[int, int] | None = None, num_prefix_tokens: int = 0) -> Tensor:
     """(B, N_prefix + H*W, C) tokens -> (B, C, H, W) map of the patch tokens (row-major order).
 

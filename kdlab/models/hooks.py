@@ -88,7 +88,7 @@ def capture_attention(model: nn.Module, x: Tensor, paths: list[str] | None = Non
     return store
 
 
-def cls_attention(model: nn.Module, x: Tensor, block: int = -1) -> Tensor:
+def cls_attention(model: nn.Module, x: Tensor, block: int = -1, head: int | None = None) -> Tensor:
     r"""Where the class token looks: its attention to the patches in one ViT block, (N, g_h, g_w).
 
     With $A\in\mathbb{R}^{N\times H\times T\times T}$ the block's post-softmax attention
@@ -100,7 +100,7 @@ def cls_attention(model: nn.Module, x: Tensor, block: int = -1) -> Tensor:
 
     the head-averaged row of token 0 restricted to the patch tokens and renormalised to sum to 1, laid on the
     ``patch_embed.grid_size`` grid row-major (as :func:`~kdlab.models.features.tokens_to_map`). ``block``
-    indexes ``model.blocks`` (default the last). Works for timm's ``VisionTransformer`` and
+    indexes ``model.blocks`` (default the last); ``head`` picks one head's row $A[:, h]$ instead of the mean. Works for timm's ``VisionTransformer`` and
     ``VisionTransformerDistilled``; a model without a class token or patch grid (MLP-Mixer, Swin, a ViT with
     ``class_token=False``) raises a ``ValueError``.
     """
@@ -112,7 +112,11 @@ def cls_attention(model: nn.Module, x: Tensor, block: int = -1) -> Tensor:
     depth = len(blocks)
     check_int(f"block (of a {depth}-block ViT)", block, low=-depth, high=depth - 1)
     path = f"blocks.{block % depth}.attn"
-    row = capture_attention(model, x, [path])[path][:, :, 0].mean(dim=1)  # (N, T): token 0, mean over heads
+    rows = capture_attention(model, x, [path])[path][:, :, 0]  # (N, H, T): token 0's attention row per head
+    if head is None:
+        row = rows.mean(dim=1)
+    else:
+        row = rows[:, check_int(f"head (of {rows.shape[1]})", head, low=0, high=rows.shape[1] - 1)]
     patches = row[:, model.num_prefix_tokens:]
     patches = patches / patches.sum(dim=1, keepdim=True)
     return tokens_to_map(patches[:, :, None], tuple(grid), 0)[:, 0]

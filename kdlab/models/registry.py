@@ -17,7 +17,7 @@ from torch import nn
 
 from ..checks import check_choice, check_int
 
-FAMILIES = ("cnn", "vit", "swin", "mixer")
+FAMILIES = ("cnn", "vit", "swin", "mixer", "mlp")
 TASKS = ("classification", "segmentation", "depth", "face")
 
 Builder = Callable[..., nn.Module]

@@ -106,10 +106,17 @@ def plot_history(rows: Rows, metrics: Sequence[str] | None = None, title: str = 
     return fig
 
 
+AXIS_NAMES = {"val/acc": "validation accuracy", "val/loss": "validation loss (nats)", "train/loss": "training loss",
+              "val/omitted_acc": "validation accuracy on the omitted class", "val/miou": "validation mIoU"}
+"""Readable axis labels of the history keys the figures plot (never a raw key like ``val/acc``)."""
+
+
 def plot_histories(
-    histories: Mapping[str, Rows | Sequence[Rows]], metric: str = "val/acc", title: str | None = None
+    histories: Mapping[str, Rows | Sequence[Rows]], metric: str = "val/acc", title: str | None = None,
+    ylabel: str | None = None,
 ) -> Figure:
-    """Several runs' ``metric`` against the epoch on one axis, one line per label.
+    """Several runs' ``metric`` against the epoch on one axis, one line per label; the y axis is ``ylabel``, by
+    default the metric's :data:`AXIS_NAMES` entry.
 
     A value of ``histories`` is either one run (a list of per-epoch dicts) or several seeds of the same
     recipe (a list of such lists); for seeds the line is the per-epoch mean and the band spans min to max.
@@ -130,7 +137,8 @@ def plot_histories(
         if len(seeds) > 1:
             ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
                             alpha=0.2)
-    label_axes(ax, title or f"{metric} per epoch", "epoch", metric)
+    name = ylabel or AXIS_NAMES.get(metric, metric)
+    label_axes(ax, title or f"{name} per epoch", "epoch", name)
     ax.legend(fontsize=TICK_SIZE)
     epoch_axis(ax)
     return fig
@@ -391,6 +399,32 @@ def plot_bars(series: Mapping[str, Any], *, title: str, xlabel: str = "class", y
     ax.axhline(0.0, color="0.3", linewidth=0.8)
     label_axes(ax, title, xlabel, ylabel)
     ax.legend(fontsize=TICK_SIZE)
+    return ax.figure
+
+
+def plot_seed_points(per_seed: Mapping[str, Sequence[float]], *, title: str, ylabel: str, scale: float = 100.0,
+                     ax: Axes | None = None) -> Figure:
+    """One bar per row at its mean over seeds (times ``scale``: 100 shows fractions as percent), an error bar of
+    one standard deviation when there are two or more seeds, and every seed's value as a dot on top, so the reader
+    sees the spread the paired differences are judged against. Draws into ``ax`` when given."""
+    if not per_seed:
+        raise ValueError("plot_seed_points needs at least one row")
+    arrays = {name: scale * to_numpy(values).astype(float).ravel() for name, values in per_seed.items()}
+    if any(len(values) == 0 for values in arrays.values()):
+        raise ValueError(f"every row needs at least one seed, got {({k: len(v) for k, v in arrays.items()})}")
+    if ax is None:
+        _, axes = new_figure(figsize=(max(5.5, 1.6 * len(arrays)), 4))
+        ax = axes[0, 0]
+    colours = sns.color_palette("colorblind", len(arrays))
+    for index, ((name, values), colour) in enumerate(zip(arrays.items(), colours)):
+        spread = values.std(ddof=1) if len(values) > 1 else None
+        ax.bar(index, values.mean(), width=0.6, color=colour, alpha=0.55, yerr=spread, capsize=4)
+        jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(index + jitter, values, color=colour, edgecolor="black", zorder=3, s=28)
+    ax.set_xticks(np.arange(len(arrays)), list(arrays), rotation=15 if len(arrays) > 3 else 0, ha="right"
+                  if len(arrays) > 3 else "center")
+    label_axes(ax, title, "", ylabel)
+    ax.grid(axis="y", alpha=0.3)
     return ax.figure
 
 

@@ -1,5 +1,7 @@
-r"""Figures of the primer notebook (00): linear-CKA heatmaps, softmax temperature, and Hinton KD on one example
-(:func:`render_temperature`, what :class:`kdlab.widgets.TemperatureExplorer` redraws)."""
+r"""Figures of the primer notebook (00): linear-CKA heatmaps, softmax temperature, Hinton KD on one example
+(:func:`render_temperature`, what :class:`kdlab.widgets.TemperatureExplorer` redraws), accuracy against the label
+budget (:func:`plot_label_budgets`) and attention beside a CNN's class-activation map (:func:`render_attention`,
+what :class:`kdlab.widgets.AttentionExplorer` redraws)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -12,7 +14,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from .common import TICK_SIZE, TITLE_SIZE, label_axes, new_figure, plot_bars, probability_bars, softmax, to_numpy
+from .common import (TICK_SIZE, TITLE_SIZE, label_axes, new_figure, plot_bars, probability_bars, show_heatmaps, softmax,
+                     to_numpy)
 
 CKA_CMAP = "viridis"
 """Colour map of CKA similarities (0 to 1)."""
@@ -118,3 +121,54 @@ def render_temperature(teacher_logits: Any, student_logits: Any, temperature: fl
     loss = rf"$T^2\,\mathrm{{KL}}(q\,\|\,p)$ = {view.loss:.4f}"
     fig.suptitle(f"T = {temperature:g}    KD loss {loss}", fontsize=TITLE_SIZE)
     return fig
+
+
+def plot_label_budgets(per_budget: Mapping[str, Mapping[int, Sequence[float]]], *, title: str,
+                       live: Mapping[str, Mapping[int, Sequence[float]]] | None = None,
+                       ylabel: str = "test accuracy (%)") -> Figure:
+    """Accuracy against the number of labelled images (log axis), one line per row (label -> {budget: per-seed
+    fractions}): the mean over seeds with an error bar of one standard deviation. ``live`` adds another run's
+    points of the same rows as open markers (the notebook's live run over the reference run's full sweep)."""
+    if not per_budget:
+        raise ValueError("plot_label_budgets needs at least one row")
+    fig, axes = new_figure(figsize=(7, 4.5))
+    ax = axes[0, 0]
+    colours = dict(zip(per_budget, sns.color_palette("colorblind", len(per_budget))))
+    for name, points in per_budget.items():
+        budgets = sorted(points)
+        values = [100 * np.asarray(points[b], dtype=float) for b in budgets]
+        spread = [v.std(ddof=1) if len(v) > 1 else 0.0 for v in values]
+        ax.errorbar(budgets, [v.mean() for v in values], yerr=spread, marker="o", capsize=3, color=colours[name],
+                    label=f"{name} (mean ± std of {len(values[0])} seeds)")
+    for name, points in (live or {}).items():
+        budgets = sorted(points)
+        ax.plot(budgets, [100 * np.mean(points[b]) for b in budgets], linestyle="none", marker="D", markersize=8,
+                markerfacecolor="none", color=colours.get(name, "0.3"), label=f"{name}: this run")
+    ax.set_xscale("log")
+    every = sorted({b for points in per_budget.values() for b in points})
+    ax.set_xticks(every, [str(b) for b in every])
+    ax.minorticks_off()
+    label_axes(ax, title, "labelled training images (log scale)", ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=TICK_SIZE)
+    return fig
+
+
+def render_attention(images: Any, attention: Mapping[str, Any], cams: Mapping[str, Any], index: int, block: int,
+                     head: int, classes: Sequence[str] | None = None) -> Figure:
+    """Test image ``index`` and, beside it, where each ViT's class token looks in ``block`` (``head``, or -1 for the
+    mean over heads) next to each CNN's class-activation map: what :class:`kdlab.widgets.AttentionExplorer`
+    redraws. ``attention`` maps a name to (N, blocks, heads, g, g) class-token rows
+    (:func:`kdlab.models.cls_attention`), ``cams`` a name to (N, h, w) maps (:func:`kdlab.models.class_activation_map`).
+    Each map has its own colour scale, named with the map."""
+    images = to_numpy(images)
+    maps = {}
+    for name, rows in attention.items():
+        rows = to_numpy(rows)
+        chosen = rows[index, block].mean(axis=0) if head < 0 else rows[index, block, head]
+        maps[f"{name}: attention (share)"] = chosen[None]
+    maps.update({f"{name}: CAM (logit)": to_numpy(cam)[index][None] for name, cam in cams.items()})
+    which = "mean over heads" if head < 0 else f"head {head}"
+    return show_heatmaps(images[index][None], maps, cmap="magma",
+                         title=f"Test image {index}: class-token attention in block {block + 1} ({which}) and the "
+                               f"CNN's class-activation map")
