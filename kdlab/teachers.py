@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .checks import check_positive
 from .config import DATA_DIR, cache_dir, pick_device, seed_everything
 from .data import load_dataset, standard_augment
 from .methods import DepthSupervised, MarginSupervised, Supervised
@@ -309,6 +310,21 @@ def load_teacher(key: str, *, allow_retrain: bool = True, progress: bool = True)
         raise FileNotFoundError(f"teacher {key!r} unavailable: {problem}; cache: {cache_problem}")
     print(f"Teacher {key!r}: {problem}. Retraining it from its recipe into {cached_dir()} ...")
     return build_teacher(key, cached_dir(), progress=progress)
+
+
+class Softened(nn.Module):
+    r"""A teacher whose logits are divided by ``temperature`` $\tau$: $q=\mathrm{softmax}(z_t/\tau)$ keeps the
+    teacher's ranking of the classes (so its accuracy and its dark knowledge) but lowers its confidence in the top
+    class, ``notebooks/01_ofa.ipynb`` §3.3's unconfident but faithful teacher. Frozen like the teacher it wraps."""
+
+    def __init__(self, teacher: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.teacher, self.temperature = teacher, check_positive("temperature", temperature)
+        self.num_classes = teacher.num_classes
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.teacher(x) / self.temperature
 
 
 def teacher_info(key: str) -> dict[str, Any]:

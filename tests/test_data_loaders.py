@@ -354,6 +354,23 @@ def test_with_labels_keeps_the_first_n_and_marks_the_rest_unlabelled():
         ImageSet(x=s.x, y=torch.full((10,), -2), classes=s.classes)
 
 
+def test_with_confused_labels_moves_a_seeded_fraction_to_the_next_class():
+    from kdlab.data import UNLABELLED
+
+    s = image_set(n=200)
+    noisy = s.with_confused_labels(0.4, seed=3)
+    moved = noisy.y != s.y
+    assert torch.equal(noisy.y[moved], (s.y[moved] + 1) % s.num_classes) and torch.equal(noisy.x, s.x)
+    assert 0.25 < moved.float().mean() < 0.55 and "40% labels confused" in noisy.name
+    assert torch.equal(noisy.y, s.with_confused_labels(0.4, seed=3).y), "the same seed moves the same labels"
+    assert torch.equal(s.with_confused_labels(0.0, seed=3).y, s.y)
+    with pytest.raises(ValueError, match="fraction must be"):
+        s.with_confused_labels(1.5, seed=0)
+    with pytest.raises(ValueError, match="fully labelled"):
+        s.with_labels(5).with_confused_labels(0.1, seed=0)
+    assert UNLABELLED not in noisy.y
+
+
 def test_repeat_to_cycles_the_rows_to_an_exact_size():
     s = image_set(n=4)
     tiled = s.repeat_to(10)

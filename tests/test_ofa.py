@@ -229,6 +229,33 @@ def test_ofa_variants_final_head_only_soft_labels_and_paper_form(batch):
     assert terms["ce"] == 0, "the paper form holds the hard CE already"
 
 
+def test_per_stage_gammas_follow_the_official_list(batch):
+    """One gamma per branch stage and a last one for the final logits (spec 2.5): each branch's term uses its own."""
+    x, y = batch
+    teacher = create("cnn_small")
+    distiller = OFA(create("cnn_small"), teacher, stages=(2, 4), gamma=[1.0, 2.0, 1.5]).train()
+    assert distiller.stage_gammas == {2: 1.0, 4: 2.0} and distiller.gamma_last == 1.5
+    logits, terms = distiller(x, y)
+    zt = teacher(x)
+    with torch.no_grad():
+        _, stage_logits = distiller.branch_logits(x)
+    expected = ofa_loss(stage_logits[2], zt, y, gamma=1.0) + ofa_loss(stage_logits[4], zt, y, gamma=2.0)
+    assert torch.allclose(terms["ofa"], expected, atol=1e-6)
+    assert torch.allclose(terms["ofa_logits"], ofa_loss(logits, zt, y, gamma=1.5))
+    single = OFA(create("cnn_small"), teacher, stages=(2, 4), gamma=1.3)
+    assert single.stage_gammas == {2: 1.3, 4: 1.3} and single.gamma_last == 1.3
+
+
+def test_ofa_final_logits_only_takes_a_student_without_stage_maps(batch):
+    x, y = batch
+    flat = lambda: create("mlp", img_size=32, in_chans=3, hidden=(16,))  # noqa: E731
+    distiller = OFA(flat(), flat(), stages=())
+    _, terms = distiller(x, y)
+    assert terms["ofa"] == 0 and torch.isfinite(terms["ofa_logits"])
+    with pytest.raises(ValueError, match="MLP has no forward_intermediates"):
+        OFA(flat(), flat(), stages=(1,))  # a branch needs stage maps, which an MLP has not
+
+
 def test_bad_ofa_arguments():
     student, teacher = create("swin"), create("cnn_small")
     for stages in [(0,), (4,), (1, 1), (1.5,)]:
@@ -238,5 +265,11 @@ def test_bad_ofa_arguments():
         OFA(student, teacher, gamma_last=0.0)
     with pytest.raises(ValueError, match="ofa_weight must be"):
         OFA(student, teacher, ofa_weight=-1.0)
+    with pytest.raises(ValueError, match="one per branch stage"):
+        OFA(student, teacher, stages=(1, 2), gamma=[1.0, 1.5])
+    with pytest.raises(ValueError, match="gamma_last only with one gamma"):
+        OFA(student, teacher, stages=(1,), gamma=[1.0, 1.5], gamma_last=2.0)
+    with pytest.raises(ValueError, match=r"gamma\[1\] must be"):
+        OFA(student, teacher, stages=(1,), gamma=[1.0, 0.0])
     with pytest.raises(ValueError, match="form must be one of"):
         OFA(student, teacher, form="official")

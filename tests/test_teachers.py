@@ -173,3 +173,19 @@ def test_every_registry_task_knows_how_its_teachers_train_and_score():
     tasks = teachers.teacher_tasks()
     assert set(tasks) == set(TASKS)
     assert [name for name, task in tasks.items() if not task.model_classes] == ["face"]
+
+
+def test_softened_teacher_divides_the_logits_and_stays_frozen():
+    import torch
+
+    from kdlab.models import create
+    from kdlab.teachers import Softened
+
+    base = create("mlp", img_size=8, in_chans=1, hidden=(16,)).eval()
+    soft = Softened(base, 4.0)
+    x = torch.rand(5, 1, 8, 8)
+    assert torch.allclose(soft(x), base(x) / 4.0) and soft.num_classes == base.num_classes
+    assert torch.equal(soft(x).argmax(1), base(x).argmax(1)), "the ranking (and the accuracy) is the teacher's"
+    assert not soft.training and not any(p.requires_grad for p in soft.parameters())
+    with pytest.raises(ValueError, match="temperature must be"):
+        Softened(base, 0.0)

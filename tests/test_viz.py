@@ -210,6 +210,25 @@ def test_plot_ofa_weights_histogram_and_bad_inputs():
         viz.plot_ofa_weights(target_probs=[0.5, 1.5])
 
 
+def test_plot_gamma_toy_panels_points_and_bad_inputs():
+    non_target = {"confident": {1.0: 0.01, 2.0: 0.001}, "softened": {1.0: 0.4, 2.0: 0.1}}
+    gains = {"confident": {1.0: (0.0, 0.0, 0.0), 2.0: (-0.5, -1.0, 0.1)},
+             "softened": {2.0: (-2.0, float("nan"), float("nan")), 1.0: (0.0, 0.0, 0.0)}}
+    fig = viz.plot_gamma_toy(non_target, gains, title="toy")
+    left, right = fig.axes
+    assert fig.get_suptitle() == "toy" and left.get_xlabel() == right.get_xlabel() == "γ"
+    assert "points, 95 % CI" in right.get_ylabel() and "q_c^γ" in left.get_ylabel()
+    assert legend_texts(left) == legend_texts(right) == ["confident", "softened"]
+    np.testing.assert_allclose(left.get_lines()[1].get_ydata(), [0.4, 0.1])
+    softened = [line for line in right.get_lines() if line.get_marker() == "o"][1]
+    np.testing.assert_allclose(np.asarray(softened.get_xdata(), dtype=float), [1.0, 2.0])  # sorted by gamma
+    np.testing.assert_allclose(np.asarray(softened.get_ydata(), dtype=float), [0.0, -2.0])
+    with pytest.raises(ValueError, match="non-target weight of every teacher"):
+        viz.plot_gamma_toy({"confident": {1.0: 0.0}}, gains)
+    with pytest.raises(ValueError, match="non-target weight of every teacher"):
+        viz.plot_gamma_toy(non_target, {})
+
+
 # ------------------------------------------------------------------------------------------- CSKD dense share
 @pytest.mark.parametrize("epochs", [1, 4, 10])
 def test_plot_dense_share_schedules_steps_smooth_curves_and_global_weight(epochs):

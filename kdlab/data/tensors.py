@@ -26,7 +26,7 @@ from typing import ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from ..checks import check_int, check_tensor, is_int, is_number
+from ..checks import check_fraction, check_int, check_tensor, is_int, is_number
 
 Index = slice | Tensor | Sequence[int]
 """What :meth:`TensorSet.subset` accepts: a slice, an int tensor or list of indices, or a bool tensor."""
@@ -183,6 +183,17 @@ class ImageSet(TensorSet):
         y = self.y.clone()
         y[n:] = UNLABELLED
         return replace(self, y=y, name=f"{self.name} ({n} labelled)")
+
+    def with_confused_labels(self, fraction: float, *, seed: int) -> ImageSet:
+        """The same images, where each label moves to the next class, ``(y + 1) mod K``, with probability
+        ``fraction`` (drawn from ``seed``): a systematic confusion, so a teacher trained on them is unsure, and
+        wrong, in a structured way (the noisy-label teacher of ``notebooks/01_ofa.ipynb`` §3.3). The name says so."""
+        if self.y.ndim != 1 or bool((self.y == UNLABELLED).any()):
+            raise ValueError(f"only a fully labelled classification set can confuse labels; {self.name!r} is not one")
+        fraction = check_fraction("fraction", fraction)
+        moved = torch.rand(len(self), generator=torch.Generator().manual_seed(check_int("seed", seed, low=0))) < fraction
+        y = torch.where(moved, (self.y + 1) % self.num_classes, self.y)
+        return replace(self, y=y, name=f"{self.name} ({fraction:.0%} labels confused)")
 
     @property
     def task(self) -> str:

@@ -12,7 +12,7 @@ from .fitnet import FitNet, hint_loss
 from .kd import KD, choose_class_bias, kd_loss, with_class_bias
 from .lgconv import LocalGlobalConv, convert_to_lgconv, lgconv_layers, lgconv_problem
 from .margin_heads import ArcFace, CosFace, SoftmaxHead, arcface_logits, cosface_logits, margin_head
-from .ofa import OFA, build_branches, ofa_loss, ofa_weights
+from .ofa import OFA, build_branches, cnn_branch, ofa_loss, ofa_weights, sep_conv
 from .prompted_swin import PromptedSwin, prompted_block
 from .registry import METHODS
 from .supervised import DepthSupervised, MarginSupervised, Supervised
@@ -35,7 +35,7 @@ __all__ = [
     "convert_to_lgconv", "disdepth_ablation", "silog_loss", "build_branches", "cskd_loss",
     "depth_target", "ghost_head", "lgconv_layers", "lgconv_problem",
     "cskd_targets", "dense_and_global_logits", "dense_teacher_logits", "distilled_vit_logits", "hint_loss", "kd_loss",
-    "ofa_loss", "ofa_weights", "patch_group_tat_loss", "shifted_window_mask", "swtat_loss", "tat_loss",
+    "cnn_branch", "ofa_loss", "ofa_weights", "sep_conv", "patch_group_tat_loss", "shifted_window_mask", "swtat_loss", "tat_loss",
     "window_partition", "window_reverse", "window_tat_loss", "effective_window", "embed_maps", "position_attention",
     "tat_cost", "window_layout",
 ]

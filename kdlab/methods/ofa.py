@@ -230,8 +230,11 @@ def build_branches(student: nn.Module, stages: Sequence[int] | None, num_classes
     ``stages`` are 1-based indices into :func:`~kdlab.models.features.stage_features` (blocks for ViT and
     Mixer); ``None`` means :func:`default_stages`. CNN branches are $\max(D_s, D_t)$ wide
     (``teacher_dim`` is $D_t$; ``None`` means $D_s$), token branches $D_s$ wide. Count their
-    parameters with :func:`~kdlab.models.registry.count_parameters`.
+    parameters with :func:`~kdlab.models.registry.count_parameters`. ``stages=()`` gives no branch and takes any
+    student, one without stage maps (the ``mlp`` family) included.
     """
+    if stages is not None and len(stages) == 0:
+        return nn.ModuleDict()
     shapes = stage_shapes(student, img_size)
     stages = default_stages(len(shapes)) if stages is None else check_stages(stages, len(shapes))
     d_s = student.num_features
@@ -246,6 +249,24 @@ def build_branches(student: nn.Module, stages: Sequence[int] | None, num_classes
     return branches
 
 
+def stage_gammas(gamma: float | Sequence[float], gamma_last: float | None,
+                 stages: Sequence[int]) -> tuple[dict[int, float], float]:
+    r"""The $\gamma_s$ of every branch stage and $\gamma_{last}$ of the final logits (spec §2.5): one ``gamma``
+    for all (``gamma_last`` defaulting to it), or the official code's list of $|\mathcal{S}|+1$ values, one per
+    stage in increasing order and the last for the final logits (``gamma_last`` must then be ``None``)."""
+    if isinstance(gamma, (list, tuple)):
+        if gamma_last is not None:
+            raise ValueError("give gamma_last only with one gamma; a list of gammas ends with the final logits' own")
+        if len(gamma) != len(stages) + 1:
+            raise ValueError(f"a list of gammas needs one per branch stage {tuple(stages)} and one for the final "
+                             f"logits ({len(stages) + 1} values), got {len(gamma)}: {list(gamma)}")
+        values = [check_positive(f"gamma[{i}]", value) for i, value in enumerate(gamma)]
+        return dict(zip(stages, values[:-1])), values[-1]
+    gamma = check_positive("gamma", gamma)
+    gamma_last = gamma if gamma_last is None else check_positive("gamma_last", gamma_last)
+    return {s: gamma for s in stages}, gamma_last
+
+
 # ---------------------------------------------------------------------------------------- distiller
 
 
@@ -255,27 +276,28 @@ class OFA(Distiller):
 
     ``stages`` are 1-based student stages (``None``: :func:`default_stages`; ``()``: final head only).
     ``ce_weight``, ``ofa_logits_weight`` and ``ofa_weight`` are the paper's $\lambda_{gt}$, $\lambda_{kd}$ and
-    $\lambda_{ofa}$. ``gamma_last`` defaults to ``gamma``. ``ce_weight`` defaults to 1 for ``form="code"`` and to 0
+    $\lambda_{ofa}$. ``gamma`` is one $\gamma$ for every branch, or, as the official code allows, one per branch
+    stage and a last one for the final logits ($|\mathcal{S}|+1$ values, stages in increasing order; then leave
+    ``gamma_last`` unset). ``gamma_last`` defaults to ``gamma``. ``ce_weight`` defaults to 1 for ``form="code"`` and to 0
     for ``form="paper"``, whose loss already holds the hard cross-entropy. ``y`` may be class indices or
     soft labels (mixup). :meth:`predict` is the bare student: branches cost nothing at inference.
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, stages: Sequence[int] | None = None,
-                 gamma: float = 1.0, temperature: float = 1.0, ofa_logits_weight: float = 1.0,
+                 gamma: float | Sequence[float] = 1.0, temperature: float = 1.0, ofa_logits_weight: float = 1.0,
                  ofa_weight: float = 1.0, gamma_last: float | None = None, ce_weight: float | None = None,
                  label_smoothing: float = 0.0, form: str = "code", img_size: int = 32) -> None:
         super().__init__(student, teacher)
         check_choice("form", form, FORMS)
-        gamma_last = gamma if gamma_last is None else gamma_last
-        for name, value in (("gamma", gamma), ("gamma_last", gamma_last), ("temperature", temperature)):
-            check_positive(name, value)
+        check_positive("temperature", temperature)
         ce_weight = (1.0 if form == "code" else 0.0) if ce_weight is None else ce_weight
         check_weights(ofa_logits_weight=ofa_logits_weight, ofa_weight=ofa_weight, ce_weight=ce_weight)
         num_classes = student.num_classes
         self.branches = build_branches(student, stages, num_classes, getattr(teacher, "num_features", None),
                                        img_size)
         self.stages = tuple(int(s) for s in self.branches)
-        self.gamma, self.gamma_last, self.temperature, self.form = gamma, gamma_last, temperature, form
+        self.stage_gammas, self.gamma_last = stage_gammas(gamma, gamma_last, self.stages)
+        self.gamma, self.temperature, self.form = gamma, temperature, form
         self.ce_weight, self.ofa_logits_weight, self.ofa_weight = ce_weight, ofa_logits_weight, ofa_weight
         self.label_smoothing = label_smoothing
 
@@ -291,7 +313,8 @@ class OFA(Distiller):
     def forward(self, x: Tensor, y: Tensor, *, progress: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
         logits, stage_logits = self.branch_logits(x)
         teacher_logits = self.teacher_forward(x)
-        ofa = sum((self._loss(z, teacher_logits, y, self.gamma) for z in stage_logits.values()), logits.new_zeros(()))
+        ofa = sum((self._loss(z, teacher_logits, y, self.stage_gammas[s]) for s, z in stage_logits.items()),
+                  logits.new_zeros(()))
         return logits, {
             "ce": self.ce_weight * F.cross_entropy(logits, y, label_smoothing=self.label_smoothing),
             "ofa_logits": self.ofa_logits_weight * self._loss(logits, teacher_logits, y, self.gamma_last),

@@ -21,7 +21,8 @@ def stage_features(model: nn.Module, x: Tensor, indices: int | list[int] | None 
     ``indices`` selects stages (ViT/Mixer: blocks) as in timm's ``forward_intermediates``: ``None`` means
     every stage, an int ``n`` the last ``n``. Gradients flow unless the caller disables them.
     """
-    return list(model.forward_intermediates(x, **_intermediates_kwargs(model, x, indices), intermediates_only=True))
+    kwargs = _intermediates_kwargs(model, x, indices)  # checks the model before its forward_intermediates is read
+    return list(model.forward_intermediates(x, **kwargs, intermediates_only=True))
 
 
 def logits_and_stage_features(model: nn.Module, x: Tensor, indices: list[int]) -> tuple[Tensor, list[Tensor]]:
@@ -29,13 +30,16 @@ def logits_and_stage_features(model: nn.Module, x: Tensor, indices: list[int]) -
     both, such as OFA's branches and FitNet's hints, must not run the student twice). ``indices`` are 0-based."""
     if not indices:
         return model(x), []
-    final, intermediates = model.forward_intermediates(x, **_intermediates_kwargs(model, x, indices))
+    kwargs = _intermediates_kwargs(model, x, indices)
+    final, intermediates = model.forward_intermediates(x, **kwargs)
     return model.forward_head(final), list(intermediates)
 
 
 def _intermediates_kwargs(model: nn.Module, x: Tensor, indices: int | list[int] | None) -> dict:
     if x.ndim != 4:
         raise ValueError(f"expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
+    require_methods(model, "stage features need a model with stage maps (timm's forward_intermediates)",
+                    ("forward_intermediates",))
     kwargs: dict = {"indices": indices}
     if family_of(model) == "vit":
         kwargs["output_fmt"] = "NCHW"  # timm reshapes patch tokens and drops the prefix tokens

@@ -1,11 +1,13 @@
-r"""Figures of the OFA notebook (01): the OFA class weights against teacher confidence, and the OFA loss on one
-example (:func:`render_ofa`, what :class:`kdlab.widgets.OFAExplorer` redraws)."""
+r"""Figures of the OFA notebook (01): the OFA class weights against teacher confidence, the gamma toy (what gamma
+leaves of each teacher's non-target mass, and what it does to the student), and the OFA loss on one example
+(:func:`render_ofa`, what :class:`kdlab.widgets.OFAExplorer` redraws)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
@@ -72,6 +74,42 @@ class OFAView(NamedTuple):
     weights: np.ndarray  # w from ofa_weights; code form: (q + m)^gamma - m
     loss: float  # -sum_c w_c log p_c
     grad: np.ndarray  # d loss / d z_s, by autograd
+
+
+Interval = tuple[float, float, float]
+"""(mean, low, high): a paired difference and its 95 % interval, in the unit the figure states."""
+
+
+def plot_gamma_toy(non_target: Mapping[str, Mapping[float, float]], gains: Mapping[str, Mapping[float, Interval]], *,
+                   title: str = "When does γ > 1 help?") -> Figure:
+    r"""The gamma toy in two panels, one colour per teacher. Left: the total non-target weight
+    $\sum_{c\neq y}q_c^\gamma$ the OFA loss keeps of that teacher (mean over the training images; ``non_target``:
+    teacher -> {gamma: value}). Right: the student's test accuracy against the same teacher at $\gamma=1$, in points,
+    with its 95 % interval (``gains``: teacher -> {gamma: (mean, low, high)}; the interval's ends may be NaN with
+    one seed, then no bar is drawn)."""
+    if not gains or set(gains) - set(non_target):
+        raise ValueError(f"give the non-target weight of every teacher in gains; gains has {sorted(gains)}, "
+                         f"non_target {sorted(non_target)}")
+    fig, axes = new_figure(1, 2, figsize=(12, 4.5))
+    left, right = axes[0]
+    colours = dict(zip(non_target, sns.color_palette("colorblind", len(non_target))))
+    for name, points in non_target.items():
+        gammas = sorted(points)
+        left.plot(gammas, [points[g] for g in gammas], marker="o", color=colours[name], label=name)
+    for name, points in gains.items():
+        gammas = sorted(points)
+        mean, low, high = (np.array([points[g][k] for g in gammas], dtype=float) for k in range(3))
+        errors = np.nan_to_num(np.vstack([mean - low, high - mean]))
+        right.errorbar(gammas, mean, yerr=errors, marker="o", capsize=3, color=colours[name], label=name)
+    right.axhline(0.0, color="0.3", linewidth=0.8)
+    label_axes(left, "What the loss keeps of the teacher's other classes", "γ",
+               "non-target weight Σ_{c≠y} q_c^γ (mean per image)")
+    label_axes(right, "Student against the same teacher at γ = 1", "γ", "test accuracy change (points, 95 % CI)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=TICK_SIZE)
+    fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig
 
 
 def ofa_view(teacher_logits: Any, student_logits: Any, target: int, gamma: float, temperature: float,
