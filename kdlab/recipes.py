@@ -6,7 +6,7 @@ calibrated on 2 CPU cores so that the ``cpu`` profile fits its 10-minute budget 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .config import by_profile, resolve_profile
 from .methods import epoch_progress
@@ -14,6 +14,10 @@ from .methods import epoch_progress
 
 TOKEN_STUDENT = {"patch_size": 8, "embed_dim": 128, "num_heads": 4}
 """The calibrated ViT student: patch 8 (16 tokens) learns far faster per CPU second than patch 4 (64 tokens)."""
+
+
+TOY_GAMMAS = [1.0, 1.2, 1.5, 2.0, 3.0]
+"""01's gamma toy: the paper's sweep (1, 1.2, 1.5, 2) and 3, where the target-class enhancement is unmistakable."""
 
 
 PRIMER_BUDGETS = (100, 200, 500, 1000, 2000)
@@ -96,48 +100,98 @@ def _dark_knowledge(profile: str, seed: int, omitted_class: int, dark_temperatur
 
 def ofa_recipe(profile: str, *, seed: int = 0, gamma: float = 1.0, temperature: float = 1.0,
                n_seeds: int | None = None, gammas: list[float] | None = None) -> dict[str, Any]:
-    """OFA-KD (01): two heterogeneous pairs, five same-budget rows each, and a gamma sweep.
+    """OFA-KD (01): the gamma toy, two heterogeneous pairs with six / five same-budget rows, and the sweeps.
 
-    Pair ``cnn_to_vit`` (the shipped CNN teacher -> a from-scratch ViT, the paper's ConvNeXt -> DeiT row) is the
-    main demonstration; pair ``vit_to_cnn`` (the shipped ViT teacher -> ``cnn_small``) is the paper's
-    DeiT/Swin -> ResNet direction. Each pair trains labels only, Hinton KD (the primer's calibrated T = 2,
-    kd_weight = 0.5), a FitNet hint at stage 3 (spec 6.4), OFA on the final logits only and OFA with branches on
-    all four stages. ``ofa_weight`` follows the official arguments: 1 for token students, 0.1 for CNN students.
+    * ``gamma_toy`` (§3.3) isolates the target-class enhancement: the primer's 8x8 digits, an MLP teacher trained
+      on the whole training split and three variants of it that are unsure of the true class in different ways
+      (``teachers``: softened by a temperature, trained for only a few epochs, trained on labels of which a
+      fraction moved to the next class), MLP students that learn from ``labelled`` images (cycled to the split's size) with
+      OFA on the final logits at each of ``gammas`` (default :data:`TOY_GAMMAS`; smoke [1, 3]), and labels only.
+    * ``pairs``: ``vit_to_cnn`` (the shipped ViT teacher -> ``cnn_small``, DeiT/Swin -> ResNet: the pair whose
+      student has something to gain) and ``cnn_to_vit`` (the shipped CNN teacher -> a from-scratch ViT, the paper's
+      ConvNeXt -> DeiT row, which the primer's control shows cannot use more information at this budget). The
+      candidates are labels only, Hinton KD (the primer's calibrated T = 2, kd_weight = 0.5), a FitNet hint at
+      stage 3 (spec 6.4), OFA on the final logits only and OFA with branches on all four stages, and two FitNet
+      controls for the geometry question: the hint into student stage 1 (``fitnet_stage_1``: its 32x32 map
+      against block 3's 4x4) and the stage-3 hint from an ``untrained_teacher`` of the ViT teacher's
+      architecture. A pair's ``rows`` run in every profile, its ``more_rows`` when ``live_sweeps`` (below).
+      ``ofa_weight`` follows the official arguments: 1 for token students, 0.1 for CNN students.
+    * ``branch_sweep`` (on its pair): branches on fewer stages, and a larger ``ofa_weight`` on all four;
+      ``readout``: the ViT student read out by the mean of its patch tokens (``global_pool="avg"``) instead of its
+      class token (timm's default, the paper's DeiT setting), labels only and OFA all stages. The sweeps and the ``more_rows`` run live when
+      ``live_sweeps`` (smoke, with one row of each sweep, and gpu) and in the reference run; the ``cpu`` notebook
+      shows them from the reference run (they do not fit its 10 minutes next to the ``rows``).
+
     ``kd``, ``fitnet`` and each pair's ``ofa`` are the keywords of :class:`~kdlab.methods.KD`,
-    :class:`~kdlab.methods.FitNet` and :class:`~kdlab.methods.OFA`.
-    ``n_seeds`` defaults to 1 / 3 / 5 (smoke / cpu / gpu), the protocol's minimum for the headline rows; to fit
-    ten rows x 3 seeds in the ``cpu`` budget the students see 1200 training images there (the primer's 2000 at one
-    seed measured 45 s per epoch of the ten rows on one thread, about 900 s for the grid on two workers).
-    ``gammas`` (the sweep of OFA with all stages on the ViT pair) defaults to [1, 2] / [1, 2] / [1, 1.2, 1.5, 2].
-    Both students train as long as in the primer (12 epochs ViT, 12 CNN): at 8 epochs the CNN student reached
-    only 63 % on its own, too far from converged for a fair comparison.
+    :class:`~kdlab.methods.FitNet` and :class:`~kdlab.methods.OFA`. ``n_seeds`` defaults to 1 / 3 / 5 (smoke /
+    cpu / gpu). The shapes students see 1200 training images in ``cpu`` and train 12 epochs (at 8 epochs the CNN
+    student reached only 63 % on its own). Measured on 2 cores, one thread per run: a ViT run 16 s (OFA all
+    stages 60 s: its branches hold up to three transformer blocks), a CNN run 26-41 s, a digits student 1-2 s.
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
-    gammas = list(gammas or by_profile(profile, smoke=[1.0, 2.0], cpu=[1.0, 2.0], gpu=[1.0, 1.2, 1.5, 2.0]))
+    gammas = list(gammas or by_profile(profile, smoke=[1.0, 3.0], cpu=TOY_GAMMAS, gpu=TOY_GAMMAS))
     knobs = {"profile": profile, "seed": seed, "gamma": gamma, "temperature": temperature, "n_seeds": n_seeds,
              "gammas": gammas}
     scale = by_profile(profile, smoke=0.2, cpu=1.0, gpu=2.5)
     epochs = lambda cpu_epochs: max(2, round(cpu_epochs * scale))  # noqa: E731
     fit = lambda cpu_epochs, lr, cpu_warmup: {  # noqa: E731
         "epochs": epochs(cpu_epochs), "lr": lr, "warmup_epochs": min(cpu_warmup, epochs(cpu_epochs) / 4)}
-    ofa = lambda ofa_weight: {"gamma": gamma, "temperature": temperature, "ofa_weight": ofa_weight}  # noqa: E731
     return {
         "knobs": knobs,
-        "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=1200, gpu=8000),
-                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
-                 "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
+        "data": {"name": "shapes", "n_train": by_profile(profile, smoke=256, cpu=1200, gpu=8000),
+                 "n_test": by_profile(profile, smoke=200, cpu=1000, gpu=4000),
+                 "n_val": by_profile(profile, smoke=100, cpu=500, gpu=2000), "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
+        "gamma_toy": _gamma_toy(profile, seed, gammas),
         "kd": {"temperature": 2.0, "kd_weight": 0.5},
         "fitnet": {"pairs": [[3, 3]]},
-        "pairs": {
-            "cnn_to_vit": {"teacher": "shapes_cnn", "student": "vit", "model": TOKEN_STUDENT,
-                           "fit": fit(12, 1e-3, 2.0), "ofa": ofa(1.0)},
-            "vit_to_cnn": {"teacher": "shapes_vit", "student": "cnn_small", "model": {},
-                           "fit": fit(12, 2e-3, 1.0), "ofa": ofa(0.1)},
-        },
-        "gamma_sweep": {"pair": "cnn_to_vit", "gammas": gammas},
+        "fitnet_stage_1": {"pairs": [[1, 3]]},
+        "untrained_teacher": {"name": "vit", "model": TOKEN_STUDENT},
+        "pairs": _ofa_pairs(fit, gamma, temperature),
+        "branch_sweep": {"pair": "vit_to_cnn",
+                         "stages": by_profile(profile, smoke=[[4]], cpu=[[4], [3, 4]], gpu=[[4], [3, 4]]),
+                         "ofa_weights": by_profile(profile, smoke=[1.0], cpu=[0.5, 1.0], gpu=[0.5, 1.0])},
+        "readout": {"pair": "cnn_to_vit", "global_pool": "avg"},
+        "live_sweeps": by_profile(profile, smoke=True, cpu=False, gpu=True),
         "cka_samples": by_profile(profile, smoke=256, cpu=500, gpu=2000),
+    }
+
+
+def _ofa_pairs(fit: Callable[[int, float, float], dict[str, Any]], gamma: float,
+               temperature: float) -> dict[str, Any]:
+    """01's two teacher -> student pairs (``ofa_recipe``'s ``pairs`` block): models, training (``fit(cpu_epochs, lr,
+    cpu_warmup)``), OFA keywords (``ofa_weight``: 0.1 for a CNN student, 1 for a token student, as the official
+    arguments), the rows every profile trains and the ``more_rows`` trained with the sweeps."""
+    ofa = lambda ofa_weight: {"gamma": gamma, "temperature": temperature, "ofa_weight": ofa_weight}  # noqa: E731
+    return {
+        "vit_to_cnn": {"teacher": "shapes_vit", "student": "cnn_small", "model": {},
+                       "fit": fit(12, 2e-3, 1.0), "ofa": ofa(0.1),
+                       "rows": ["labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages"],
+                       "more_rows": ["FitNet hint at stage 1", "FitNet hint, untrained teacher"]},
+        "cnn_to_vit": {"teacher": "shapes_cnn", "student": "vit", "model": TOKEN_STUDENT,
+                       "fit": fit(12, 1e-3, 2.0), "ofa": ofa(1.0),
+                       "rows": ["labels only", "Hinton KD", "OFA all stages"],
+                       "more_rows": ["FitNet hint", "OFA final logits"]},
+    }
+
+
+def _gamma_toy(profile: str, seed: int, gammas: list[float]) -> dict[str, Any]:
+    """01's gamma toy (``ofa_recipe``'s ``gamma_toy`` block): the primer's digits and MLPs (``_dark_knowledge``),
+    the teacher variants' one knob each, the students' label budget, training and the gammas (1 among them: every
+    gamma is compared with gamma = 1 on the same teacher)."""
+    if 1.0 not in gammas or any(not isinstance(g, (int, float)) or g < 1 for g in gammas):
+        raise ValueError(f"gammas must be numbers >= 1 that include 1 (the toy compares each with gamma = 1), got {gammas}")
+    return {
+        "data": {"name": "digits", "img_size": 8, "channels": 1, "n_val": 300, "seed": seed},
+        "teacher": {"model": {"hidden": (512, 512), "dropout": 0.5, "input_dropout": 0.2},
+                    "fit": {"epochs": by_profile(profile, smoke=10, cpu=100, gpu=100), "lr": 1e-3}},
+        "teachers": {"softened": {"temperature": 4.0}, "undertrained": {"epochs": 2},
+                     "confused labels": {"fraction": 0.4}},
+        "labelled": 150,
+        "student": {"model": {"hidden": (64, 64)},
+                    "fit": {"epochs": by_profile(profile, smoke=6, cpu=60, gpu=60), "lr": 1e-3}},
+        "gammas": gammas,
     }
 
 
@@ -342,7 +396,7 @@ RECIPES = {"00_primer": primer_recipe, "01_ofa": ofa_recipe, "02_cskd": cskd_rec
 
 REFERENCE = {
     "00_primer": {"profile": "cpu", "budgets": list(PRIMER_BUDGETS)},
-    "01_ofa": {"profile": "cpu", "gammas": [1.0, 1.2, 1.5, 2.0]},
+    "01_ofa": {"profile": "cpu"},
     "02_cskd": {"profile": "cpu"},
     "03_swtat": {"profile": "cpu"},
     "04_cafd_face": {"profile": "cpu"},
@@ -351,8 +405,8 @@ REFERENCE = {
 """The knobs of each notebook's reference run (``python -m kdlab reference NAME``). No GPU was lent while these
 notebooks were built, so each reference is the ``cpu`` recipe itself, 3 seeds: the notebooks show a live ``cpu`` run
 next to its recorded twin, and the README's ``cpu`` rows are these files. Where the live run does a subset of a
-sweep, the reference does all of it (OFA: the spec's four gammas on every seed, the live run two on the first; the
-primer: all five label budgets, the live run the smallest)."""
+sweep, the reference does all of it (OFA: the branch / weight sweep and the class-token readout, which the live
+``cpu`` run shows from here; the primer: all five label budgets, the live run the smallest)."""
 
 
 def reference_recipe(notebook: str) -> dict[str, Any]:

@@ -91,17 +91,19 @@ def check_primer(rec: dict) -> None:
 def check_ofa(rec: dict) -> None:
     """Smoke-sized: 2 epochs cannot lift a student off chance, so check that every row trains (its loss falls),
     that the numbers are well-formed, and the claims that hold at any size (gamma = 1 is soft-target CE, the
-    deployed student has no branch parameters); the method's effect is checked on the shipped reference run."""
-    rows = {"labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages"}
-    assert set(rec["accuracy"]) == {"cnn_to_vit", "vit_to_cnn"}
+    deployed student has no branch parameters, gamma removes non-target weight from an unsure teacher); the
+    method's effect is checked on the shipped reference run."""
+    rows = {"labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages"}  # smoke trains more_rows
+    pair_rows = {"cnn_to_vit": rows, "vit_to_cnn": rows | {"FitNet hint at stage 1", "FitNet hint, untrained teacher"}}
+    assert set(rec["accuracy"]) == set(pair_rows)
     for pair, accuracy in rec["accuracy"].items():
-        assert set(accuracy) == rows and all(0.0 <= acc <= 1.0 for acc in accuracy.values())
+        assert set(accuracy) == pair_rows[pair] and all(0.0 <= acc <= 1.0 for acc in accuracy.values())
         per_seed = rec["accuracy_per_seed"][pair]  # test accuracy, read once per seed
         assert all(math.isclose(accuracy[row], sum(v) / len(v)) for row, v in per_seed.items())
         assert all(0.0 <= v <= 1.0 for v in _numbers([rec["val_accuracy"][pair], rec["best_val_accuracy"][pair]]))
-        assert all(rec["best_val_accuracy"][pair][row] >= rec["val_accuracy"][pair][row] - 1e-9 for row in rows)
+        assert all(rec["best_val_accuracy"][pair][row] >= rec["val_accuracy"][pair][row] - 1e-9 for row in accuracy)
         paired = rec["paired"][pair]  # against labels only on the same seeds; smoke's one seed has no interval
-        assert set(paired) == rows - {"labels only"}
+        assert set(paired) == pair_rows[pair] - {"labels only"}
         for row, p in paired.items():
             assert p["seeds"] == len(per_seed[row]) and 0 <= p["better_on"] <= p["seeds"]
             assert math.isclose(p["acc_change_points"], 100 * (accuracy[row] - accuracy["labels only"]), abs_tol=1e-6)
@@ -116,9 +118,31 @@ def check_ofa(rec: dict) -> None:
         assert anatomy["deployed_params"] == anatomy["student_params"] and anatomy["branch_params"] > 0
     assert rec["anatomy"]["cnn_to_vit"]["branch_params"] > rec["anatomy"]["vit_to_cnn"]["branch_params"]
     assert rec["gamma1_soft_ce_error"] < 1e-5
-    assert set(rec["gamma_val_accuracy"]) == {"1", "2"} and rec["gamma_sweep_seeds"] == 1  # the sweep reads val
-    assert f"{rec['gamma_chosen_by_val']:g}" in rec["gamma_val_accuracy"]
-    assert rec["gamma_val_accuracy"][f"{rec['gamma_chosen_by_val']:g}"] == max(rec["gamma_val_accuracy"].values())
+    # the gamma toy: four teachers, each gamma paired with gamma = 1 on the same teacher, chosen on validation
+    toy = rec["toy_accuracy_per_seed"]
+    assert set(toy) == {"confident", "softened", "undertrained", "confused labels"}
+    for name, per_gamma in toy.items():
+        assert set(per_gamma) == {"γ = 1", "γ = 3"} and set(rec["toy_paired"][name]) == {"γ = 3"}
+        assert f"γ = {rec['toy_gamma_chosen_by_val'][name]:g}" in per_gamma
+        teacher = rec["toy_teachers"][name]
+        weights = [teacher["non-target weight, γ = 1"], teacher["non-target weight, γ = 3"]]
+        assert weights[1] <= weights[0] + 1e-9, f"{name}: gamma > 1 must not add non-target weight"
+    teachers = rec["toy_teachers"]  # softening keeps the ranking (the accuracy) and lowers the confidence
+    assert math.isclose(teachers["softened"]["test accuracy"], teachers["confident"]["test accuracy"])
+    assert teachers["softened"]["median q_y"] < teachers["confident"]["median q_y"]
+    assert teachers["softened"]["non-target weight, γ = 1"] > teachers["confident"]["non-target weight, γ = 1"]
+    assert rec["weak_teacher"]["measured"] in ("helps", "hurts", "no change", "unknown (one seed)")
+    assert [g["hint"] for g in rec["fitnet_geometry"]] == ["3 ← 3", "1 ← 3", "3 ← 3", "3 ← 3"]
+    for g in rec["fitnet_geometry"]:  # smoke trains every hint row itself
+        assert -1e-6 <= g["cka_before"] <= 1 + 1e-6 and g["source"] == "this run"
+        pair = "vit_to_cnn" if g["pair"].startswith("ViT") else "cnn_to_vit"
+        assert math.isclose(g["acc_change_points"], rec["paired"][pair][g["row"]]["acc_change_points"])
+    # smoke trains the sweeps live (cpu shows the reference run's): every row, with its seeds
+    assert set(rec["branch_sweep_accuracy_per_seed"]) == {"OFA final logits", "OFA stages {4}",
+                                                          "OFA all stages, λ_ofa = 1", "OFA all stages, λ_ofa = 0.1"}
+    assert set(rec["branch_sweep_val_per_seed"]) == set(rec["branch_sweep_accuracy_per_seed"])  # the choice reads val
+    assert set(rec["readout_accuracy_per_seed"]) == {f"{row}, {pool}" for row in ("labels only", "OFA all stages")
+                                                     for pool in ("mean of patch tokens", "class token")}
     assert rec["teacher_acc"]["shapes_cnn"] > 0.9 and rec["teacher_acc"]["shapes_vit"] > 0.9
     assert all(0.0 <= v <= 1.0 + 1e-6 for v in _numbers([rec["cka_diagonal_mean"], rec["teacher_logit_cka"],
                                                         rec["teacher_cka_diagonal_mean"]]))

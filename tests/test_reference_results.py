@@ -11,7 +11,7 @@ import pytest
 from kdlab.__main__ import results_markdown
 from kdlab.config import DATA_DIR, ROOT_DIR
 from kdlab.experiments import paired_difference
-from kdlab.recipes import RECIPES, REFERENCE, reference_recipe
+from kdlab.recipes import RECIPES, REFERENCE, TOY_GAMMAS, reference_recipe
 from kdlab.record import recipe_hash
 from kdlab.results import check_all
 from kdlab.workbook import HEADLINES
@@ -88,8 +88,14 @@ def test_ofa_recipe_rebuilds_from_knobs_and_follows_the_spec_weights():
     # the official arguments: lambda_ofa = 1 for a token student, 0.1 for a CIFAR CNN student
     assert cpu["pairs"]["cnn_to_vit"]["ofa"]["ofa_weight"] == 1.0
     assert cpu["pairs"]["vit_to_cnn"]["ofa"]["ofa_weight"] == 0.1
-    assert ofa("smoke")["gamma_sweep"]["gammas"] == [1.0, 2.0] and len(ofa("gpu")["gamma_sweep"]["gammas"]) == 4
-    assert reference_recipe("01_ofa")["gamma_sweep"]["gammas"] == [1.0, 1.2, 1.5, 2.0]
+    assert ofa("smoke")["gamma_toy"]["gammas"] == [1.0, 3.0] and ofa("gpu")["gamma_toy"]["gammas"] == TOY_GAMMAS
+    assert {1.0, 1.2, 1.5, 2.0} <= set(reference_recipe("01_ofa")["gamma_toy"]["gammas"]), "the spec's sweep"
+    assert ofa("cpu", gammas=[1.0, 2.0])["gamma_toy"]["gammas"] == [1.0, 2.0]
+    for bad in ([1.5, 2.0], [1.0, 0.5], [1.0, "2"]):
+        with pytest.raises(ValueError, match="include 1"):
+            ofa("cpu", gammas=bad)
+    # the sweeps that do not fit the cpu budget run live in smoke and gpu, and always in the reference run
+    assert [ofa(p)["live_sweeps"] for p in ("smoke", "cpu", "gpu")] == [True, False, True]
     for profile in ("smoke", "cpu", "gpu"):
         for pair in ofa(profile)["pairs"].values():
             assert pair["fit"]["warmup_epochs"] <= pair["fit"]["epochs"] / 4
