@@ -83,15 +83,27 @@ def primer_recipe(profile: str, *, seed: int = 0, temperature: float = 2.0, kd_w
     }
 
 
+DIGITS_TEACHER = {"hidden": (512, 512), "dropout": 0.5, "input_dropout": 0.2}
+"""The digits MLP teacher of the primer's omitted-class experiment and of 01's gamma toy (Hinton et al.'s, scaled)."""
+
+DIGITS_STUDENT = {"hidden": (64, 64)}
+"""The digits MLP student of both experiments."""
+
+
+def _digits_data(seed: int) -> dict[str, Any]:
+    """The bundled digits at their native 8x8 grey with 300 validation images (``load_splits`` keywords)."""
+    return {"name": "digits", "img_size": 8, "channels": 1, "n_val": 300, "seed": seed}
+
+
 def _dark_knowledge(profile: str, seed: int, omitted_class: int, dark_temperature: float) -> dict[str, Any]:
     """The primer's omitted-class experiment (``primer_recipe``'s ``dark`` block): digits at their native 8x8 grey,
     300 validation images, the teacher's and the student's MLP and training, soft targets only at T, the bias grid."""
     return {
-        "data": {"name": "digits", "img_size": 8, "channels": 1, "n_val": 300, "seed": seed},
+        "data": _digits_data(seed),
         "omitted_class": omitted_class,
-        "teacher": {"model": {"hidden": (512, 512), "dropout": 0.5, "input_dropout": 0.2},
+        "teacher": {"model": dict(DIGITS_TEACHER),
                     "fit": {"epochs": by_profile(profile, smoke=20, cpu=100, gpu=100), "lr": 1e-3}},
-        "student": {"model": {"hidden": (64, 64)},
+        "student": {"model": dict(DIGITS_STUDENT),
                     "fit": {"epochs": by_profile(profile, smoke=40, cpu=300, gpu=300), "lr": 1e-3}},
         "kd": {"temperature": dark_temperature, "kd_weight": 1.0},
         "bias_grid": [step / 4 for step in range(0, 41)],
@@ -183,13 +195,13 @@ def _gamma_toy(profile: str, seed: int, gammas: list[float]) -> dict[str, Any]:
     if 1.0 not in gammas or any(not isinstance(g, (int, float)) or g < 1 for g in gammas):
         raise ValueError(f"gammas must be numbers >= 1 that include 1 (the toy compares each with gamma = 1), got {gammas}")
     return {
-        "data": {"name": "digits", "img_size": 8, "channels": 1, "n_val": 300, "seed": seed},
-        "teacher": {"model": {"hidden": (512, 512), "dropout": 0.5, "input_dropout": 0.2},
+        "data": _digits_data(seed),
+        "teacher": {"model": dict(DIGITS_TEACHER),
                     "fit": {"epochs": by_profile(profile, smoke=10, cpu=100, gpu=100), "lr": 1e-3}},
         "teachers": {"softened": {"temperature": 4.0}, "undertrained": {"epochs": 2},
                      "confused labels": {"fraction": 0.4}},
         "labelled": 150,
-        "student": {"model": {"hidden": (64, 64)},
+        "student": {"model": dict(DIGITS_STUDENT),
                     "fit": {"epochs": by_profile(profile, smoke=6, cpu=60, gpu=60), "lr": 1e-3}},
         "gammas": gammas,
     }

@@ -3,7 +3,7 @@ schedules), ``supervised`` (every labels-only baseline), one file per paper (a p
 it needs, and a thin Distiller subclass) and ``registry`` (``METHODS``: name -> class)."""
 from .base import Distiller
 from .cafd import CAFD, FaceKD, SharedMSA, cafd_losses
-from .common import TEACHER_OUTPUTS, TeacherOutputs, epoch_progress, labelled_cross_entropy
+from .common import TEACHER_OUTPUTS, TeacherOutputs, epoch_at, epoch_progress, labelled_cross_entropy
 from .cskd import (CKF_SCHEDULES, CSKD, DeiTHard, check_ckf_schedule, ckf_share, cskd_loss, cskd_targets,
                    dense_and_global_logits, dense_teacher_logits, distilled_vit_logits)
 from .depth_loss import depth_target, silog_loss
@@ -31,7 +31,7 @@ __all__ = [
     "METHODS", "CSKD", "DeiTHard", "DepthSupervised", "DisDepth", "Distiller", "FeatureAcclimation", "LocalGlobalConv",
     "LossAttention", "FitNet", "KD", "OFA", "PatchMergingTaTLoss", "SWTaT", "SWTaTLoss", "SWTaTSeg",
     "Supervised", "TaT", "choose_class_bias", "with_class_bias", "TaTEmbedding", "TaTPatchGroup",
-    "additive_mask", "CKF_SCHEDULES", "check_ckf_schedule", "ckf_share", "epoch_progress", "anchor_tat_loss", "attentive_kd_loss",
+    "additive_mask", "CKF_SCHEDULES", "check_ckf_schedule", "ckf_share", "epoch_at", "epoch_progress", "anchor_tat_loss", "attentive_kd_loss",
     "convert_to_lgconv", "disdepth_ablation", "silog_loss", "build_branches", "cskd_loss",
     "depth_target", "ghost_head", "lgconv_layers", "lgconv_problem",
     "cskd_targets", "dense_and_global_logits", "dense_teacher_logits", "distilled_vit_logits", "hint_loss", "kd_loss",
