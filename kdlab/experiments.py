@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from .checks import check_choice, check_int, check_number
 from .config import seed_everything
-from .methods import METHODS, Distiller
-from .train import History, TensorData, check_not_test, classification_metrics, evaluate, fit
+from .methods import METHODS, Distiller, is_distilled_vit, student_heads
+from .train import History, TensorData, Watch, check_not_test, classification_metrics, evaluate, fit
 
 Final = Callable[[Distiller, TensorData], Mapping[str, float]]
 """``final(distiller, test) -> {metric: value}``: a run's one evaluation on the test set."""
@@ -355,3 +355,38 @@ def summarize(outcomes: Mapping[str, Outcome], metric: str = "acc", *, baseline:
             "paired": paired.get(label),
         })
     return rows
+
+
+@torch.no_grad()
+def head_accuracies(distiller: Distiller, data: TensorData, *, batch_size: int = 512) -> dict[str, float]:
+    """Accuracy (a fraction) on ``data`` of every readout of a distilled ViT student (class token, distillation
+    token, patch average, DeiT's and CSKD's averages: :func:`kdlab.methods.student_heads`), in eval mode, on the
+    student's device, ``batch_size`` images at a time."""
+    student = distiller.student
+    check_int("batch_size", batch_size, low=1)
+    device, was_training = next(student.parameters()).device, student.training
+    student.eval()
+    correct: dict[str, float] = {}
+    for start in range(0, len(data.x), batch_size):
+        x, y = data.x[start:start + batch_size].to(device), data.y[start:start + batch_size].to(device)
+        for name, logits in student_heads(student, x).items():
+            correct[name] = correct.get(name, 0.0) + (logits.argmax(1) == y).sum().item()
+    student.train(was_training)
+    return {name: count / len(data.x) for name, count in correct.items()}
+
+
+def head_watch(data: TensorData) -> Watch:
+    """A ``fit(watch=...)`` that follows :func:`head_accuracies` on ``data`` (the validation split) after each epoch."""
+    def watch(distiller: Distiller) -> dict[str, float]:
+        return head_accuracies(distiller, data)
+    return watch
+
+
+def head_final(distiller: Distiller, test: TensorData) -> dict[str, float]:
+    """A ``final`` for :func:`run_experiments` that reads the test set once for the deployed output (``acc``,
+    ``loss``) and, for a distilled ViT student, every readout (``head/<name>``: :func:`head_accuracies`), so a table
+    can compare readouts of the same trained students. Other students (a plain ViT row) get the first two only."""
+    scores = evaluate(distiller, test)
+    if is_distilled_vit(distiller.student):
+        scores.update({f"head/{name}": acc for name, acc in head_accuracies(distiller, test).items()})
+    return scores

@@ -78,13 +78,14 @@ class TeacherRecipe:
         return recipe_hash(self.as_dict())
 
 
-def _shapes(n_train: int, **segmentation: Any) -> dict[str, Any]:
+def _shapes(n_train: int, **options: Any) -> dict[str, Any]:
     """Shapes data for teachers: its own seed stream (1000), so no student's training image is a teacher's.
 
-    ``segmentation`` (``img_size=64, target="mask"``) asks for per-pixel masks; those test sets hold 500
-    images, since evaluation keeps every pixel's logits (2000 images at 64 px would be ~360 MB)."""
-    return {"name": "shapes", "n_train": n_train, "n_test": 500 if segmentation else 2000, "seed": 1000,
-            **segmentation}
+    ``options`` are :func:`~kdlab.data.make_shapes` keywords: ``img_size=64, target="mask"`` asks for per-pixel
+    masks (those test sets hold 500 images, since evaluation keeps every pixel's logits: 2000 images at 64 px would
+    be ~360 MB), ``layout="mosaic"`` for 2x2 mosaics."""
+    return {"name": "shapes", "n_train": n_train, "n_test": 500 if options.get("target") == "mask" else 2000,
+            "seed": 1000, **options}
 
 
 def _scenes(n_train: int, n_test: int = 500) -> dict[str, Any]:
@@ -113,6 +114,12 @@ TEACHERS: dict[str, TeacherRecipe] = {
         TeacherRecipe("shapes_cnn", "cnn_small", _shapes(4000), epochs=12, lr=2e-3,
                       description="ResNet-style CNN (0.3 M): strong, not saturated, and cheap enough to "
                                   "label every augmented batch on a CPU"),
+        TeacherRecipe("shapes_cnn_weak", "cnn_small", _shapes(4000), epochs=3, lr=2e-3,
+                      description="shapes_cnn's recipe in 3 epochs (about 49 % test accuracy; 1 and 2 epochs gave 19 "
+                                  "and 31 %): the poor teacher of 02's double-edged-sword test"),
+        TeacherRecipe("shapes_mosaic_cnn", "cnn_small", _shapes(4000, layout="mosaic"), epochs=24, lr=2e-3,
+                      description="shapes_cnn's recipe on 2x2 mosaics (the class is the one shown on two tiles): "
+                                  "02's dense-regime teacher"),
         TeacherRecipe("shapes_vit", "vit", _shapes(8000), epochs=30, lr=1e-3, warmup_epochs=2,
                       model_kwargs={"patch_size": 8, "embed_dim": 128, "num_heads": 4},
                       description="ViT, patch 8 (0.56 M), trained on 4x the students' data"),

@@ -24,6 +24,8 @@ from .config import pick_device
 from .methods import Distiller
 
 Metrics = Callable[[Tensor, Tensor], dict[str, float]]
+Watch = Callable[[Distiller], dict[str, float]]
+"""``watch(distiller) -> {name: number}``: what ``fit`` records after each epoch besides the validation metrics."""
 Augment = Callable[..., Tensor | tuple[Tensor, Tensor]]
 """``augment(x, generator=g) -> x``; for per-pixel targets ``augment(x, y, generator=g) -> (x, y)``."""
 
@@ -199,6 +201,7 @@ def fit(
     grad_clip: float | None = None,
     augment: Augment | None = None,
     metrics: Metrics = classification_metrics,
+    watch: Watch | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = True,
@@ -213,11 +216,16 @@ def fit(
     the model's initialisation yourself (``seed_everything``) before building it. Validation runs after
     every epoch with ``metrics`` (``kdlab.metrics.segmentation_metrics`` for masks) and is stored as
     ``val/<name>``; ``val`` must not be a test set (:func:`check_not_test`). Each step passes ``progress = step / total_steps`` to the distiller.
+    ``watch(distiller)``, when given, is called after each epoch with the distiller in eval mode and returns more
+    numbers to follow over training (e.g. :func:`kdlab.experiments.head_watch`: each output head's validation
+    accuracy); they are stored as ``watch/<name>``.
     """
     if not isinstance(distiller, Distiller):
         raise TypeError(f"fit expects a kdlab Distiller (wrap a plain model in Supervised), got {type(distiller).__name__}")
     check_not_test(val)
     epochs = check_int("epochs", epochs, low=1)
+    if watch is not None and not callable(watch):
+        raise TypeError(f"watch must be a function of the distiller returning {{name: number}}, got {type(watch).__name__}")
     training = _prepare(distiller, train, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
                         weight_decay=weight_decay, warmup_epochs=warmup_epochs, grad_clip=grad_clip,
                         augment=augment, seed=seed, device=device)
@@ -227,7 +235,7 @@ def fit(
     try:
         for epoch in range(epochs):
             train_means = _train_epoch(distiller, training, epoch, bar)
-            row = _epoch_row(distiller, training, epoch, train_means, val, metrics)
+            row = _epoch_row(distiller, training, epoch, train_means, val, metrics, watch)
             row["time_s"] = time.perf_counter() - start
             history.rows.append(row)
             bar.set_postfix({k.split("/")[1]: f"{v:.3f}" for k, v in row.items() if k.startswith("val/")})
@@ -317,14 +325,19 @@ def _train_step(distiller: Distiller, training: _Training, index: Tensor, epoch:
 
 
 def _epoch_row(distiller: Distiller, training: _Training, epoch: int, train_means: dict[str, float],
-               val: TensorData | tuple[Tensor, Tensor] | None, metrics: Metrics) -> dict[str, float]:
+               val: TensorData | tuple[Tensor, Tensor] | None, metrics: Metrics,
+               watch: Watch | None) -> dict[str, float]:
     """The epoch's History row (without ``time_s``): ``epoch``, ``train/<term>``, ``train/loss`` (their sum),
-    ``lr`` and, with validation data, ``val/<metric>``."""
+    ``lr``, with validation data ``val/<metric>``, and with a ``watch`` its ``watch/<name>``."""
     row = {"epoch": epoch + 1, **{f"train/{k}": v for k, v in train_means.items()}}
     row["train/loss"] = sum(v for k, v in row.items() if k.startswith("train/"))
     row["lr"] = training.scheduler.get_last_lr()[0]
     if val is not None:
         row.update({f"val/{k}": v for k, v in evaluate(distiller, val, metrics=metrics, device=training.device).items()})
+    if watch is not None:
+        distiller.eval()
+        with torch.no_grad():
+            row.update({f"watch/{k}": float(v) for k, v in watch(distiller).items()})
     return row
 
 

@@ -121,6 +121,7 @@ class Headline:
 
 
 OFA_ROWS = ("labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages")
+CSKD_ROWS = ("no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD")
 
 HEADLINES: dict[str, tuple[Headline, ...]] = {
     "00_primer": (Headline("Dark knowledge (digits, one class never seen): accuracy on the omitted class",
@@ -138,8 +139,16 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
                         ("branch_sweep_accuracy_per_seed",), "OFA final logits"),
                Headline("CNN teacher → ViT student: test accuracy", ("accuracy_per_seed", "cnn_to_vit"), "labels only",
                         rows=OFA_ROWS)),
-    "02_cskd": (Headline("CNN teacher → distilled ViT: test accuracy", ("accuracy_per_seed",), "no KD",
-                         rows=("no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD")),),
+    "02_cskd": (Headline("Mosaics (the class is the one on two tiles), CNN teacher → distilled ViT: test accuracy",
+                         ("mosaic_accuracy_per_seed",), "no KD", rows=CSKD_ROWS),
+                Headline("Single-object shapes, CNN teacher → distilled ViT: test accuracy", ("accuracy_per_seed",),
+                         "no KD", rows=CSKD_ROWS),
+                Headline("Single-object shapes, CSKD with one change at a time: test accuracy",
+                         ("diagnosis_accuracy_per_seed",), "CSKD"),
+                Headline("Single-object shapes, strong teacher: CKF on and off, test accuracy",
+                         ("ckf_accuracy_per_seed", "strong teacher"), "CSKD without CKF"),
+                Headline("Single-object shapes, weak teacher (an early checkpoint): CKF on and off, test accuracy",
+                         ("ckf_accuracy_per_seed", "weak teacher"), "CSKD without CKF")),
     "03_swtat": (Headline("Classification, Swin → CNN: test accuracy", ("cls_accuracy_per_seed",), "no KD",
                           rows=("no KD", "KD", "TaT", "SW-TaT")),
                  Headline("Segmentation, CNN → smaller CNN: test mIoU", ("seg_miou_per_seed",), "no KD", "miou",
@@ -173,6 +182,27 @@ def reference_tables(reference: reference_results.ReferenceResult) -> list[tuple
                               lower_is_better=headline.lower_is_better, pct=headline.pct, digits=headline.digits)
         tables.append((results_table(rows, title=f"{headline.title} — reference run, {reference.describe()}"), sentences))
     return tables
+
+
+def live_or_reference(live: Any, reference: reference_results.ReferenceResult | None,
+                      key: str | Sequence[str]) -> tuple[Any, str]:
+    """``(numbers, where they come from)`` for an experiment a profile may not train: ``live`` (measured by this
+    run) unless it is ``None`` or empty, else the shipped reference run's ``metrics`` at ``key`` (a name, or a path
+    of names into nested metrics), described with where and when it was measured (and as STALE when its recipe
+    changed since), else ``(None, why not)``. A results file stores mappings sorted by name: reorder rows as needed.
+    """
+    if live:
+        return live, "measured now"
+    path = (key,) if isinstance(key, str) else tuple(key)
+    if reference is None:
+        return None, "not trained in this profile, and no reference run is shipped"
+    value: Any = reference.metrics
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            return None, (f"not trained in this profile, and the reference run has no {'/'.join(path)} "
+                          f"(re-record it: python -m kdlab reference {reference.notebook})")
+        value = value[part]
+    return value, f"reference run{' (STALE)' if reference.stale else ''}, {reference.describe()}"
 
 
 def show_reference(reference: reference_results.ReferenceResult | None) -> None:
@@ -325,6 +355,7 @@ def record_results(notebook: str, recipe: Mapping[str, Any], results: Mapping[st
     return path
 
 
-__all__ = ["HEADLINES", "METRIC_NAMES", "Headline", "PairedDifference", "histories_of", "latency_ms", "mean", "model_row",
+__all__ = ["HEADLINES", "METRIC_NAMES", "Headline", "PairedDifference", "histories_of", "latency_ms", "live_or_reference",
+           "mean", "model_row",
            "paired_differences", "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_tables",
            "show_reference", "summary_table", "teacher_rows", "verdicts"]

@@ -326,6 +326,37 @@ def test_cskd_predict_is_the_three_way_average_and_label_maps_for_the_notebook(i
     assert torch.equal(teacher_labels, cskd_targets(teacher_dense, teacher_global, 0.5))
 
 
+def test_every_readout_and_its_accuracy_for_the_diagnosis(images):
+    from kdlab.data import ImageSet
+    from kdlab.experiments import head_accuracies, head_final, head_watch
+    from kdlab.methods import Supervised, is_distilled_vit, student_heads
+
+    x, y = images
+    student, teacher = models()
+    distiller = CSKD(student, teacher, epochs=3).eval()
+    with torch.no_grad():
+        heads = student_heads(student, x)
+        cls_logits, dist_logits, dense = distilled_vit_logits(student, x)
+    assert list(heads) == ["class token", "distillation token", "patch average", "DeiT average", "CSKD average"]
+    assert torch.equal(heads["class token"], cls_logits) and torch.equal(heads["distillation token"], dist_logits)
+    assert torch.allclose(heads["CSKD average"], distiller.predict(x), atol=1e-6)
+    assert torch.allclose(heads["DeiT average"], (cls_logits + dist_logits) / 2)
+    data = ImageSet(x=x, y=y, classes=tuple("abcdefghij"), name="toy-val")
+    accuracy = head_accuracies(distiller, data, batch_size=2)  # batches of 2 and 1 image
+    assert accuracy == pytest.approx({name: (logits.argmax(1) == y).float().mean().item() for name, logits in heads.items()})
+    assert head_watch(data)(distiller) == accuracy
+    student.train()
+    head_accuracies(distiller, data)
+    assert student.training, "the student's mode is restored"
+    final = head_final(distiller, data)
+    assert final["acc"] == pytest.approx(accuracy["CSKD average"]) and final["head/class token"] == accuracy["class token"]
+    plain = Supervised(create("vit", depth=1, img_size=32, patch_size=8)).eval()
+    assert not is_distilled_vit(plain.student) and is_distilled_vit(student)
+    assert set(head_final(plain, data)) == {"acc", "loss"}, "a plain ViT has no heads to compare"
+    with pytest.raises(ValueError, match="batch_size"):
+        head_accuracies(distiller, data, batch_size=0)
+
+
 def test_bad_distiller_arguments_fail_clearly(images):
     student, teacher = models()
     with pytest.raises(ValueError, match="expected a distilled ViT student"):

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from kdlab.data import TARGETS, load_dataset
-from kdlab.data.shapes import (CLASSES, DEFAULT_DIFFICULTY, EASY, HARD, ShapeStyle, make_shapes, resolve_style,
-                               shapes_splits)
+from kdlab.data.shapes import (CLASSES, DEFAULT_DIFFICULTY, EASY, HARD, MOSAIC_SIZE, ShapeStyle, make_shapes,
+                               mosaic_cell_classes, resolve_style, shapes_splits)
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +140,60 @@ def test_splits_bad_inputs():
         shapes_splits(0, 10)
     with pytest.raises(ValueError, match="seed"):
         shapes_splits(10, 10, seed=-3)
+
+
+# ------------------------------------------------------------------------------------------- mosaics
+
+
+def test_mosaic_tiles_show_the_class_twice_and_two_other_classes():
+    data = make_shapes(200, layout="mosaic", seed=4)
+    assert data.x.shape == (200, 3, 32, 32) and data.mask.shape == (200, 32, 32)
+    tiles = mosaic_cell_classes(data.mask, 2).reshape(200, 4)  # one cell per tile
+    assert (tiles >= 0).all(), "every tile shows an object"
+    for label, row in zip(data.y.tolist(), tiles.tolist()):
+        others = [c for c in row if c != label]
+        assert row.count(label) == 2 and len(set(others)) == 2, (label, row)
+    assert (mosaic_cell_classes(data.mask, 4) != data.y[:, None, None]).float().mean() == 0.5
+    positions = torch.stack([(tiles == data.y[:, None])[:, i] for i in range(4)], 1).float().mean(0)
+    assert (positions > 0.35).all() and (positions < 0.65).all(), f"the class tiles sit anywhere: {positions}"
+
+
+def test_mosaic_tiles_are_scenes_of_half_the_size_with_the_mosaic_object_size():
+    data = make_shapes(6, layout="mosaic", seed=2)
+    assert torch.equal(data.x, make_shapes(6, layout="mosaic", seed=2).x), "deterministic from the seed"
+    assert not torch.equal(data.x, make_shapes(6, layout="mosaic", seed=3).x)
+    covered = (data.mask > 0).float().mean()
+    bigger = (make_shapes(6, layout="mosaic", seed=2, size=(0.2, 0.3)).mask > 0).float().mean()
+    assert covered > 2 * bigger, "the default tile objects are larger than a small explicit size"
+    assert MOSAIC_SIZE == (0.6, 0.9)
+    single = make_shapes(6, seed=2)
+    assert torch.equal(single.x, make_shapes(6, seed=2, layout="single").x), "the default layout is unchanged"
+
+
+def test_mosaic_splits_through_load_splits_keep_the_layout():
+    from kdlab.data import load_splits
+    splits = load_splits("shapes", n_train=20, n_test=10, n_val=10, layout="mosaic", seed=0)
+    assert [part.name for part in splits] == ["mosaics-train", "mosaics-val", "mosaics-test"]
+    for part in splits:
+        tiles = mosaic_cell_classes(part.mask, 2).reshape(len(part), 4)
+        assert ((tiles == part.y[:, None]).sum(1) == 2).all()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"layout": "grid"}, "layout must be one of"),
+    ({"layout": "mosaic", "img_size": 30}, "even img_size >= 32"),
+    ({"layout": "mosaic", "img_size": 16}, "even img_size >= 32"),
+])
+def test_mosaic_bad_inputs_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_shapes(4, **kwargs)
+
+
+def test_mosaic_cell_classes_rejects_bad_input():
+    mask = make_shapes(2, layout="mosaic").mask
+    with pytest.raises(ValueError, match="grid must be even and divide"):
+        mosaic_cell_classes(mask, 3)
+    with pytest.raises(ValueError, match="integer mosaic masks"):
+        mosaic_cell_classes(mask.float(), 4)
+    with pytest.raises(ValueError, match="integer mosaic masks"):
+        mosaic_cell_classes(mask[0], 4)

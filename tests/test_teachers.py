@@ -84,6 +84,9 @@ def test_unknown_key_and_bad_manifest(tmp_path):
 SEG_TEACHER_MIOU = 0.9
 DEPTH_TEACHER_ABS_REL, DEPTH_TEACHER_D1 = 0.23, 0.62
 FACE_TEACHER_VERIF_ACC, FACE_TEACHER_TAR = 0.95, 0.85
+CLASSIFIER_ACC = {"shapes_cnn_weak": (0.3, 0.7), "shapes_mosaic_cnn": (0.85, 1.0)}
+"""Test-accuracy ranges of classifier teachers that differ from the default (>= 0.95): notebook 02's weak teacher must
+stay poor (its CKF test needs a teacher whose local labels mislead), its mosaic teacher is strong on harder data."""
 
 
 @pytest.mark.parametrize("key", sorted(teachers.TEACHERS))
@@ -104,7 +107,8 @@ def test_shipped_teachers_verify(key):
         assert metrics["test_miou"] >= SEG_TEACHER_MIOU and metrics["test_pixel_acc"] >= 0.95
     else:
         # the students of the primer reach 60-90 % on shapes; a teacher must be clearly better than all of them
-        assert metrics["test_acc"] >= 0.95
+        low, high = CLASSIFIER_ACC.get(key, (0.95, 1.0))
+        assert low <= metrics["test_acc"] <= high
 
 
 def test_shipped_files_stay_small():

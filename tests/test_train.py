@@ -36,6 +36,23 @@ def test_fit_learns_and_records_history():
     assert "4 epochs" in repr(history)
 
 
+def test_watch_records_its_numbers_after_each_epoch_in_eval_mode():
+    data = blobs()
+    seen = []
+
+    def watch(distiller):
+        seen.append((distiller.training, torch.is_grad_enabled()))
+        return {"weight norm": distiller.student[1].weight.norm().item(), "calls": len(seen)}
+
+    history = fit(Supervised(mlp()), data, data, epochs=3, lr=1e-2, batch_size=32, progress=False, watch=watch)
+    assert seen == [(False, False)] * 3, "the watch sees the distiller in eval mode, without autograd"
+    assert history.series("watch/calls") == [1, 2, 3] and len(set(history.series("watch/weight norm"))) == 3
+    plain = fit(Supervised(mlp()), data, data, epochs=3, lr=1e-2, batch_size=32, progress=False)
+    assert plain.series("val/acc") == history.series("val/acc"), "watching changes nothing in training"
+    with pytest.raises(TypeError, match="watch must be a function of the distiller"):
+        fit(Supervised(mlp()), data, epochs=1, progress=False, watch={"acc": 1.0})
+
+
 def test_same_seed_same_history():
     data = blobs()
     runs = [fit(Supervised(mlp(0)), data, data, epochs=2, batch_size=32, seed=3, progress=False) for _ in range(2)]

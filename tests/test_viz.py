@@ -582,3 +582,28 @@ def test_history_axes_read_the_metric_s_name_not_its_key():
     assert viz.plot_histories({"a": rows}).axes[0].get_ylabel() == "validation accuracy"
     assert viz.plot_histories({"a": rows}, ylabel="custom").axes[0].get_ylabel() == "custom"
     plt.close("all")
+
+
+def test_plot_training_diagnosis_draws_heads_dense_term_and_share():
+    epochs = 5
+    ramp = list(np.linspace(0.1, 0.5, epochs))
+    curves = {"CSKD": {**{head: ramp for head in viz.cskd.HEADS}, "dense loss": [2.3, 2.0, 1.5, 1.2, 1.0]},
+              "CSKD without CKF": {**{head: ramp[::-1] for head in viz.cskd.HEADS}, "dense loss": [2.2] * epochs}}
+    fig = viz.cskd.plot_training_diagnosis(curves, [0.2] * epochs, epochs, "linear", 10, title="diagnosis")
+    acc_ax, loss_ax, share_ax = fig.axes
+    assert fig.get_suptitle() == "diagnosis"
+    assert acc_ax.get_ylabel() == "validation accuracy (fraction)" and loss_ax.get_ylabel() == "L_CSKD, epoch mean (nats)"
+    assert len(acc_ax.get_lines()) == 1 + 2 * len(viz.cskd.HEADS)  # no KD, then each run's heads
+    assert acc_ax.get_lines()[0].get_label() == "no KD (its one head)"
+    np.testing.assert_allclose(loss_ax.get_lines()[0].get_ydata(), curves["CSKD"]["dense loss"])
+    assert loss_ax.get_lines()[-1].get_ydata()[0] == pytest.approx(np.log(10)), "a uniform guess"
+    with_ckf, without = share_ax.get_lines()
+    np.testing.assert_allclose(with_ckf.get_ydata(), [ckf_share(e / epochs, epochs) for e in range(epochs)])
+    assert set(without.get_ydata()) == {1.0}, "a run without CKF keeps the dense share at 1"
+    assert with_ckf.get_linestyle() != without.get_linestyle()
+    with pytest.raises(ValueError, match="at least one run"):
+        viz.cskd.plot_training_diagnosis({}, [0.2] * epochs, epochs)
+    with pytest.raises(ValueError, match="'CSKD': every curve needs 4 values"):
+        viz.cskd.plot_training_diagnosis({"CSKD": curves["CSKD"]}, [0.2] * 4, epochs)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        viz.cskd.plot_training_diagnosis(curves, [0.2] * epochs, epochs, "steep")

@@ -306,7 +306,7 @@ def teacher_outputs():
 
 
 def map_axis(explorer):
-    return explorer.figure.axes[1]
+    return explorer.figure.axes[2]
 
 
 def test_dense_share_view_is_the_fused_argmax():
@@ -339,9 +339,16 @@ def test_dense_share_explorer_controls_state_and_figure():
     assert isinstance(explorer.epoch, widgets.IntSlider) and (explorer.epoch.min, explorer.epoch.max) == (0, 9)
     state = explorer.state()
     assert (state["kind"], state["epochs"], state["epoch"], state["classes"]) == ("linear", 10, 0, CLASSES)
-    curve_ax, labels_ax = explorer.figure.axes
+    curve_ax, differ_ax, labels_ax = explorer.figure.axes
     assert curve_ax.get_title() == "linear schedule: ω(0) = 1.000"
     assert curve_ax.get_xlabel() == "epoch" and curve_ax.get_ylabel().startswith("ω (weight of the dense")
+    assert [line.get_label() for line in curve_ax.get_lines()] == [*CKF_SCHEDULES, "epoch 0"]  # every kind
+    widths = [line.get_linewidth() for line in curve_ax.get_lines()[:3]]
+    assert widths[0] > max(widths[1:]), "the chosen kind is drawn bold"
+    assert differ_ax.get_ylabel() == "fraction of the cells"
+    for kind, line in zip(CKF_SCHEDULES, differ_ax.get_lines()):  # this image's cells told another class, per epoch
+        expected = [dense_share_view(dense, global_logits, kind, 10, e).differ for e in range(10)]
+        np.testing.assert_allclose(line.get_ydata()[:10], expected)
     np.testing.assert_array_equal(labels_ax.images[1].get_array(), dense.argmax(0).numpy())  # share = 1
     differ = np.mean(dense.argmax(0).numpy() != 2)
     assert labels_ax.get_title() == f"$Y^T$ at ω = 1.00: {differ:.0%} of cells ≠ global label (star)"
@@ -354,11 +361,14 @@ def test_dense_share_explorer_controls_state_and_figure():
     explorer.epoch.value = 6
     assert explorer.figure is not first
     share = ckf_share(6 / 10, 10, "cos")
-    curve_ax, labels_ax = explorer.figure.axes
+    curve_ax, differ_ax, labels_ax = explorer.figure.axes
     assert curve_ax.get_title() == f"cos schedule: ω(6) = {share:.3f}"
-    marker = curve_ax.get_lines()[1]
+    marker = curve_ax.get_lines()[3]
     assert (marker.get_xdata()[0], marker.get_ydata()[0]) == (6, pytest.approx(share))
-    steps = curve_ax.get_lines()[0].get_ydata()[:10]
+    assert curve_ax.get_lines()[2].get_linewidth() > curve_ax.get_lines()[0].get_linewidth(), "cos is now bold"
+    differ_marker = differ_ax.get_lines()[3]
+    assert differ_marker.get_ydata()[0] == dense_share_view(dense, global_logits, "cos", 10, 6).differ
+    steps = curve_ax.get_lines()[2].get_ydata()[:10]
     np.testing.assert_allclose(steps, [ckf_share(e / 10, 10, "cos") for e in range(10)])
     expected = dense_share_view(dense, global_logits, "cos", 10, 6).labels
     np.testing.assert_array_equal(labels_ax.images[1].get_array(), expected)

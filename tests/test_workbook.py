@@ -86,10 +86,19 @@ def test_per_seed_table_shows_recorded_numbers_as_the_live_table_does(outcomes):
 def test_reference_tables_show_a_results_file_with_its_verdicts(tmp_path, capsys):
     per_seed = {"CSKD": [0.79, 0.84, 0.80], "CSKD without CKF": [0.80, 0.82, 0.80], "DeiT hard distillation": [0.85, 0.86, 0.86],
                 "no KD": [0.80, 0.82, 0.81]}
-    save_reference("02_cskd", {"n": 1}, {"accuracy_per_seed": per_seed}, seeds=[0, 1, 2], wall_time_s=60.0,
-                   device="cpu", profile="cpu", root=tmp_path)
+    ckf = {"CSKD without CKF": [0.5, 0.6, 0.55], "CSKD": [0.4, 0.5, 0.45]}
+    metrics = {"accuracy_per_seed": per_seed, "mosaic_accuracy_per_seed": per_seed,
+               "diagnosis_accuracy_per_seed": {"CSKD, twice the epochs": [0.9, 0.9, 0.9], "CSKD": [0.5, 0.5, 0.6]},
+               "ckf_accuracy_per_seed": {"strong teacher": ckf, "weak teacher": ckf}}
+    save_reference("02_cskd", {"n": 1}, metrics, seeds=[0, 1, 2], wall_time_s=60.0, device="cpu", profile="cpu",
+                   root=tmp_path)
     reference = load_reference("02_cskd", {"n": 1}, root=tmp_path)
-    [(table, sentences)] = reference_tables(reference)
+    tables = reference_tables(reference)
+    assert [t.title.split(":")[0] for t, _ in tables] == [h.title.split(":")[0] for h in HEADLINES["02_cskd"]]
+    diagnosis = [line.split(" | ")[0] for line in str(tables[2][0]).splitlines()[4:]]
+    assert diagnosis == ["| CSKD", "| CSKD, twice the epochs"], "the baseline first, whatever the file's order"
+    assert "CSKD against CSKD without CKF: -10.0 points" in tables[4][1]
+    table, sentences = tables[1]
     assert sentences.startswith("DeiT hard distillation against no KD: +4.7 points [")  # the headline's row order
     assert "1 of 3 row(s) differ from no KD beyond seed noise (95 % interval excludes 0): DeiT hard distillation." in sentences
     assert table.title.endswith(f"— reference run, {reference.describe()}")
@@ -115,6 +124,22 @@ def test_reference_tables_show_a_results_file_with_its_verdicts(tmp_path, capsys
     save_reference("99_other", {"n": 1}, {}, seeds=[0], wall_time_s=1.0, device="cpu", profile="cpu", root=tmp_path)
     with pytest.raises(ValueError, match="no headline comparison declared for '99_other'"):
         reference_tables(load_reference("99_other", {"n": 1}, root=tmp_path))
+
+
+def test_live_or_reference_says_where_the_numbers_come_from(tmp_path):
+    from kdlab.workbook import live_or_reference
+    save_reference("02_cskd", {"n": 1}, {"size_accuracy": {"CSKD": {"500": 0.5}}, "flat": [1, 2]}, seeds=[0],
+                   wall_time_s=60.0, device="cpu", profile="cpu", root=tmp_path)
+    reference = load_reference("02_cskd", {"n": 1}, root=tmp_path)
+    assert live_or_reference({"a": [1.0]}, reference, "flat") == ({"a": [1.0]}, "measured now")
+    value, source = live_or_reference(None, reference, ("size_accuracy", "CSKD"))
+    assert value == {"500": 0.5} and source == f"reference run, {reference.describe()}"
+    assert live_or_reference({}, reference, "flat")[0] == [1, 2], "an empty live result falls back to the reference"
+    value, source = live_or_reference(None, reference, ("flat", "deeper"))
+    assert value is None and "has no flat/deeper" in source and "kdlab reference 02_cskd" in source
+    stale = load_reference("02_cskd", {"n": 2}, root=tmp_path)
+    assert live_or_reference(None, stale, "flat")[1].startswith("reference run (STALE), ")
+    assert live_or_reference(None, None, "flat") == (None, "not trained in this profile, and no reference run is shipped")
 
 
 def test_every_notebook_declares_headlines_that_read_its_recorded_results():

@@ -21,7 +21,7 @@ from .faces import TEMPLATE as FACE_TEMPLATE
 from .faces import FaceSet, FaceStyle, faces_splits, faces_val, load_face_folder, make_faces, make_pairs
 from .scenes import DepthSet, load_depth_folder, make_scenes, scenes_splits, scenes_val
 from .shapes import CLASSES as SHAPE_CLASSES
-from .shapes import make_shapes, shapes_splits, shapes_val
+from .shapes import make_shapes, mosaic_cell_classes, shapes_splits, shapes_val
 from .tensors import TASKS, UNLABELLED, ImageSet, TensorSet
 
 
@@ -141,5 +141,5 @@ __all__ = ["DATASETS", "Splits", "VALIDATION", "load_splits", "faces_val", "scen
            "TARGETS", "TASKS", "TensorSet", "UNLABELLED", "faces_splits", "load_face_folder", "make_faces", "make_pairs",
            "ImageSet", "SHAPE_CLASSES",
            "crop_flip", "load_cifar", "load_dataset",
-           "load_depth_folder", "load_digits", "make_scenes", "rotate", "translate", "make_shapes", "scenes_splits", "shapes_splits",
+           "load_depth_folder", "load_digits", "make_scenes", "mosaic_cell_classes", "rotate", "translate", "make_shapes", "scenes_splits", "shapes_splits",
            "standard_augment"]

@@ -5,7 +5,7 @@ from .base import Distiller
 from .cafd import CAFD, FaceKD, SharedMSA, cafd_losses
 from .common import TEACHER_OUTPUTS, TeacherOutputs, epoch_at, epoch_progress, labelled_cross_entropy
 from .cskd import (CKF_SCHEDULES, CSKD, DeiTHard, check_ckf_schedule, ckf_share, cskd_loss, cskd_targets,
-                   dense_and_global_logits, dense_teacher_logits, distilled_vit_logits)
+                   dense_and_global_logits, dense_teacher_logits, distilled_vit_logits, is_distilled_vit, student_heads)
 from .depth_loss import depth_target, silog_loss
 from .disdepth import DisDepth, FeatureAcclimation, LossAttention, attentive_kd_loss, disdepth_ablation, ghost_head
 from .fitnet import FitNet, hint_loss
@@ -34,7 +34,7 @@ __all__ = [
     "additive_mask", "CKF_SCHEDULES", "check_ckf_schedule", "ckf_share", "epoch_at", "epoch_progress", "anchor_tat_loss", "attentive_kd_loss",
     "convert_to_lgconv", "disdepth_ablation", "silog_loss", "build_branches", "cskd_loss",
     "depth_target", "ghost_head", "lgconv_layers", "lgconv_problem",
-    "cskd_targets", "dense_and_global_logits", "dense_teacher_logits", "distilled_vit_logits", "hint_loss", "kd_loss",
+    "cskd_targets", "dense_and_global_logits", "dense_teacher_logits", "distilled_vit_logits", "student_heads", "is_distilled_vit", "hint_loss", "kd_loss",
     "cnn_branch", "ofa_loss", "ofa_weights", "sep_conv", "patch_group_tat_loss", "shifted_window_mask", "swtat_loss", "tat_loss",
     "window_partition", "window_reverse", "window_tat_loss", "effective_window", "embed_maps", "position_attention",
     "tat_cost", "window_layout",

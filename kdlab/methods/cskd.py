@@ -121,9 +121,14 @@ def dense_and_global_logits(teacher: nn.Module, x: Tensor) -> tuple[Tensor, Tens
 # ------------------------------------------------------------------------------------------ student
 
 
+def is_distilled_vit(model: nn.Module) -> bool:
+    """True for a distilled ViT (timm's ``VisionTransformerDistilled``: class and distillation tokens, ``head_dist``)."""
+    return isinstance(model, VisionTransformerDistilled)
+
+
 def check_distilled_vit(student: nn.Module) -> None:
-    """Raise a ``ValueError`` unless ``student`` is a distilled ViT (class and distillation tokens, ``head_dist``)."""
-    if not isinstance(student, VisionTransformerDistilled):
+    """Raise a ``ValueError`` unless ``student`` is a distilled ViT (:func:`is_distilled_vit`)."""
+    if not is_distilled_vit(student):
         raise ValueError("expected a distilled ViT student (timm's VisionTransformerDistilled, e.g. "
                          f"kdlab.models.create('vit_distilled')), got {type(student).__name__}")
 
@@ -161,6 +166,16 @@ def pool_student_logits(student_dense: Tensor, grid: Sequence[int]) -> Tensor:
 def cskd_prediction(cls_logits: Tensor, dist_logits: Tensor, student_dense: Tensor) -> Tensor:
     r"""$\hat z = \frac13(z_{cls} + z_{dist} + \mathrm{mean}_j P^S_j)$: CSKD's three-way inference average."""
     return (cls_logits + dist_logits + student_dense.mean(dim=(2, 3))) / 3
+
+
+def student_heads(student: nn.Module, x: Tensor) -> dict[str, Tensor]:
+    r"""Every readout of a distilled ViT from one forward, (N, K) each: the class token $z_{cls}$, the distillation
+    token $z_{dist}$, the mean patch logits $rac{1}{g^2}\sum_j P^S_j$, DeiT's $rac12(z_{cls}+z_{dist})$ and CSKD's
+    three-way average (:func:`cskd_prediction`). Notebook 02 follows them over training (§6.2)."""
+    cls_logits, dist_logits, dense = distilled_vit_logits(student, x)
+    return {"class token": cls_logits, "distillation token": dist_logits, "patch average": dense.mean(dim=(2, 3)),
+            "DeiT average": (cls_logits + dist_logits) / 2,
+            "CSKD average": cskd_prediction(cls_logits, dist_logits, dense)}
 
 
 # -------------------------------------------------------------------------------------- CKF schedule

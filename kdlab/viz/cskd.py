@@ -13,9 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..checks import check_int
-from ..methods import check_ckf_schedule, ckf_share, cskd_targets
-from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, class_legend, draw_label_map, epoch_axis, label_axes,
-                     new_figure, one_image, to_numpy)
+from ..methods import CKF_SCHEDULES, check_ckf_schedule, ckf_share, cskd_targets
+from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, class_colours, class_legend, draw_label_map, epoch_axis,
+                     label_axes, new_figure, one_image, to_numpy)
 
 DENSE_SHARE_LABEL = "ω (weight of the dense, local logits)"
 """Axis label of the dense share ω (the paper's α)."""
@@ -27,6 +27,54 @@ def _draw_share_steps(ax: Axes, epochs: int, kind: str, **style: Any) -> Line2D:
     values = [ckf_share(e / epochs, epochs, kind) for e in range(epochs)]
     (line,) = ax.step(np.arange(epochs + 1), [*values, values[-1]], where="post", **style)
     return line
+
+
+HEADS = ("class token", "distillation token", "patch average")
+"""The student outputs :func:`plot_training_diagnosis` follows (keys of :func:`kdlab.methods.student_heads`)."""
+
+
+def plot_training_diagnosis(curves: dict[str, dict[str, Sequence[float]]], baseline: Sequence[float], epochs: int,
+                            kind: str = "linear", num_classes: int = 10,
+                            title: str = "CSKD during training (first seed)") -> Figure:
+    r"""Three panels over the epochs of one seed's runs, to see when and where a CSKD student learns.
+
+    Left: the validation accuracy of each output head (:data:`HEADS`) of every run in ``curves`` (one colour per
+    head, one line style per run) next to ``baseline``, the no-KD student's validation accuracy. Middle: each run's
+    dense term $\mathcal{L}_{CSKD}$ per epoch (the training mean, unweighted) with $\log K$, the loss of a uniform
+    guess over ``num_classes``. Right: the dense share $\omega$ of each run: the ``kind`` schedule over ``epochs``
+    for runs with CKF, 1 for a run whose name says "without CKF". ``curves[run]`` holds ``"dense loss"`` and one
+    list per head, each as long as ``baseline``.
+    """
+    if not curves:
+        raise ValueError("plot_training_diagnosis needs at least one run's curves")
+    check_ckf_schedule(epochs, kind)
+    x = np.arange(1, len(baseline) + 1)
+    for run, series in curves.items():
+        lengths = {key: len(series.get(key, ())) for key in (*HEADS, "dense loss")}
+        if set(lengths.values()) != {len(x)}:
+            raise ValueError(f"{run!r}: every curve needs {len(x)} values (one per epoch), got {lengths}")
+    fig, axes = new_figure(1, 3, figsize=(16, 4.6))
+    acc_ax, loss_ax, share_ax = axes[0]
+    styles = dict(zip(curves, ("-", "--", ":", "-.")))
+    colours = dict(zip(HEADS, class_colours(len(HEADS))))
+    acc_ax.plot(x, baseline, color="black", linewidth=2, label="no KD (its one head)")
+    for run, series in curves.items():
+        for head in HEADS:
+            acc_ax.plot(x, series[head], linestyle=styles[run], color=colours[head], label=f"{run}: {head}")
+        loss_ax.plot(x, series["dense loss"], linestyle=styles[run], color="0.2", label=run)
+        shares = [1.0 if "without CKF" in run else ckf_share((e - 1) / epochs, epochs, kind) for e in x]
+        share_ax.step(x, shares, where="mid", linestyle=styles[run], color="0.2", label=run)
+    loss_ax.axhline(np.log(num_classes), color="0.5", linewidth=1, label=f"uniform guess, log {num_classes}")
+    label_axes(acc_ax, "Validation accuracy of each output", "epoch", "validation accuracy (fraction)")
+    label_axes(loss_ax, "Dense term during training", "epoch", "L_CSKD, epoch mean (nats)")
+    label_axes(share_ax, "Dense share of the targets", "epoch", DENSE_SHARE_LABEL)
+    share_ax.set_ylim(-0.02, 1.05)
+    for ax in (acc_ax, loss_ax, share_ax):
+        ax.grid(alpha=0.3)
+        epoch_axis(ax)
+        ax.legend(fontsize=TICK_SIZE - 2)
+    fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig
 
 
 def plot_dense_share_schedules(epochs: int, kinds: Sequence[str] = ("linear", "x2", "cos"),
@@ -102,25 +150,35 @@ def dense_share_view(dense_logits: Any, global_logits: Any, kind: str, epochs: i
 
 def render_dense_share(kind: str, epochs: int, epoch: int, image: Any, dense_logits: Any, global_logits: Any,
                        classes: list[str]) -> Figure:
-    r"""Two panels at ``epoch`` of ``epochs``: left, the ``kind`` schedule's per-epoch $\omega$ with the current
-    epoch marked and $\omega$ read out; right, the fused targets $Y^T$ (:func:`dense_share_view`) over the (C, H, W)
-    ``image``, one colour per class, with the cells that differ from the global label hatched and their share in
-    the title. ``classes`` names the K classes of the logits.
+    r"""Three panels at ``epoch`` of ``epochs``: left, $\omega$ per epoch for every kind of
+    :data:`~kdlab.methods.CKF_SCHEDULES` (``kind`` drawn bold, the current epoch marked and $\omega$ read out); middle,
+    the share of this image's cells whose target differs from its global label, over the epochs, for every kind;
+    right, the fused targets $Y^T$ (:func:`dense_share_view`) over the (C, H, W) ``image``, one colour per class, with
+    the cells that differ from the global label hatched. ``classes`` names the K classes of the logits.
     """
     view = dense_share_view(dense_logits, global_logits, kind, epochs, epoch)
     num_classes = len(to_numpy(global_logits))
     if len(classes) != num_classes:
         raise ValueError(f"the logits have {num_classes} classes but {len(classes)} class names were given")
     pixels = one_image(image)
-    fig, axes = new_figure(1, 2, figsize=(12, 4.5))
-    curve_ax, map_ax = axes[0]
-    _draw_share_steps(curve_ax, epochs, kind, linewidth=2, label=f"{kind}, per epoch")
+    fig, axes = new_figure(1, 3, figsize=(16, 4.6))
+    curve_ax, differ_ax, map_ax = axes[0]
+    for other, colour in zip(CKF_SCHEDULES, class_colours(len(CKF_SCHEDULES))):
+        current = other == kind
+        line = _draw_share_steps(curve_ax, epochs, other, linewidth=2.5 if current else 1, label=other,
+                                 alpha=1.0 if current else 0.6, color=colour)
+        differ = [dense_share_view(dense_logits, global_logits, other, epochs, e).differ for e in range(epochs)]
+        differ_ax.step(np.arange(epochs + 1), [*differ, differ[-1]], where="post", color=line.get_color(),
+                       linewidth=2.5 if current else 1, alpha=1.0 if current else 0.6, label=other)
     curve_ax.plot([epoch], [view.dense_share], "o", color="black", markersize=8, label=f"epoch {epoch}")
+    differ_ax.plot([epoch], [view.differ], "o", color="black", markersize=8, label=f"epoch {epoch}")
     label_axes(curve_ax, f"{kind} schedule: ω({epoch}) = {view.dense_share:.3f}", "epoch", DENSE_SHARE_LABEL)
-    curve_ax.set_xlim(0, epochs)
-    curve_ax.set_ylim(-0.02, 1.02)
-    epoch_axis(curve_ax)
-    curve_ax.legend(fontsize=TICK_SIZE)
+    label_axes(differ_ax, "This image: targets that are not the global label", "epoch", "fraction of the cells")
+    for ax in (curve_ax, differ_ax):
+        ax.set_xlim(0, epochs)
+        ax.set_ylim(-0.02, 1.02)
+        epoch_axis(ax)
+        ax.legend(fontsize=TICK_SIZE)
     draw_label_map(map_ax, pixels, view.labels, classes, view.global_label)
     map_ax.set_title(f"$Y^T$ at ω = {view.dense_share:.2f}: {view.differ:.0%} of cells ≠ global label "
                      f"({classes[view.global_label]})", fontsize=LABEL_SIZE + 1)
