@@ -209,32 +209,49 @@ def _gamma_toy(profile: str, seed: int, gammas: list[float]) -> dict[str, Any]:
 
 def cskd_recipe(profile: str, *, seed: int = 0, cskd_weight: float = 1.0, deit_weight: float = 0.5,
                 kind: str = "linear", n_seeds: int | None = None) -> dict[str, Any]:
-    """CSKD (02): the shipped CNN teacher -> a distilled ViT; no KD, DeiT hard, CSKD without and with CKF.
+    """CSKD (02): a CNN teacher -> a distilled ViT, in two data regimes, with a diagnosis and a weak-teacher test.
 
     The student is the primer's ViT (patch 8: a 4x4 patch grid, the CNN teacher's 4x4 last map, so the pooling
-    factor is 1) plus DeiT's distillation token; the no-KD row is the primer's plain ViT with the primer's data
-    and training, so its numbers match the primer's ViT row. ``kind`` is the CKF schedule (linear / x2 / cos),
-    ``cskd_weight`` the lambda of the dense term and ``deit_weight`` DeiT's a. ``deit_hard`` and ``cskd`` are the
-    keywords of :class:`~kdlab.methods.DeiTHard` and :class:`~kdlab.methods.CSKD` (whose per-epoch schedule needs
-    the student's ``epochs``). ``n_seeds`` defaults to 1 / 3 / 5.
-    The training-set-size sweep (no KD vs CSKD) uses the first seed only.
+    factor is 1) plus DeiT's distillation token; the no-KD row is the primer's plain ViT with the primer's data and
+    training. ``kind`` is the CKF schedule (linear / x2 / cos), ``cskd_weight`` the lambda_cskd of the dense term
+    and ``deit_weight`` DeiT's a. ``deit_hard`` and ``cskd`` are the keywords of :class:`~kdlab.methods.DeiTHard` and
+    :class:`~kdlab.methods.CSKD` (whose per-epoch schedule needs the student's ``epochs``). ``n_seeds`` defaults to
+    1 / 3 / 5.
+
+    The blocks: ``data`` / ``teacher``, the single-object shapes and ``shapes_cnn`` (§6: no KD, DeiT, CSKD without
+    and with CKF); ``mosaic``, the dense regime (2x2 mosaics whose class is the one on two tiles, and
+    ``shapes_mosaic_cnn``; §6.3: the same four rows, then no KD, DeiT and CSKD with ``longer`` training); ``diagnosis``, the one-change-at-a-time variants of CSKD
+    (§6.2: the per-iteration schedule, a lighter dense weight, twice the epochs, the last with no KD beside it);
+    ``weak_teacher``, CSKD with and without CKF from an early checkpoint (§6.4); ``size_sweep`` (§6.1, first seed).
+    ``live`` says what the profile trains now: ``cpu`` and ``gpu`` train the dense regime at its first budget and show
+    the other experiments from the reference run, which trains everything (10 minutes on 2 cores hold the 12 runs of
+    one regime, not the 55 of all; ``gpu`` keeps to the same part at its larger sizes, untimed: no GPU was lent);
+    ``smoke`` trains everything, tiny.
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
     knobs = {"profile": profile, "seed": seed, "cskd_weight": cskd_weight, "deit_weight": deit_weight,
              "kind": kind, "n_seeds": n_seeds}
     epochs = max(2, round(20 * by_profile(profile, smoke=0.15, cpu=1.0, gpu=2.5)))
+    data = {"name": "shapes", "n_train": by_profile(profile, smoke=200, cpu=2000, gpu=8000),
+            "n_test": by_profile(profile, smoke=200, cpu=1000, gpu=4000),
+            "n_val": by_profile(profile, smoke=100, cpu=500, gpu=2000), "seed": seed}
+    cskd = {"epochs": epochs, "cskd_weight": cskd_weight, "deit_weight": deit_weight, "kind": kind}
     return {
         "knobs": knobs,
-        "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=2000, gpu=8000),
-                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
-                 "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
+        "data": data,
         "seeds": [seed + i for i in range(n_seeds)],
         "teacher": "shapes_cnn",
         "student": {"model": TOKEN_STUDENT, "fit": {"epochs": epochs, "lr": 1e-3, "warmup_epochs": min(2.0, epochs / 4)}},
         "deit_hard": {"deit_weight": deit_weight},
-        "cskd": {"epochs": epochs, "cskd_weight": cskd_weight, "deit_weight": deit_weight, "kind": kind},
-        "size_sweep": by_profile(profile, smoke=[200], cpu=[500, 1000], gpu=[1000, 2000, 4000]),
+        "cskd": cskd,
+        "mosaic": {"data": {**data, "layout": "mosaic"}, "teacher": "shapes_mosaic_cnn", "longer": {"epochs": 2 * epochs}},
+        "diagnosis": {"per-iteration schedule": {"per_iteration": True},
+                      "λ_cskd ÷ 4": {"cskd_weight": cskd_weight / 4},
+                      "twice the epochs": {"epochs": 2 * epochs}},
+        "weak_teacher": "shapes_cnn_weak",
+        "size_sweep": by_profile(profile, smoke=[100], cpu=[500, 1000], gpu=[1000, 2000, 4000]),
+        "live": {"original regime": profile == "smoke", "mosaic": True, "mosaic, twice the epochs": profile == "smoke"},
         "n_show": by_profile(profile, smoke=4, cpu=6, gpu=6),
     }
 

@@ -15,7 +15,7 @@ import pytest
 
 from kdlab.record import read_records
 from kdlab.runner import execute_notebook
-from kdlab.workbook import HEADLINES
+from kdlab.workbook import CSKD_ROWS, HEADLINES
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -150,41 +150,61 @@ def check_ofa(rec: dict) -> None:
 
 
 def check_cskd(rec: dict) -> None:
-    """Smoke-sized: every row trains, the dense-logit identity holds, the CKF curve goes from local to global; the
-    headline numbers are test scores, each row is paired with no KD on the same seeds (one seed in smoke: no
-    interval, so no effect is asserted), the curves read the validation split."""
-    rows = {"no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD"}
-    assert set(rec["accuracy"]) == rows and all(0.0 <= acc <= 1.0 for acc in rec["accuracy"].values())
-    per_seed = rec["accuracy_per_seed"]
-    n_seeds = len(per_seed["no KD"])
-    assert set(per_seed) == rows and all(len(values) == n_seeds for values in per_seed.values())
-    assert all(rec["accuracy"][row] == pytest.approx(sum(values) / n_seeds) for row, values in per_seed.items())
-    for key in ("val_accuracy", "val_best_accuracy"):
-        assert set(rec[key]) == rows and all(0.0 <= acc <= 1.0 for acc in rec[key].values())
-    assert all(rec["val_best_accuracy"][row] >= rec["val_accuracy"][row] - 1e-9 for row in rows)
-    assert set(rec["paired"]) == rows - {"no KD"}
-    for row, paired in rec["paired"].items():
-        change = 100 * (rec["accuracy"][row] - rec["accuracy"]["no KD"])
-        assert paired["change_pt"] == pytest.approx(change, abs=1e-6) and paired["seeds"] == n_seeds
-        assert 0 <= paired["better_on"] <= n_seeds
-        if n_seeds == 1:
-            assert paired["verdict"] == "one seed: no interval" and paired["low"] is None and paired["high"] is None
-        else:
-            assert paired["low"] <= paired["change_pt"] <= paired["high"]
-            assert paired["verdict"] in {"better beyond seed noise", "worse beyond seed noise", "inside seed noise"}
-    for row, (first, last) in rec["train_loss_first_last"].items():
-        assert math.isfinite(first) and last < first, f"{row}: train loss {first:.3f} -> {last:.3f}"
+    """Smoke-sized: every row trains in both regimes, the dense-logit identity holds, the CKF curve goes from local to
+    global, mosaics make the dense labels differ from the global one on half the cells; the headline numbers are
+    test scores, each row paired with its baseline on the same seeds (one seed in smoke: no interval, so no effect is
+    asserted); the diagnosis, the weak-teacher table and the size sweep reuse the main rows' seeds where they should."""
+    rows = set(CSKD_ROWS)
+    for prefix in ("", "mosaic_"):
+        per_seed = rec[f"{prefix}accuracy_per_seed"]
+        n_seeds = len(per_seed["no KD"])
+        assert set(per_seed) == rows and all(len(values) == n_seeds for values in per_seed.values())
+        assert all(0.0 <= acc <= 1.0 for values in per_seed.values() for acc in values)
+        assert set(rec[f"{prefix}val_accuracy"]) == rows
+        for row, (first, last) in rec[f"{prefix}train_loss_first_last"].items():
+            assert math.isfinite(first) and last < first, f"{prefix}{row}: train loss {first:.3f} -> {last:.3f}"
+    mosaic = rec["mosaic_accuracy_per_seed"]
+    assert all(rec["mosaic_accuracy"][row] == pytest.approx(sum(v) / len(v)) for row, v in mosaic.items())
+    assert all(rec["mosaic_val_best_accuracy"][row] >= rec["mosaic_val_accuracy"][row] - 1e-9 for row in rows)
+    assert set(rec["mosaic_paired"]) == rows - {"no KD"}
+    for row, paired in rec["mosaic_paired"].items():
+        change = 100 * (rec["mosaic_accuracy"][row] - rec["mosaic_accuracy"]["no KD"])
+        assert paired["change_pt"] == pytest.approx(change, abs=1e-6) and paired["seeds"] == len(mosaic["no KD"])
+        assert paired["verdict"] == "one seed: no interval" and paired["low"] is None
+    single, mosaics = rec["regimes"]["single-object shapes"], rec["regimes"]["mosaics"]
+    assert mosaics["cell on a tile of another class (truth)"] == pytest.approx(0.5), "two of four tiles by construction"
+    assert mosaics["dense ≠ global (teacher)"] > single["dense ≠ global (teacher)"]
+    assert mosaics["teacher's vote = its tile's class"] > 0.7, "the mosaic teacher's dense votes name the tiles"
     assert rec["dense_mean_error"] < 1e-4, "the mean of the dense teacher logits must be the ordinary logits"
-    assert rec["teacher_acc"] > 0.9
+    assert rec["teacher_acc"] > 0.9 and rec["teacher_accuracy"]["mosaic"] > 0.8
+    assert rec["teacher_accuracy"]["weak"] < rec["teacher_accuracy"]["strong"] - 0.3
     for kind, share in rec["local_share"].items():
         assert all(a >= b - 1e-9 for a, b in zip(share, share[1:])), f"{kind}: local share must not grow"
-    assert set(rec["head_val_accuracy"]) == {"class head", "distillation head", "two-head average (DeiT)",
-                                             "three-way average (CSKD)"}
-    assert set(rec["size_accuracy"]) == {"no KD", "CSKD"}
-    assert rec["size_accuracy"]["CSKD"][str(max(map(int, rec["size_accuracy"]["CSKD"])))] == pytest.approx(
-        per_seed["CSKD"][0]), "the full-size bar is the first seed of the table"
-    assert all(0.0 <= v <= 1.0 for v in _numbers([rec["head_val_accuracy"], rec["size_accuracy"],
-                                                  rec["patch_agreement"]]))
+    assert set(rec["head_val_accuracy"]) == {"class token", "distillation token", "patch average", "DeiT average",
+                                             "CSKD average"}
+    assert set(rec["patch_agreement"]) == {"teacher's last-epoch targets", "teacher's local labels (ω = 1)",
+                                           "the class of its own tile", "the image's label"}
+    single_rows = rec["accuracy_per_seed"]
+    diagnosis, no_kd = rec["diagnosis_accuracy_per_seed"], rec["diagnosis_no_kd_per_seed"]
+    assert set(diagnosis) == {"CSKD", "CSKD, per-iteration schedule", "CSKD, λ_cskd ÷ 4", "CSKD, twice the epochs",
+                              "CSKD, read by the class token", "CSKD, read by the DeiT average"}
+    assert diagnosis["CSKD"] == single_rows["CSKD"] and no_kd["CSKD"] == single_rows["no KD"]
+    assert set(no_kd) == {"CSKD", "CSKD, twice the epochs"}
+    curves = rec["diagnosis_curves"]
+    epochs = len(curves["no KD"])
+    assert set(curves["runs"]) == {"CSKD", "CSKD without CKF"} and epochs >= 2
+    for run, series in curves["runs"].items():
+        assert set(series) == {"class token", "distillation token", "patch average", "dense loss"}, run
+        assert all(len(values) == epochs for values in series.values()), run
+    ckf = rec["ckf_accuracy_per_seed"]
+    assert set(ckf) == {"strong teacher", "weak teacher"}
+    assert ckf["strong teacher"] == {row: single_rows[row] for row in ("CSKD without CKF", "CSKD")}
+    sizes = rec["size_accuracy"]
+    assert set(sizes) == {"no KD", "CSKD"}
+    assert sizes["CSKD"][str(max(map(int, sizes["CSKD"])))] == pytest.approx(single_rows["CSKD"][0]), \
+        "the full-size bar is the first seed of the table"
+    longer = rec["mosaic_longer_accuracy_per_seed"]
+    assert set(longer) == {"no KD", "DeiT hard distillation", "CSKD"} and all(len(v) == len(mosaic["no KD"]) for v in longer.values())
     assert rec["retrain_runs"] == 3, "the retrain panel ran once with the defaults and twice in solution 3"
 
 

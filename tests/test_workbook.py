@@ -88,17 +88,19 @@ def test_reference_tables_show_a_results_file_with_its_verdicts(tmp_path, capsys
                 "no KD": [0.80, 0.82, 0.81]}
     ckf = {"CSKD without CKF": [0.5, 0.6, 0.55], "CSKD": [0.4, 0.5, 0.45]}
     metrics = {"accuracy_per_seed": per_seed, "mosaic_accuracy_per_seed": per_seed,
-               "diagnosis_accuracy_per_seed": {"CSKD, twice the epochs": [0.9, 0.9, 0.9], "CSKD": [0.5, 0.5, 0.6]},
+               "mosaic_longer_accuracy_per_seed": {row: per_seed[row] for row in ("no KD", "DeiT hard distillation", "CSKD")},
+               "diagnosis_accuracy_per_seed": {row: [0.5, 0.5, 0.6] for row in HEADLINES["02_cskd"][3].rows},
                "ckf_accuracy_per_seed": {"strong teacher": ckf, "weak teacher": ckf}}
     save_reference("02_cskd", {"n": 1}, metrics, seeds=[0, 1, 2], wall_time_s=60.0, device="cpu", profile="cpu",
                    root=tmp_path)
     reference = load_reference("02_cskd", {"n": 1}, root=tmp_path)
     tables = reference_tables(reference)
     assert [t.title.split(":")[0] for t, _ in tables] == [h.title.split(":")[0] for h in HEADLINES["02_cskd"]]
-    diagnosis = [line.split(" | ")[0] for line in str(tables[2][0]).splitlines()[4:]]
-    assert diagnosis == ["| CSKD", "| CSKD, twice the epochs"], "the baseline first, whatever the file's order"
-    assert "CSKD against CSKD without CKF: -10.0 points" in tables[4][1]
-    table, sentences = tables[1]
+    diagnosis = [line.split(" | ")[0] for line in str(tables[3][0]).splitlines()[4:]]
+    assert diagnosis == [f"| {row}" for row in HEADLINES["02_cskd"][3].rows], "the declared order, not the file's"
+    assert diagnosis[0] == "| CSKD"
+    assert "CSKD against CSKD without CKF: -10.0 points" in tables[5][1]
+    table, sentences = tables[2]
     assert sentences.startswith("DeiT hard distillation against no KD: +4.7 points [")  # the headline's row order
     assert "1 of 3 row(s) differ from no KD beyond seed noise (95 % interval excludes 0): DeiT hard distillation." in sentences
     assert table.title.endswith(f"— reference run, {reference.describe()}")

@@ -1,6 +1,7 @@
 r"""Figures of the CSKD notebook (02): the cumulative knowledge fusion schedule (the share of the fused target
 taken from the teacher's dense logits, :math:`\omega`, the paper's :math:`\alpha`) and the fused targets of one image at one epoch
-(:func:`render_dense_share`, what :class:`kdlab.widgets.DenseShareExplorer` redraws)."""
+(:func:`render_dense_share`, what :class:`kdlab.widgets.DenseShareExplorer` redraws), and a CSKD student's outputs,
+dense term and dense share over training (:func:`plot_training_diagnosis`, the notebook's §6.2)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
