@@ -218,11 +218,12 @@ def cskd_recipe(profile: str, *, seed: int = 0, cskd_weight: float = 1.0, deit_w
     :class:`~kdlab.methods.CSKD` (whose per-epoch schedule needs the student's ``epochs``). ``n_seeds`` defaults to
     1 / 3 / 5.
 
-    The blocks: ``data`` / ``teacher``, the single-object shapes and ``shapes_cnn`` (§6: no KD, DeiT, CSKD without
+    The blocks: ``data`` / ``teacher``, the single-object shapes and ``shapes_cnn`` (§6.1: no KD, DeiT, CSKD without
     and with CKF); ``mosaic``, the dense regime (2x2 mosaics whose class is the one on two tiles, and
-    ``shapes_mosaic_cnn``; §6.3: the same four rows, then no KD, DeiT and CSKD with ``longer`` training); ``diagnosis``, the one-change-at-a-time variants of CSKD
-    (§6.2: the per-iteration schedule, a lighter dense weight, twice the epochs, the last with no KD beside it);
-    ``weak_teacher``, CSKD with and without CKF from an early checkpoint (§6.4); ``size_sweep`` (§6.1, first seed).
+    ``shapes_mosaic_cnn``; §6.3: the same four rows, then no KD, DeiT and CSKD with ``longer`` training);
+    ``diagnosis``, the one-change-at-a-time variants of CSKD (§6.2: the per-iteration schedule, a lighter dense
+    weight, twice the epochs, the last with no KD beside it);
+    ``weak_teacher``, CSKD with and without CKF from an early checkpoint (§6.4); ``size_sweep`` (§6.5, first seed).
     ``live`` says what the profile trains now: ``cpu`` and ``gpu`` train the dense regime at its first budget and show
     the other experiments from the reference run, which trains everything (10 minutes on 2 cores hold the 12 runs of
     one regime, not the 55 of all; ``gpu`` keeps to the same part at its larger sizes, untimed: no GPU was lent);
