@@ -174,7 +174,8 @@ def _median_ms(step: Callable[[], None], device: torch.device, repeats: int) -> 
 def swtat(sizes: tuple[int, ...] = (16, 32, 64), channels: int = 64, batch_size: int = 8, window: int = 8,
           repeats: int = 3) -> list[dict[str, object]]:
     """Forward + backward of the TaT losses on random (B, C, S, S) maps: global, windowed (shift 0), shifted
-    windows (shift M/2) and SW-TaT (both passes, sequential), with their Conv1x1 + BN embeddings.
+    windows (shift M/2) and SW-TaT (both passes: sequential, kdlab's default, and union), with their Conv1x1 + BN
+    embeddings.
 
     ``ms`` is the median of ``repeats`` steps; ``peak_mb`` the tensor memory one step allocates on top of the
     inputs (:func:`_peak_bytes`); ``logits`` the analytic attention-logit count of the batch
@@ -192,6 +193,7 @@ def swtat(sizes: tuple[int, ...] = (16, 32, 64), channels: int = 64, batch_size:
         teacher = torch.randn(batch_size, *shape, device=device)
         embedding = TaTEmbedding(shape, shape).to(device)
         sw = SWTaTLoss(shape, shape, window).to(device)
+        union = SWTaTLoss(shape, shape, window, stacking="union").to(device)
         windowed = tat_cost(size, size, channels, window)["logits"]
         losses = {
             "global": (lambda: tat_loss(student, teacher, *embedding.qkv).backward(),
@@ -200,6 +202,7 @@ def swtat(sizes: tuple[int, ...] = (16, 32, 64), channels: int = 64, batch_size:
             "shifted window": (lambda: window_tat_loss(student, teacher, *embedding.qkv, window,
                                                        window // 2).backward(), windowed),
             "SW-TaT (2 passes)": (lambda: sw(student, teacher).backward(), 2 * windowed),
+            "SW-TaT union (2 passes)": (lambda: union(student, teacher).backward(), 2 * windowed),
         }
         measured = {label: (_median_ms(step, device, repeats), _peak_bytes(step, device), logits)
                     for label, (step, logits) in losses.items()}

@@ -20,9 +20,10 @@ def test_data_bench_times_every_dataset():
 
 def test_swtat_bench_measures_every_loss_per_size_against_global():
     rows = bench.swtat(sizes=(8, 12), channels=4, batch_size=2, window=4, repeats=1)
-    labels = ["global", "window", "shifted window", "SW-TaT (2 passes)"]
+    labels = ["global", "window", "shifted window", "SW-TaT (2 passes)", "SW-TaT union (2 passes)"]
     assert [(row["map"], row["loss"]) for row in rows] == [(m, label) for m in ("8x8", "12x12") for label in labels]
-    assert [row["logits"] for row in rows[4:]] == [2 * 144**2, 2 * 144 * 16, 2 * 144 * 16, 2 * 2 * 144 * 16]
+    assert [row["logits"] for row in rows[5:]] == [2 * 144**2, 2 * 144 * 16, 2 * 144 * 16, 2 * 2 * 144 * 16,
+                                                   2 * 2 * 144 * 16]
     assert all(row["ms"] > 0 and row["peak_mb"] >= 0 for row in rows)
     assert all(row["speedup"] == row["mem_saving"] == 1.0 for row in rows if row["loss"] == "global")
 
@@ -34,7 +35,7 @@ def test_bench_swtat_command_prints_one_table(capsys):
     assert main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["map", "loss", "device", "ms", "peak_mb", "logits", "speedup", "mem_saving"]
-    assert len(lines) == 5 and "SW-TaT (2 passes)" in lines[-1]
+    assert len(lines) == 6 and "SW-TaT (2 passes)" in lines[-2] and "SW-TaT union (2 passes)" in lines[-1]
 
 
 def test_cpu_peak_memory_probe_keeps_the_profiler_log_off_stderr(capfd):

@@ -19,7 +19,7 @@ LAYERS = [
     ["data", "models", "metrics"],
     ["methods"],
     ["train"],
-    ["teachers", "experiments", "recipes", "bench"],
+    ["teachers", "experiments", "probes", "recipes", "bench"],
     ["tables", "viz", "results"],
     ["widgets", "workbook", "runner", "__main__"],
 ]

@@ -13,7 +13,8 @@ from kdlab.methods.swtat import (PatchMergingTaTLoss, SWTaT, SWTaTLoss, SWTaTSeg
                                  additive_mask, anchor_tat_loss, attention_weights, effective_window, embed_maps,
                                  feature_shape, from_windows, global_attention, patch_group_tat_loss,
                                  shifted_window_mask, swtat_loss, tat_cost, tat_loss, to_windows, window_attention,
-                                 position_attention, window_layout, window_partition, window_reverse, window_tat_loss)
+                                 position_attention, swtat_rebuild, union_window_attention, window_layout,
+                                 window_partition, window_reverse, window_tat_loss)
 from kdlab.methods import METHODS
 from kdlab.models import create, stage_features
 
@@ -539,27 +540,107 @@ def test_position_attention_is_one_row_of_the_global_or_windowed_attention():
         position_attention(q, k, (8, 0))
 
 
-def test_swtat_recipe_method_blocks_are_constructor_keywords():
-    from kdlab.recipes import RECIPES, swtat_recipe
+def test_swtat_recipe_rows_are_constructor_keywords_and_every_row_trains_one_step():
+    from kdlab.recipes import RECIPES, swtat_recipe, weighted_rows
 
-    recipe = swtat_recipe("cpu", tat_weight=0.2, sw_tat_weight=0.03, pm_tat_weight=0.01)
+    recipe = swtat_recipe("cpu", cls_weights=[0.2, 2], seg_weights=[0.03])
     assert RECIPES["03_swtat"](**recipe["knobs"]) == recipe
-    blocks = {("classification", "kd"): "kd", ("classification", "tat"): "tat", ("classification", "swtat"): "swtat",
-              ("segmentation", "tat_patch_group"): "tat_patch_group", ("segmentation", "swtat_seg"): "swtat_seg",
-              ("segmentation", "swtat_seg_pm"): "swtat_seg"}
-    for (task, key), name in blocks.items():
-        keywords = set(inspect.signature(METHODS[name]).parameters)
-        assert set(recipe[task][key]) <= keywords, (key, set(recipe[task][key]) - keywords)
     cls, seg = recipe["classification"], recipe["segmentation"]
-    assert cls["tat"]["tat_weight"] == cls["swtat"]["sw_tat_weight"] == 0.2
-    assert seg["swtat_seg_pm"]["sw_tat_weight"] == seg["tat_patch_group"]["patch_tat_weight"] == 0.03
-    assert seg["swtat_seg_pm"]["pm_tat_weight"] == seg["tat_patch_group"]["anchor_tat_weight"] == 0.01
-    assert seg["swtat_seg"]["pm_levels"] == 0 and seg["swtat_seg_pm"]["pm_levels"] == 1
+    assert cls["weights"] == [0.2, 2.0] and seg["weights"] == [0.03]
+    rows = weighted_rows(seg["feature_rows"], 0.03)
+    assert rows["SW-TaT + PM @ 0.03"][1]["sw_tat_weight"] == 0.03 and rows["SW-TaT + PM @ 0.03"][1]["pm_tat_weight"] == 0.015
+    assert rows["TaT patch groups + anchors @ 0.03"][1]["anchor_tat_weight"] == 0.015
+    assert rows["TaT (global) @ 0.03"][1]["anchor_tat_weight"] == 0.0
+    assert rows["windows, no shift @ 0.03"][1]["shift"] == 0 and rows["SW-TaT union @ 0.03"][1]["stacking"] == "union"
+    assert set(seg["shift_ablation"]) - {"no KD"} <= set(seg["feature_rows"])
+    with pytest.raises(ValueError, match="weight"):
+        weighted_rows(seg["feature_rows"], -1)
     x, y = torch.rand(2, 3, 32, 32), torch.randint(0, 10, (2,))
-    for key in ("kd", "tat", "swtat"):  # the recipe's own models and blocks build and train one step
-        distiller = METHODS[key](create(cls["student"]), create("swin"), **cls[key]).train()
-        assert all(torch.isfinite(t) for t in distiller(x, y)[1].values()), key
+    for label, (name, keywords) in {**cls["baselines"], **weighted_rows(cls["feature_rows"], 0.2)}.items():
+        assert set(keywords) <= set(inspect.signature(METHODS[name]).parameters), label
+        if name == "supervised":
+            continue
+        distiller = METHODS[name](create(cls["student"]), create("swin"), **keywords).train()
+        assert all(torch.isfinite(t) for t in distiller(x, y)[1].values()), label
     x, y = torch.rand(2, 3, 64, 64), torch.randint(0, 3, (2, 64, 64))
-    for key, name in (("tat_patch_group", "tat_patch_group"), ("swtat_seg", "swtat_seg"), ("swtat_seg_pm", "swtat_seg")):
-        distiller = METHODS[name](create(seg["student"], img_size=64), create("seg_cnn", img_size=64), **seg[key])
-        assert all(torch.isfinite(t) for t in distiller.train()(x, y)[1].values()), key
+    for label, (name, keywords) in weighted_rows(seg["feature_rows"], 0.03, suffix=False).items():
+        distiller = METHODS[name](create(seg["student"], img_size=64), create("seg_cnn", img_size=64), **keywords)
+        assert all(torch.isfinite(t) for t in distiller.train()(x, y)[1].values()), label
+
+
+# ------------------------------------------------------------------------ union stacking, rebuild, loss scale
+
+
+def dense_union_attention(q, k, v, window, shift):
+    """The union attention by brute force: a global softmax masked to each position's regular window or its Swin
+    region of the shifted partition (window_layout, in the map's own coordinates)."""
+    from kdlab.models import map_to_tokens, tokens_to_map
+
+    h, w = v.shape[2:]
+    def same(window_, shift_):
+        ids, region = window_layout(h, w, *effective_window(h, w, window_, shift_))
+        ids, region = ids.flatten(), region.flatten()
+        return (ids[:, None] == ids[None]) & (region[:, None] == region[None])
+    allowed = same(window, 0) | same(window, shift)
+    return tokens_to_map(attention_weights(map_to_tokens(q), map_to_tokens(k), allowed) @ map_to_tokens(v), (h, w))
+
+
+@pytest.mark.parametrize("h, w, m, s", [(8, 8, 4, 2), (7, 9, 4, 2), (12, 12, 4, 1), (16, 16, 4, 3), (6, 6, 8, 3)])
+def test_union_attention_is_one_softmax_over_the_regular_and_the_shifted_window(h, w, m, s):
+    g = torch.Generator().manual_seed(h * w + m)
+    q, k, v = 3 * torch.randn(2, 5, h, w, generator=g), torch.randn(2, 5, h, w, generator=g), torch.randn(2, 6, h, w, generator=g)
+    out = union_window_attention(q, k, v, m, s)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, dense_union_attention(q, k, v, m, s), atol=1e-5)
+
+
+def test_union_attention_reduces_to_the_regular_windows_without_a_shift_and_to_global_on_one_window():
+    q, k, v = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.randn(1, 3, 8, 8)
+    assert torch.equal(union_window_attention(q, k, v, 4, 0), window_attention(q, k, v, 4, 0))
+    assert torch.allclose(union_window_attention(q, k, v, 8, 3), global_attention(q, k, v), atol=1e-6)
+    # a huge logit across a regular border but inside the shifted window gets the weight: the union reaches it
+    q, k, v = torch.zeros(1, 1, 4, 8), torch.zeros(1, 1, 4, 8), torch.zeros(1, 1, 4, 8)
+    q[0, 0, 1, 4], k[0, 0, 1, 3], v[0, 0, 1, 3] = 50.0, 1.0, 7.0  # (1, 4) and (1, 3) sit in different 4x4 windows
+    assert window_attention(q, k, v, 4, 0)[0, 0, 1, 4] < 1.0
+    assert torch.isclose(union_window_attention(q, k, v, 4, 2)[0, 0, 1, 4], torch.tensor(7.0), atol=1e-4)
+
+
+def test_swtat_rebuild_gives_the_maps_whose_mse_is_the_loss():
+    fs, ft = maps(h=8, w=8, c_s=4)
+    first, second = TaTEmbedding((4, 8, 8), (6, 8, 8)).eval(), TaTEmbedding((6, 8, 8), (6, 8, 8)).eval()
+    for stacking, extra, count in (("sequential", {"second": second.qkv}, 1), ("parallel", {}, 2), ("union", {}, 1)):
+        rebuilt = swtat_rebuild(fs, ft, *first.qkv, 4, stacking=stacking, **extra)
+        assert len(rebuilt) == count and all(out.shape == ft.shape for out in rebuilt)
+        expected = sum(F.mse_loss(out, ft) for out in rebuilt) / count
+        assert torch.allclose(swtat_loss(fs, ft, *first.qkv, 4, stacking=stacking, **extra), expected)
+    union = swtat_rebuild(fs, ft, *first.qkv, 4, stacking="union")[0]
+    assert torch.allclose(union, union_window_attention(*first(fs, ft), 4, 2))
+    module = SWTaTLoss((4, 8, 8), (6, 8, 8), stacking="union")
+    assert module.shifted_embedding is None and torch.isfinite(module(fs, ft))
+    assert len(module.rebuild(fs, ft)) == 1
+    with pytest.raises(ValueError, match="second"):
+        swtat_loss(fs, ft, *IDS, window=4, second=IDS, stacking="union")
+
+
+def test_no_shift_ablation_keeps_both_passes_and_uses_one_partition():
+    fs, ft = maps(h=8, w=8, c_s=4)
+    module = SWTaTLoss((4, 8, 8), (6, 8, 8), window=4, shift=0).eval()
+    regular = window_attention(*module.embedding(fs, ft), 4, 0)
+    expected = F.mse_loss(window_attention(*module.shifted_embedding(regular, ft), 4, 0), ft)
+    assert torch.allclose(module(fs, ft), expected)
+
+
+def test_tat_seg_loss_scale_multiplies_the_feature_terms_by_the_batch():
+    student, teacher = TinySeg(4), TinySeg(8)
+    x, y = torch.rand(3, 3, 16, 16), torch.randint(0, 3, (3, 16, 16))
+    for make in (lambda r: SWTaTSeg(student, teacher, img_size=16, reduction=r),
+                 lambda r: TaTPatchGroup(student, teacher, patches=2, group_size=2, anchors=2, img_size=16, reduction=r)):
+        torch.manual_seed(0)
+        mean_terms = make("mean").eval()(x, y)[1]
+        torch.manual_seed(0)
+        sum_terms = make("sum").eval()(x, y)[1]
+        assert torch.allclose(sum_terms["ce"], mean_terms["ce"])
+        for name in set(mean_terms) - {"ce"}:
+            assert torch.allclose(sum_terms[name], 3 * mean_terms[name]), name
+    with pytest.raises(ValueError, match="reduction"):
+        SWTaTSeg(student, teacher, img_size=16, reduction="per_image")

@@ -17,8 +17,9 @@ from .prompted_swin import PromptedSwin, prompted_block
 from .registry import METHODS
 from .supervised import DepthSupervised, MarginSupervised, Supervised
 from .swtat import (PatchMergingTaTLoss, SWTaT, SWTaTLoss, SWTaTSeg, TaT, TaTEmbedding, TaTPatchGroup, additive_mask,
-                    anchor_tat_loss, effective_window, embed_maps, patch_group_tat_loss, position_attention,
-                    shifted_window_mask, swtat_loss, tat_cost, tat_loss, window_layout, window_partition, window_reverse,
+                    anchor_tat_loss, effective_window, embed_maps, global_attention, patch_group_tat_loss,
+                    position_attention, shifted_window_mask, swtat_loss, swtat_rebuild, tat_cost, tat_loss,
+                    union_window_attention, window_attention, window_layout, window_partition, window_reverse,
                     window_tat_loss)
 from .urfm import (LANDMARK_NAMES, URFM, facial_distance_parts, facial_structure_distance, grid_centres, num_buckets,
                    pif_params, piecewise_index, template_landmarks)
@@ -37,5 +38,5 @@ __all__ = [
     "cskd_targets", "dense_and_global_logits", "dense_teacher_logits", "distilled_vit_logits", "student_heads", "is_distilled_vit", "hint_loss", "kd_loss",
     "cnn_branch", "ofa_loss", "ofa_weights", "sep_conv", "patch_group_tat_loss", "shifted_window_mask", "swtat_loss", "tat_loss",
     "window_partition", "window_reverse", "window_tat_loss", "effective_window", "embed_maps", "position_attention",
-    "tat_cost", "window_layout",
+    "tat_cost", "window_layout", "global_attention", "swtat_rebuild", "union_window_attention", "window_attention",
 ]

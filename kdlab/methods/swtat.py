@@ -79,7 +79,8 @@ from .kd import kd_loss
 from .ofa import Permute
 
 QUERY_SIDES = ("student", "teacher")  # "student": the official code's direction (default); "teacher": the prose
-STACKINGS = ("sequential", "parallel")
+STACKINGS = ("sequential", "parallel", "union")
+REDUCTIONS = ("mean", "sum")  # "sum": TaT-seg's per-image losses summed over the batch, B times the mean
 MERGES = ("unshuffle", "swin")
 PAD_LABEL = 9  # the band labels are 0..8; padded positions form a region of their own
 Shape = tuple[int, int, int]
@@ -286,18 +287,22 @@ def from_windows(windows: Tensor, window: int | Sequence[int], shift: int | Sequ
 # ---------------------------------------------------------------------------------------- attention
 
 
-def attention_weights(query: Tensor, key: Tensor, allowed: Tensor | None = None, scale: bool = False) -> Tensor:
-    r"""$A = \mathrm{softmax}_j(q_i\cdot k_j\,[/\sqrt d])$ over the key axis: (..., N, d), (..., M, d) -> (..., N, M).
-
-    Disallowed logits (``allowed`` False, broadcast to (..., N, M)) are replaced by ``torch.finfo.min``
-    (masked_fill, not an added $-\infty$), so they get exactly zero weight and no row can turn into NaN.
-    """
+def attention_logits(query: Tensor, key: Tensor, allowed: Tensor | None = None, scale: bool = False) -> Tensor:
+    r"""$q_i\cdot k_j\,[/\sqrt d]$: (..., N, d), (..., M, d) -> (..., N, M), disallowed pairs (``allowed`` False,
+    broadcast to (..., N, M)) replaced by ``torch.finfo.min`` (masked_fill, not an added $-\infty$), so they get
+    exactly zero weight and no row can turn into NaN."""
     logits = query @ key.transpose(-2, -1)
     if scale:
         logits = logits * query.shape[-1] ** -0.5
     if allowed is not None:
         logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
-    return torch.softmax(logits, dim=-1)
+    return logits
+
+
+def attention_weights(query: Tensor, key: Tensor, allowed: Tensor | None = None, scale: bool = False) -> Tensor:
+    r"""$A = \mathrm{softmax}_j(q_i\cdot k_j\,[/\sqrt d])$ over the key axis: (..., N, d), (..., M, d) -> (..., N, M),
+    with :func:`attention_logits`' masking."""
+    return torch.softmax(attention_logits(query, key, allowed, scale), dim=-1)
 
 
 def position_attention(query: Tensor, key: Tensor, position: Sequence[int], window: int | Sequence[int] | None = None,
@@ -344,6 +349,45 @@ def window_attention(query: Tensor, key: Tensor, value: Tensor, window: int | Se
     return from_windows(attention_weights(q, k, allowed, scale) @ v, window, shift, height, width)
 
 
+def _window_pass(query: Tensor, key: Tensor, value: Tensor, window: Pair, shift: Pair, allowed: Tensor,
+                 scale: bool) -> tuple[Tensor, Tensor]:
+    """One masked window pass: its output (B, C, H, W) and its log-sum-exp of the logits (B, 1, H, W)."""
+    height, width = value.shape[2:]
+    q, k, v = (to_windows(m, window, shift) for m in (query, key, value))
+    logits = attention_logits(q, k, allowed, scale)
+    out = torch.softmax(logits, dim=-1) @ v
+    return (from_windows(out, window, shift, height, width),
+            from_windows(logits.logsumexp(-1, keepdim=True), window, shift, height, width))
+
+
+def union_window_attention(query: Tensor, key: Tensor, value: Tensor, window: int | Sequence[int],
+                           shift: int | Sequence[int], scale: bool = False) -> Tensor:
+    r"""One softmax over the union of a position's regular window $R(i)$ and its shifted window $S(i)$ (its Swin
+    region): $O_i = \sum_{j\in R(i)\cup S(i)}\mathrm{softmax}_j(q_i\cdot k_j)\,v_j$, in (B, C, H, W) coordinates.
+
+    [our choice, the ``stacking="union"`` reading of SW-TaT] Two window passes merged by their log-sum-exp (flash
+    attention's merge): the regular pass over $R(i)$, the shifted pass over $S(i)\setminus R(i)$ (keys the regular
+    window already holds are masked there, so none counts twice), $O = (e^{\ell_R}O_R + e^{\ell_S}O_S) /
+    (e^{\ell_R} + e^{\ell_S})$. A position whose source lies across its regular window's border but inside its
+    shifted window can still fetch it, which a second pass stacked on the first pass's output cannot (notebook
+    03 §3.3). Cost: two windowed passes. Window and shift per :func:`effective_window`; shift 0 gives
+    :func:`window_attention`.
+    """
+    height, width = value.shape[2:]
+    window, shift = effective_window(height, width, window, shift)
+    regular = _window_pass(query, key, value, window, (0, 0),
+                           shifted_window_mask(height, width, window, 0, query.device), scale)
+    if not any(shift):
+        return regular[0]
+    regular_id = window_layout(height, width, window, 0, query.device)[0].float()
+    ids = to_windows(regular_id[None, None], window, shift)[0, ..., 0]  # each slot's regular window
+    allowed = shifted_window_mask(height, width, window, shift, query.device) & (ids[:, :, None] != ids[:, None, :])
+    (out_r, lse_r), (out_s, lse_s) = regular, _window_pass(query, key, value, window, shift, allowed, scale)
+    top = torch.maximum(lse_r, lse_s)
+    w_r, w_s = torch.exp(lse_r - top), torch.exp(lse_s - top)
+    return (w_r * out_r + w_s * out_s) / (w_r + w_s)
+
+
 def tat_cost(height: int, width: int, channels: int, window: int | Sequence[int] | None = None) -> dict[str, int]:
     r"""Per image and pass, ignoring the embeddings: global $2(HW)^2C$ MACs and $(HW)^2$ logits; windowed
     $2H_pW_pM^2C$ MACs and $H_pW_pM^2$ logits (with :func:`effective_window`'s window)."""
@@ -379,28 +423,48 @@ def window_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module
     return F.mse_loss(window_attention(q, k, v, window, shift, scale), teacher_feat)
 
 
+def swtat_rebuild(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module, value: nn.Module,
+                  window: int | Sequence[int], shift: int | Sequence[int] | None = None, *,
+                  second: Sequence[nn.Module] | None = None, stacking: str = "sequential",
+                  query_side: str = "student", scale: bool = False) -> tuple[Tensor, ...]:
+    r"""The student map rebuilt as the teacher's by SW-TaT's two window partitions (``shift=None``:
+    $\lfloor M/2\rfloor$; ``shift=0``: the same windows twice, the no-shift ablation), as a tuple of maps.
+
+    ``"sequential"`` (default): $O_1 = \mathrm{WTaT}_0(Q, K, V)$, then the shifted pass on $O_1$ with the
+    ``second`` (query, key, value) embeddings: ``(O_2,)``. ``"parallel"``: ``(O_0, O_s)``, both passes on the
+    shared embeddings. ``"union"``: ``(O,)`` from one softmax over each position's regular and shifted window
+    (:func:`union_window_attention`). Only ``"sequential"`` takes ``second``.
+    """
+    check_choice("stacking", stacking, STACKINGS)
+    if (second is None) == (stacking == "sequential"):
+        raise ValueError("stacking='sequential' needs the shifted pass's own (query, key, value) embeddings as "
+                         f"`second`; 'parallel' and 'union' share the first pass's and take no `second` (got "
+                         f"stacking={stacking!r} and second={'None' if second is None else 'given'})")
+    window, shift = _shift_or_half(window, shift)
+    q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
+    if stacking == "union":
+        return (union_window_attention(q, k, v, window, shift, scale),)
+    regular = window_attention(q, k, v, window, 0, scale)
+    if stacking == "parallel":
+        return regular, window_attention(q, k, v, window, shift, scale)
+    q2, k2, v2 = embed_maps(regular, teacher_feat, *second, query_side)
+    return (window_attention(q2, k2, v2, window, shift, scale),)
+
+
+def _mean_mse(rebuilt: Sequence[Tensor], target: Tensor) -> Tensor:
+    return torch.stack([F.mse_loss(out, target) for out in rebuilt]).mean()
+
+
 def swtat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module, key: nn.Module, value: nn.Module,
                window: int | Sequence[int], shift: int | Sequence[int] | None = None, *,
                second: Sequence[nn.Module] | None = None, stacking: str = "sequential", query_side: str = "student",
                scale: bool = False) -> Tensor:
-    r"""$\mathcal{L}^{SW}_{TaT}$: a regular and a shifted window pass (``shift=None``: $\lfloor M/2\rfloor$).
-
-    ``"sequential"`` (default): $O_1 = \mathrm{WTaT}_0(Q, K, V)$, then the shifted pass on $O_1$ with the
-    ``second`` (query, key, value) embeddings, $\mathrm{MSE}(O_2, F^T)$. ``"parallel"``:
-    $\frac12(\mathrm{MSE}(O_0, F^T) + \mathrm{MSE}(O_s, F^T))$ with shared embeddings and no ``second``.
-    """
-    check_choice("stacking", stacking, STACKINGS)
-    if (second is None) != (stacking == "parallel"):
-        raise ValueError("stacking='sequential' needs the shifted pass's own (query, key, value) embeddings as "
-                         "`second`; stacking='parallel' shares the first pass's and takes no `second`")
-    window, shift = _shift_or_half(window, shift)
-    q, k, v = embed_maps(student_feat, teacher_feat, query, key, value, query_side)
-    regular = window_attention(q, k, v, window, 0, scale)
-    if stacking == "parallel":
-        shifted = window_attention(q, k, v, window, shift, scale)
-        return (F.mse_loss(regular, teacher_feat) + F.mse_loss(shifted, teacher_feat)) / 2
-    q2, k2, v2 = embed_maps(regular, teacher_feat, *second, query_side)
-    return F.mse_loss(window_attention(q2, k2, v2, window, shift, scale), teacher_feat)
+    r"""$\mathcal{L}^{SW}_{TaT}$: the MSE of :func:`swtat_rebuild`'s map to $F^T$ (``"sequential"``:
+    $\mathrm{MSE}(O_2, F^T)$; ``"parallel"``: $\frac12(\mathrm{MSE}(O_0, F^T) + \mathrm{MSE}(O_s, F^T))$;
+    ``"union"``: $\mathrm{MSE}(O, F^T)$)."""
+    rebuilt = swtat_rebuild(student_feat, teacher_feat, query, key, value, window, shift, second=second,
+                            stacking=stacking, query_side=query_side, scale=scale)
+    return _mean_mse(rebuilt, teacher_feat)
 
 
 def _group_patches(x: Tensor, patches: Pair, group_size: int) -> Tensor:
@@ -448,7 +512,8 @@ def anchor_tat_loss(student_feat: Tensor, teacher_feat: Tensor, query: nn.Module
 
 class SWTaTLoss(nn.Module):
     r"""$\mathcal{L}^{SW}_{TaT}(F^S, F^T)$ (:func:`swtat_loss`) with its embeddings: ``embedding`` for the regular
-    pass and, for ``stacking="sequential"``, ``shifted_embedding`` ($C\to C$, on the first pass's output)."""
+    pass and, for ``stacking="sequential"``, ``shifted_embedding`` ($C\to C$, on the first pass's output).
+    ``shift=0`` keeps everything but the shift (the no-shift ablation)."""
 
     def __init__(self, student_shape: Shape, teacher_shape: Shape, window: int = 4, shift: int | None = None,
                  stacking: str = "sequential", query_side: str = "student", teacher_embedding: bool = False,
@@ -461,10 +526,14 @@ class SWTaTLoss(nn.Module):
         self.shifted_embedding = (TaTEmbedding(teacher_shape, teacher_shape, query_side, teacher_embedding)
                                   if stacking == "sequential" else None)
 
-    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+    def rebuild(self, student_feat: Tensor, teacher_feat: Tensor) -> tuple[Tensor, ...]:
+        """The rebuilt map(s) whose MSE to the teacher map is the loss (:func:`swtat_rebuild`)."""
         second = None if self.shifted_embedding is None else self.shifted_embedding.qkv
-        return swtat_loss(student_feat, teacher_feat, *self.embedding.qkv, self.window, self.shift, second=second,
-                          stacking=self.stacking, query_side=self.embedding.query_side, scale=self.scale)
+        return swtat_rebuild(student_feat, teacher_feat, *self.embedding.qkv, self.window, self.shift, second=second,
+                             stacking=self.stacking, query_side=self.embedding.query_side, scale=self.scale)
+
+    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
+        return _mean_mse(self.rebuild(student_feat, teacher_feat), teacher_feat)
 
 
 def swin_merger(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -628,14 +697,20 @@ class SegmentationTaT(Distiller):
     map to distil (TaT-seg: the decoder's pre-ReLU BN output) and ``forward_head(features)`` -> (B, K, H, W)
     per-pixel logits, with ``forward(x) == forward_head(forward_features(x))`` (timm's convention). The
     student runs once per step; the teacher's map comes from :meth:`teacher_forward`. ``y`` is (B, H, W) class
-    indices (``ignore_index`` skipped). [our choice] Losses are batch means with batch BN statistics (TaT-seg
-    computes them per image); the frozen teacher stays in eval mode (TaT-seg's drifts in train mode).
+    indices (``ignore_index`` skipped). The frozen teacher stays in eval mode (TaT-seg's drifts in train mode).
+
+    **Loss scale.** ``reduction="mean"`` (default [our choice]): the feature terms are batch means, like the
+    pixel CE. TaT-seg instead computes each image's loss on its own and *sums* them over the batch
+    (``reduction="sum"``: the feature terms times $B$), so its $\delta, \zeta$ at batch $B$ equal kdlab's
+    $B\delta, B\zeta$: TaT-seg's VOC weights (0.4 / 1.0 at batch 16) correspond to kdlab weights 16 times larger.
+    Either way the BN statistics of the embeddings are the batch's (TaT-seg's are per image).
     """
 
     def __init__(self, student: nn.Module, teacher: nn.Module, ce_weight: float = 1.0, img_size: int = 64,
-                 in_chans: int = 3, ignore_index: int = -100) -> None:
+                 in_chans: int = 3, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__(student, teacher)
         check_weights(ce_weight=ce_weight)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.student_shape = feature_shape(student, img_size, in_chans)
         self.teacher_shape = feature_shape(teacher, img_size, in_chans)
         self.ce_weight, self.ignore_index = ce_weight, ignore_index
@@ -656,7 +731,9 @@ class SegmentationTaT(Distiller):
         feat = self.student.forward_features(x)
         logits = self.student.forward_head(feat)
         ce = self.ce_weight * F.cross_entropy(logits, y, ignore_index=self.ignore_index)
-        return logits, {"ce": ce, **self.feature_terms(feat, self.teacher_forward(x))}
+        factor = x.shape[0] if self.reduction == "sum" else 1
+        terms = self.feature_terms(feat, self.teacher_forward(x))
+        return logits, {"ce": ce, **{name: factor * term for name, term in terms.items()}}
 
 
 class SWTaTSeg(SegmentationTaT):
@@ -672,8 +749,8 @@ class SWTaTSeg(SegmentationTaT):
                  stacking: str = "sequential", pm_levels: int = 1, student_merge: str = "unshuffle",
                  ce_weight: float = 1.0, sw_tat_weight: float = 0.1, pm_tat_weight: float = 0.05,
                  query_side: str = "student", teacher_embedding: bool = False, scale: bool = False, img_size: int = 64,
-                 in_chans: int = 3, ignore_index: int = -100) -> None:
-        super().__init__(student, teacher, ce_weight, img_size, in_chans, ignore_index)
+                 in_chans: int = 3, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__(student, teacher, ce_weight, img_size, in_chans, ignore_index, reduction)
         check_weights(sw_tat_weight=sw_tat_weight, pm_tat_weight=pm_tat_weight)
         self.sw_tat_weight, self.pm_tat_weight = sw_tat_weight, pm_tat_weight
         check_int("pm_levels", pm_levels, low=0)
@@ -703,8 +780,9 @@ class TaTPatchGroup(SegmentationTaT):
     def __init__(self, student: nn.Module, teacher: nn.Module, patches: int | Sequence[int] = 4, group_size: int = 4,
                  anchors: int | Sequence[int] = 4, ce_weight: float = 1.0, patch_tat_weight: float = 0.1,
                  anchor_tat_weight: float = 0.04, query_side: str = "student", teacher_embedding: bool = False,
-                 scale: bool = False, img_size: int = 64, in_chans: int = 3, ignore_index: int = -100) -> None:
-        super().__init__(student, teacher, ce_weight, img_size, in_chans, ignore_index)
+                 scale: bool = False, img_size: int = 64, in_chans: int = 3, ignore_index: int = -100,
+                 reduction: str = "mean") -> None:
+        super().__init__(student, teacher, ce_weight, img_size, in_chans, ignore_index, reduction)
         check_weights(patch_tat_weight=patch_tat_weight, anchor_tat_weight=anchor_tat_weight)
         self.patch_tat_weight, self.anchor_tat_weight = patch_tat_weight, anchor_tat_weight
         self.embedding = TaTEmbedding(self.student_shape, self.teacher_shape, query_side, teacher_embedding)
