@@ -390,3 +390,59 @@ def head_final(distiller: Distiller, test: TensorData) -> dict[str, float]:
     if is_distilled_vit(distiller.student):
         scores.update({f"head/{name}": acc for name, acc in head_accuracies(distiller, test).items()})
     return scores
+
+
+# ------------------------------------------------------------------------------------ choosing on validation
+
+
+@dataclass(frozen=True)
+class WeightChoice:
+    """A loss weight chosen on the validation split: ``chosen`` (the weight), ``scores`` (weight -> the mean
+    validation ``metric`` over the compared rows and seeds, at the last epoch) and ``per_row`` (weight -> row label
+    -> that row's mean validation score)."""
+
+    chosen: float
+    scores: dict[float, float]
+    per_row: dict[float, dict[str, float]]
+    metric: str
+
+
+def choose_weight(val_scores: Mapping[float, Mapping[str, Sequence[float]]], *, metric: str = "acc",
+                  lower_is_better: bool = False) -> WeightChoice:
+    """The one weight with the best mean validation score over every row it was tried on (the same choice for all
+    rows, so no row gets a weight tuned to itself). ``val_scores`` is weight -> row label -> per-seed validation
+    scores (every weight with the same rows). Ties (equal to 12 decimals) go to the smaller weight. The test set plays
+    no part."""
+    if not val_scores:
+        raise ValueError("give the validation scores of at least one weight")
+    labels = {tuple(sorted(rows)) for rows in val_scores.values()}
+    if len(labels) != 1 or not next(iter(labels)):
+        raise ValueError(f"every weight needs the same, non-empty rows, got {[sorted(r) for r in val_scores.values()]}")
+    per_row = {float(w): {label: sum(v) / len(v) for label, v in rows.items()} for w, rows in val_scores.items()}
+    scores = {w: sum(rows.values()) / len(rows) for w, rows in per_row.items()}
+    sign = -1.0 if lower_is_better else 1.0
+    chosen = max(sorted(scores), key=lambda w: (round(sign * scores[w], 12), -w))  # equal up to rounding: a tie
+    return WeightChoice(chosen, scores, per_row, metric)
+
+
+def sweep_val_scores(outcomes: Mapping[str, Outcome], rows: Sequence[str], weights: Sequence[float], *,
+                     metric: str = "acc") -> dict[float, dict[str, list[float]]]:
+    """weight -> row -> per-seed last-epoch validation ``metric``, read from a sweep's outcomes labelled
+    ``"<row> @ <weight>"`` (:func:`kdlab.recipes.weighted_rows`)."""
+    return {float(w): {row: outcomes[f"{row} @ {float(w):g}"].val(metric) for row in rows} for w in weights}
+
+
+def term_ratio(outcome: Outcome, task_terms: Sequence[str] = ("ce", "kd")) -> float:
+    """The weighted feature terms over the task terms (``task_terms``) in the last epoch's mean training loss,
+    averaged over seeds: how loud the distillation term is next to the task it serves."""
+    ratios = []
+    for history in outcome.histories:
+        last = history.rows[-1]
+        terms = {key[len("train/"):]: value for key, value in last.items()
+                 if key.startswith("train/") and key != "train/loss"}
+        task = sum(value for name, value in terms.items() if name in task_terms)
+        feature = sum(value for name, value in terms.items() if name not in task_terms)
+        if task <= 0:
+            raise ValueError(f"the task terms {list(task_terms)} are zero or missing in {sorted(terms)}")
+        ratios.append(feature / task)
+    return sum(ratios) / len(ratios)

@@ -6,8 +6,9 @@ calibrated on 2 CPU cores so that the ``cpu`` profile fits its 10-minute budget 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
+from .checks import check_number
 from .config import by_profile, resolve_profile
 from .methods import epoch_progress
 
@@ -257,66 +258,118 @@ def cskd_recipe(profile: str, *, seed: int = 0, cskd_weight: float = 1.0, deit_w
     }
 
 
-def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, tat_weight: float = 0.1,
-                 sw_tat_weight: float = 0.1, pm_tat_weight: float = 0.05, n_seeds: int | None = None) -> dict[str, Any]:
+def swtat_recipe(profile: str, *, seed: int = 0, window: int = 4, cls_weights: Sequence[float] | None = None,
+                 seg_weights: Sequence[float] | None = None, n_seeds: int | None = None) -> dict[str, Any]:
     """SW-TaT (03): classification (Swin teacher -> CNN) and segmentation (CNN segmenter -> smaller CNN).
 
     Classification distils the shipped Swin's stage-2 map into the primer's CNN student's stage-3 map (both
     8x8 at 32 px), so a 4x4 window cuts the map into four; the student is the primer's CNN with the primer's
     learning rate, trained in ``cpu`` on 1000 of the primer's 2000 images for 10 epochs at batch 32 (below).
-    Segmentation distils the shipped segmenter's stride-4 decoder map (16x16 at 64 px) into the small segmenter's. ``window`` is M for both tasks,
-    ``tat_weight`` the classification weight of the TaT terms (the paper's epsilon: TaT's ``tat_weight`` and
-    SW-TaT's ``sw_tat_weight``), ``sw_tat_weight`` / ``pm_tat_weight`` the segmentation weights of the SW-TaT /
-    patch-merging terms (delta / zeta; the TaT baseline's ``patch_tat_weight`` / ``anchor_tat_weight`` take the
-    same values; TaT's scale: notebook 03 section 9 reports what smaller weights did). The method blocks
-    (``kd``, ``tat``, ``swtat``; ``tat_patch_group``, ``swtat_seg``, ``swtat_seg_pm``) are the constructor
-    keywords of :data:`kdlab.methods.METHODS` ``["kd"]``, ``["tat"]``, ``["swtat"]``, ``["tat_patch_group"]`` and
-    ``["swtat_seg"]`` (twice). ``n_seeds`` defaults to 1 / 3 / 5.
-    Sized for 3 seeds in ``cpu`` (2 cores): 1200 x 12 classification and 800 x 10 segmentation images took 646 s;
-    1000 x 12 and 600 x 10 at batch 64 500 s, but too few steps (labels only 52 % accuracy, 11.6 % mIoU). One-seed
-    validation probes at a similar cost: 1000 images at batch 32 78 %, 800 at batch 8 71 % mIoU (2000 at batch 64:
-    87 %; 83 % at 15 epochs). Hence 1000 x 10 at batch 32 and 500 x 10 at batch 8 (483 s); smoke batch 64.
+    Segmentation distils the shipped segmenter's stride-4 decoder map (16x16 at 64 px, four windows of ``window``
+    = 4 per side) into the small segmenter's.
+
+    Each task has ``baselines`` (no feature term) and ``feature_rows``, ``label: [method, keywords, weight
+    scales]``: the row trains ``METHODS[method](..., **keywords)`` with every ``weight scales`` keyword set to
+    its scale times the swept weight (:func:`weighted_rows`). The weight is the feature term's: lambda_tat (the
+    paper's epsilon) in classification (``cls_weights``, TaT's official 0.1 in the middle; alpha = beta = 0.5 stay
+    TaT's), lambda_sw-tat (the paper's delta) in segmentation (``seg_weights``; the patch-merging and anchor terms
+    get lambda_sw-tat / 2, TaT's ratio). Every
+    feature row trains at every weight on the same seeds; notebook 03 picks the one weight with the best mean
+    validation score over a task's feature rows, the same for all of them, and reports the test scores there.
+    The grids span the feature term from a few percent of the task loss to about its size (notebook 03 §6.1
+    measures the ratio). ``live`` says what the profile trains now: ``smoke`` everything (one weight); ``cpu`` and
+    ``gpu`` the segmentation shift ablation (no KD, no shift, SW-TaT sequential and union) at the weight the
+    reference run chose, and show the sweeps from the reference run, which trains all (129 runs; the whole reference
+    run took 38 minutes on 2 cores). ``n_seeds`` defaults to 1 / 3 / 5.
+    Sizing (``cpu``, 2 cores): 1200 x 12 classification and 800 x 10 segmentation images took 646 s for 8 rows x 3
+    seeds; 1000 x 12 and 600 x 10 at batch 64 500 s, but too few steps (labels only 52 % accuracy, 11.6 % mIoU).
+    One-seed validation probes at a similar cost: 1000 images at batch 32 78 %, 800 at batch 8 71 % mIoU (2000 at
+    batch 64: 87 %; 83 % at 15 epochs). Hence 1000 x 10 at batch 32 and 500 x 10 at batch 8; smoke batch 64.
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
-    knobs = {"profile": profile, "seed": seed, "window": window, "tat_weight": tat_weight,
-             "sw_tat_weight": sw_tat_weight, "pm_tat_weight": pm_tat_weight, "n_seeds": n_seeds}
-    cls_epochs, seg_epochs = by_profile(profile, smoke=2, cpu=10, gpu=30), by_profile(profile, smoke=2, cpu=10, gpu=38)
-    cls_batch, seg_batch = by_profile(profile, smoke=64, cpu=32, gpu=64), by_profile(profile, smoke=64, cpu=8, gpu=64)
-    cls_tat = {"stages": [3, 2], "ce_weight": 0.5, "kd_weight": 0.5}
-    seg_tat = {"ce_weight": 1.0, "img_size": 64}
+    cls_weights = [float(w) for w in cls_weights or by_profile(profile, smoke=[0.1], cpu=[0.03, 0.1, 0.3, 1.0],
+                                                                gpu=[0.03, 0.1, 0.3, 1.0])]
+    seg_weights = [float(w) for w in seg_weights or by_profile(profile, smoke=[0.1], cpu=[0.01, 0.03, 0.1, 0.3],
+                                                                gpu=[0.01, 0.03, 0.1, 0.3])]
+    knobs = {"profile": profile, "seed": seed, "window": window, "cls_weights": cls_weights,
+             "seg_weights": seg_weights, "n_seeds": n_seeds}
     return {
         "knobs": knobs,
         "seeds": [seed + i for i in range(n_seeds)],
-        "classification": {
-            "data": {"name": "shapes", "n_train": by_profile(profile, smoke=400, cpu=1000, gpu=8000),
-                     "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
-                     "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
-            "teacher": "shapes_swin", "student": "cnn_small",
-            "fit": {"epochs": cls_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, cls_epochs / 4),
-                    "batch_size": cls_batch},
-            "kd": {"temperature": 1.0, "kd_weight": 0.5},
-            "tat": {**cls_tat, "tat_weight": tat_weight},
-            "swtat": {**cls_tat, "window": window, "sw_tat_weight": tat_weight},
-        },
-        "segmentation": {
-            "data": {"name": "shapes", "img_size": 64, "target": "mask",
-                     "n_train": by_profile(profile, smoke=200, cpu=500, gpu=8000),
-                     "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500),
-                     "n_val": by_profile(profile, smoke=100, cpu=250, gpu=500), "seed": seed},
-            "teacher": "shapes_seg", "student": "seg_cnn_small",
-            "fit": {"epochs": seg_epochs, "lr": 2e-3, "warmup_epochs": min(1.0, seg_epochs / 4),
-                    "batch_size": seg_batch},
-            "tat_patch_group": {**seg_tat, "patches": 4, "group_size": 4, "anchors": 4,
-                                "patch_tat_weight": sw_tat_weight, "anchor_tat_weight": pm_tat_weight},
-            "swtat_seg": {**seg_tat, "window": window, "pm_levels": 0, "sw_tat_weight": sw_tat_weight},
-            "swtat_seg_pm": {**seg_tat, "window": window, "pm_levels": 1, "sw_tat_weight": sw_tat_weight,
-                             "pm_tat_weight": pm_tat_weight},
-        },
+        "classification": _swtat_classification(profile, seed, window, cls_weights),
+        "segmentation": _swtat_segmentation(profile, seed, window, seg_weights),
+        "probe": {"shifts": by_profile(profile, smoke=[0, 2, 3], cpu=[0, 1, 2, 3, 4], gpu=[0, 1, 2, 3, 4]),
+                  "steps": by_profile(profile, smoke=30, cpu=300, gpu=300), "window": 4, "size": 16, "channels": 16,
+                  "student_query": profile != "smoke"},
+        "live": {"sweeps": profile == "smoke", "shift ablation": True},
         "cost_sizes": by_profile(profile, smoke=[8, 16, 32], cpu=[8, 16, 32, 64], gpu=[8, 16, 32, 64]),
         "window_sweep": by_profile(profile, smoke=[4], cpu=[2, 4, 8, 16], gpu=[2, 4, 8, 16]),
         "n_show": by_profile(profile, smoke=3, cpu=4, gpu=4),
     }
+
+
+def _swtat_classification(profile: str, seed: int, window: int, weights: list[float]) -> dict[str, Any]:
+    """:func:`swtat_recipe`'s classification task: Swin stage 2 -> the primer's CNN stage 3 (8x8 maps)."""
+    epochs, batch = by_profile(profile, smoke=2, cpu=10, gpu=30), by_profile(profile, smoke=64, cpu=32, gpu=64)
+    tat = {"stages": [3, 2], "ce_weight": 0.5, "kd_weight": 0.5}
+    sw = {"sw_tat_weight": 1.0}
+    return {
+        "data": {"name": "shapes", "n_train": by_profile(profile, smoke=200, cpu=1000, gpu=8000),
+                 "n_test": by_profile(profile, smoke=300, cpu=1000, gpu=4000),
+                 "n_val": by_profile(profile, smoke=150, cpu=500, gpu=2000), "seed": seed},
+        "teacher": "shapes_swin", "student": "cnn_small",
+        "fit": {"epochs": epochs, "lr": 2e-3, "warmup_epochs": min(1.0, epochs / 4), "batch_size": batch},
+        "baselines": {"no KD": ["supervised", {}], "KD": ["kd", {"temperature": 1.0, "kd_weight": 0.5}]},
+        "feature_rows": {
+            "TaT (global)": ["tat", tat, {"tat_weight": 1.0}],
+            "windows, no shift": ["swtat", {**tat, "window": window, "shift": 0}, sw],
+            "SW-TaT": ["swtat", {**tat, "window": window}, sw],
+            "SW-TaT union": ["swtat", {**tat, "window": window, "stacking": "union"}, sw],
+        },
+        "weights": weights,
+    }
+
+
+def _swtat_segmentation(profile: str, seed: int, window: int, weights: list[float]) -> dict[str, Any]:
+    """:func:`swtat_recipe`'s segmentation task: the shipped segmenter's stride-4 decoder map (16x16) -> the small one's."""
+    epochs, batch = by_profile(profile, smoke=2, cpu=10, gpu=38), by_profile(profile, smoke=64, cpu=8, gpu=64)
+    tat = {"ce_weight": 1.0, "img_size": 64}
+    sw, pm = {"sw_tat_weight": 1.0}, {"sw_tat_weight": 1.0, "pm_tat_weight": 0.5}
+    return {
+        "data": {"name": "shapes", "img_size": 64, "target": "mask",
+                 "n_train": by_profile(profile, smoke=100, cpu=500, gpu=8000),
+                 "n_test": by_profile(profile, smoke=200, cpu=500, gpu=500),
+                 "n_val": by_profile(profile, smoke=100, cpu=250, gpu=500), "seed": seed},
+        "teacher": "shapes_seg", "student": "seg_cnn_small",
+        "fit": {"epochs": epochs, "lr": 2e-3, "warmup_epochs": min(1.0, epochs / 4), "batch_size": batch},
+        "baselines": {"no KD": ["supervised", {}]},
+        "feature_rows": {
+            "TaT patch groups + anchors": ["tat_patch_group", {**tat, "patches": 4, "group_size": 4, "anchors": 4},
+                                           {"patch_tat_weight": 1.0, "anchor_tat_weight": 0.5}],
+            "TaT (global)": ["tat_patch_group", {**tat, "patches": 1, "group_size": 1, "anchors": 1},
+                             {"patch_tat_weight": 1.0, "anchor_tat_weight": 0.0}],
+            "windows, no shift": ["swtat_seg", {**tat, "window": window, "shift": 0, "pm_levels": 0}, sw],
+            "SW-TaT": ["swtat_seg", {**tat, "window": window, "pm_levels": 0}, sw],
+            "SW-TaT union": ["swtat_seg", {**tat, "window": window, "stacking": "union", "pm_levels": 0}, sw],
+            "SW-TaT + PM": ["swtat_seg", {**tat, "window": window, "pm_levels": 1}, pm],
+        },
+        "weights": weights,
+        "shift_ablation": ["no KD", "windows, no shift", "SW-TaT", "SW-TaT union"],
+    }
+
+
+def weighted_rows(rows: Mapping[str, Sequence[Any]], weight: float, *, suffix: bool = True
+                  ) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{label: (method, keywords)}`` for :func:`~kdlab.experiments.method_runs` from a recipe's ``feature_rows``
+    (``label: [method, keywords, weight scales]``): each scaled keyword set to scale x ``weight``; the label gets
+    `` @ weight`` when ``suffix``."""
+    weight = check_number("weight", weight, low=0.0)
+    out = {}
+    for label, (method, keywords, scales) in rows.items():
+        name = f"{label} @ {weight:g}" if suffix else label
+        out[name] = (method, {**keywords, **{key: scale * weight for key, scale in scales.items()}})
+    return out
 
 
 def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float = 1.0, kd_warmup_epochs: float = 2.0,

@@ -2,8 +2,9 @@ r"""Interactive explorers for the notebooks: controls + state wired to a render 
 
 This module only wires ipywidgets controls to the render functions of :mod:`kdlab.viz` (one module per notebook:
 ``viz.primer.render_temperature``, ``viz.ofa.render_ofa``, ``viz.cskd.render_dense_share``,
-``viz.swtat.render_windows``, ``viz.disdepth.render_depth_pick``, ``viz.cafd.render_facial_distance``); it draws
-nothing itself, so a figure a widget shows is the same figure a notebook cell gets by calling the function.
+``viz.swtat.render_windows``, ``viz.swtat.render_window_attention``, ``viz.disdepth.render_depth_pick``,
+``viz.cafd.render_facial_distance``); it draws nothing itself, so a figure a widget shows is the same figure a
+notebook cell gets by calling the function.
 
 An :class:`Explorer` holds a few ipywidgets controls and some fixed state, and redraws its figure into an
 ``Output`` whenever a control's value changes. The drawing itself is a pure function of the state
@@ -303,6 +304,58 @@ class MaskExplorer(Explorer):
         self.window = _int_slider("window", "window M", window, 1, 16)
         self.shift = _int_slider("shift", "shift s", shift, 0, window - 1)
         super().__init__({"height": self.height, "width": self.width, "window": self.window, "shift": self.shift})
+
+    def sync(self, control: widgets.ValueWidget) -> None:
+        """Keep ``shift`` within 0..window-1."""
+        if control is self.window:
+            self.shift.max = self.window.value - 1
+
+
+def _window_sizes(side: int, window: int) -> list[int]:
+    """The window sizes a dropdown offers on a map whose longer side is ``side``: 2, 4, 8, ... below it, the side
+    itself (one window, global attention within the map) and ``window``."""
+    sizes = {2 ** k for k in range(1, side.bit_length()) if 2 ** k < side}
+    return sorted(sizes | {side, window})
+
+
+class WindowAttentionExplorer(Explorer):
+    """Pick an image, a query position (row, col) of the feature map, the window M and the shift s: which keys that
+    position may attend to under regular and shifted windows, and where it does attend in the teacher map under
+    global, regular-window and shifted-window attention (:func:`kdlab.viz.swtat.render_window_attention`).
+
+    ``images`` (N, C, H, W) or one (C, H, W) image; ``query`` and ``key`` the (N, d, h, w) embedded maps of those
+    images (:func:`kdlab.methods.embed_maps`), computed once, so moving a control only recomputes one position's
+    attention. ``position`` defaults to (2M - 1, 2M - 1), clipped to the map: the bottom-right corner of a regular
+    window near the centre, which the shifted window moves across. ``shift`` stays in [0, window) (changing the
+    window clamps it, with one redraw)."""
+
+    def __init__(self, images: Any, query: Any, key: Any, *, window: int = 4, shift: int = 2,
+                 position: tuple[int, int] | None = None, index: int = 0) -> None:
+        query, key = viz.swtat.check_attention_maps(query, key)
+        count, (height, width) = len(query), tuple(query.shape[2:])
+        _, window, shift = viz.swtat.check_window_layout((height, width), window, shift)
+        if position is None:
+            position = (min(2 * window - 1, height - 1), min(2 * window - 1, width - 1))
+        row, col = viz.swtat.check_position(position, (height, width))
+        self.row = _int_slider("row", "query row", row, 0, height - 1)
+        self.col = _int_slider("col", "query col", col, 0, width - 1)
+        self.window = widgets.Dropdown(options=_window_sizes(max(height, width), window), value=window,
+                                       description="window M")
+        self.shift = _int_slider("shift", "shift s", shift, 0, window - 1)
+        controls = {"row": self.row, "col": self.col, "window": self.window, "shift": self.shift}
+        fixed = {"image": viz.common.to_numpy(images), "query": query, "key": key}
+        self.index = None
+        if count > 1:
+            self.index = _int_slider("index", "image", index, 0, count - 1)
+            controls = {"index": self.index, **controls}
+        else:
+            fixed["index"] = check_int("index", index, low=0, high=0)
+        super().__init__(controls, **fixed)
+
+    @staticmethod
+    def render(row: int, col: int, **state: Any) -> Figure:
+        """:func:`kdlab.viz.swtat.render_window_attention` at position (row, col)."""
+        return viz.swtat.render_window_attention(position=(row, col), **state)
 
     def sync(self, control: widgets.ValueWidget) -> None:
         """Keep ``shift`` within 0..window-1."""

@@ -14,6 +14,9 @@ and compares each row with the no-KD baseline seed by seed, §8 retrains one row
 - :func:`teacher_rows`, :func:`model_row`: the rows of the §5 table of teachers and students;
 - :func:`quick_retrain`: the §8 retrain (seed, build, fit quietly);
 - :func:`latency_ms`: CPU milliseconds per image of a deployed model;
+- :func:`sweep_runs`, :func:`sweep_record`, :func:`rows_at`, :func:`sweep_table`, :func:`sweep_verdict`: a loss-weight
+  sweep chosen on the
+  validation split (03 §6: every feature row at every weight, one weight for all, test read at that weight);
 - :func:`histories_of`, :func:`record_results`: the §11 closing cell.
 """
 from __future__ import annotations
@@ -30,10 +33,12 @@ from torch import Tensor, nn
 from . import results as reference_results
 from .checks import check_int, check_tensor
 from .config import describe_device, seed_everything
-from .experiments import Outcome, PairedDifference, paired_differences, summarize
+from .experiments import (Outcome, PairedDifference, Run, choose_weight, method_runs, paired_differences, summarize,
+                          sweep_val_scores, term_ratio)
 from .methods import Distiller
 from .models import count_parameters
 from .record import record
+from .recipes import weighted_rows
 from .tables import ResultsTable, format_mean_std, results_table
 from .teachers import teacher_info
 from .train import History, TensorData, evaluate, fit
@@ -122,6 +127,7 @@ class Headline:
 
 OFA_ROWS = ("labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages")
 CSKD_ROWS = ("no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD")
+SWTAT_FEATURE_ROWS = ("TaT (global)", "windows, no shift", "SW-TaT", "SW-TaT union", "SW-TaT + PM")
 
 HEADLINES: dict[str, tuple[Headline, ...]] = {
     "00_primer": (Headline("Dark knowledge (digits, one class never seen): accuracy on the omitted class",
@@ -153,10 +159,15 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
                          ("ckf_accuracy_per_seed", "strong teacher"), "CSKD without CKF"),
                 Headline("Single-object shapes, weak teacher (an early checkpoint): CKF on and off, test accuracy",
                          ("ckf_accuracy_per_seed", "weak teacher"), "CSKD without CKF")),
-    "03_swtat": (Headline("Classification, Swin → CNN: test accuracy", ("cls_accuracy_per_seed",), "no KD",
-                          rows=("no KD", "KD", "TaT", "SW-TaT")),
-                 Headline("Segmentation, CNN → smaller CNN: test mIoU", ("seg_miou_per_seed",), "no KD", "miou",
-                          rows=("no KD", "TaT patch groups + anchors", "SW-TaT", "SW-TaT + PM"))),
+    "03_swtat": (Headline("Classification, Swin → CNN: test accuracy at the λ_tat chosen on validation",
+                          ("cls_sweep", "test"), "no KD", rows=("no KD", "KD") + SWTAT_FEATURE_ROWS[:4]),
+                 Headline("Classification, the shift: SW-TaT against the same windows without it, test accuracy",
+                          ("cls_sweep", "test"), "windows, no shift", rows=SWTAT_FEATURE_ROWS[1:4]),
+                 Headline("Segmentation, CNN → smaller CNN: test mIoU at the λ_sw-tat chosen on validation",
+                          ("seg_sweep", "test"), "no KD", "miou",
+                          rows=("no KD", "TaT patch groups + anchors") + SWTAT_FEATURE_ROWS),
+                 Headline("Segmentation, the shift: SW-TaT against the same windows without it, test mIoU",
+                          ("seg_sweep", "test"), "windows, no shift", "miou", rows=SWTAT_FEATURE_ROWS[1:4])),
     "04_cafd_face": (Headline("Swin → CNN faces: test verification accuracy (10-fold)", ("verif_acc_per_seed",), "no KD",
                               "verif_acc", digits=2,
                               rows=("no KD", "embedding KD", "feature MSE", "CAFD without APT",
@@ -363,3 +374,80 @@ __all__ = ["HEADLINES", "METRIC_NAMES", "Headline", "PairedDifference", "histori
            "mean", "model_row",
            "paired_differences", "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_tables",
            "show_reference", "summary_table", "teacher_rows", "verdicts"]
+
+
+# --------------------------------------------------------------------------------------------- weight sweeps
+
+
+def sweep_runs(task: Mapping[str, Any], make_student: Callable[[], nn.Module], teacher: nn.Module,
+               fit_kwargs: Mapping[str, Any]) -> list[Run]:
+    """The runs of a task's weight sweep (notebook 03 §6): its ``baselines``, then every ``feature_rows`` entry at
+    every weight of ``weights``, labelled ``"<row> @ <weight>"`` (:func:`kdlab.recipes.weighted_rows`)."""
+    rows = dict(task["baselines"])
+    for weight in task["weights"]:
+        rows.update(weighted_rows(task["feature_rows"], weight))
+    return method_runs(rows, make_student, teacher, fit_kwargs)
+
+
+def rows_at(outcomes: Mapping[str, Outcome], task: Mapping[str, Any], weight: float,
+            labels: Sequence[str] | None = None) -> dict[str, Outcome]:
+    """The sweep's baselines and feature rows at one ``weight``, under their plain labels (``labels``: these only,
+    in this order)."""
+    found = {**{label: outcomes[label] for label in task["baselines"]},
+             **{row: outcomes[f"{row} @ {float(weight):g}"] for row in task["feature_rows"]}}
+    return found if labels is None else {label: found[label] for label in labels}
+
+
+def sweep_record(outcomes: Mapping[str, Outcome], task: Mapping[str, Any], *, metric: str = "acc",
+                 task_terms: Sequence[str] = ("ce", "kd")) -> dict[str, Any]:
+    """What a results file keeps of a sweep: ``val`` (weight -> row -> per-seed last-epoch validation ``metric``),
+    ``ratio`` (weight -> row -> the feature terms over ``task_terms`` in the last epoch's training loss,
+    :func:`kdlab.experiments.term_ratio`), ``chosen`` (:func:`kdlab.experiments.choose_weight` on ``val``) and
+    ``test`` (row -> per-seed test ``metric`` of the baselines and of every feature row at the chosen weight: the
+    only test scores the sweep reports). Weights are keyed as text (JSON)."""
+    rows = list(task["feature_rows"])
+    val = sweep_val_scores(outcomes, rows, task["weights"], metric=metric)
+    chosen = choose_weight(val, metric=metric).chosen
+    return {
+        "val": {f"{w:g}": scores for w, scores in val.items()},
+        "ratio": {f"{w:g}": {row: term_ratio(outcomes[f"{row} @ {w:g}"], task_terms) for row in rows}
+                  for w in val},
+        "chosen": chosen,
+        "test": {label: outcome.test(metric) for label, outcome in rows_at(outcomes, task, chosen).items()},
+    }
+
+
+def sweep_table(record_: Mapping[str, Any], metric: str = "acc") -> list[dict[str, Any]]:
+    """One row per weight of a :func:`sweep_record`: the feature term's size next to the task loss (mean over the
+    rows), each row's mean validation score, their mean (what the choice maximises) and the choice."""
+    name = METRIC_NAMES.get(metric, metric)
+    choice = choose_weight({float(w): rows for w, rows in record_["val"].items()}, metric=metric)
+    table = []
+    for w, rows in record_["val"].items():
+        ratios = record_["ratio"][w]
+        cells = {"weight": float(w), "feature term / task loss": f"{sum(ratios.values()) / len(ratios):.2f}"}
+        cells.update({f"{row}: val {name}": f"{mean(v):.1%}" for row, v in rows.items()})
+        cells[f"mean val {name}"] = f"{choice.scores[float(w)]:.1%}"
+        cells["chosen"] = "✓" if float(w) == choice.chosen else ""
+        table.append(cells)
+    return table
+
+
+def sweep_verdict(record_: Mapping[str, Any], symbol: str, metric: str = "acc") -> str:
+    """The sentence under a :func:`sweep_table`, generated from its numbers: the chosen weight, its mean validation
+    score, the feature term's size there, and whether the choice sits at an end of the grid (then the best weight
+    may lie beyond it) or how much the grid's worst weight costs."""
+    name = METRIC_NAMES.get(metric, metric)
+    choice = choose_weight({float(w): rows for w, rows in record_["val"].items()}, metric=metric)
+    weights = sorted(choice.scores)
+    ratios = record_["ratio"][f"{choice.chosen:g}"]
+    text = (f"{symbol} = {choice.chosen:g} chosen on validation (mean val {name} {choice.scores[choice.chosen]:.1%} "
+            f"over the feature rows; there the feature term is {mean(list(ratios.values())):.2f} of the task loss).")
+    if len(weights) > 1 and choice.chosen in (weights[0], weights[-1]):
+        end = "smallest" if choice.chosen == weights[0] else "largest"
+        text += f" It is the {end} weight of the grid: the best weight may lie beyond it."
+    if len(weights) > 1:
+        worst = min(weights, key=lambda w: choice.scores[w])
+        text += (f" The grid's worst, {symbol} = {worst:g}, is "
+                 f"{100 * (choice.scores[choice.chosen] - choice.scores[worst]):.1f} points lower.")
+    return text

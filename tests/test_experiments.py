@@ -213,3 +213,35 @@ def test_a_run_can_train_on_its_own_set_and_is_scored_on_the_grid_s():
     assert steps == {"grid set": 2, "own set": 2, "grid again": 2}
     assert rows_of(outcomes["grid set"]) == rows_of(outcomes["grid again"])
     assert rows_of(outcomes["own set"]) != rows_of(outcomes["grid set"]), "the run trained on its own images"
+
+
+# ------------------------------------------------------------------------------------ choosing on validation
+
+
+def test_choose_weight_maximises_the_mean_over_rows_and_breaks_ties_to_the_smaller_weight():
+    from kdlab.experiments import choose_weight
+
+    scores = {0.1: {"a": [0.5, 0.7], "b": [0.6, 0.6]}, 0.3: {"a": [0.9, 0.9], "b": [0.2, 0.2]},
+              1.0: {"a": [0.4, 0.4], "b": [0.8, 0.8]}}
+    choice = choose_weight(scores)
+    assert choice.chosen == 0.1 and choice.scores == pytest.approx({0.1: 0.6, 0.3: 0.55, 1.0: 0.6})
+    assert choice.per_row[0.3] == pytest.approx({"a": 0.9, "b": 0.2})
+    assert choose_weight(scores, lower_is_better=True).chosen == 0.3
+    with pytest.raises(ValueError, match="same, non-empty rows"):
+        choose_weight({0.1: {"a": [1.0]}, 0.3: {"b": [1.0]}})
+    with pytest.raises(ValueError, match="at least one"):
+        choose_weight({})
+
+
+def test_term_ratio_reads_the_last_epoch_of_every_seed():
+    from kdlab.experiments import Outcome, term_ratio
+    from kdlab.train import History
+
+    histories = [History([{"train/ce": 2.0, "train/kd": 1.0, "train/tat": 3.0, "train/loss": 6.0},
+                          {"train/ce": 1.0, "train/kd": 1.0, "train/tat": 1.0, "train/loss": 3.0}]),
+                 History([{"train/ce": 1.0, "train/kd": 0.0, "train/tat": 2.0, "train/loss": 3.0}])]
+    outcome = Outcome(None, [0, 1], histories, [{}, {}], None)
+    assert term_ratio(outcome) == pytest.approx((0.5 + 2.0) / 2)
+    assert term_ratio(outcome, ("ce",)) == pytest.approx((2.0 + 2.0) / 2)
+    with pytest.raises(ValueError, match="task terms"):
+        term_ratio(outcome, ("seg",))

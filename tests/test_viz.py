@@ -426,6 +426,95 @@ def test_window_masks_picture_shows_swin_fig4_fractions():
     assert all(ax.get_xlabel() == "key token j" for ax in fig.axes)
 
 
+def _window_attention_inputs(seed: int = 0):
+    """Two 64x64 images and random (2, 8, 16, 16) query and key maps: 4x4 image pixels per map cell."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(2, 3, 64, 64, generator=generator), torch.randn(2, 8, 16, 16, generator=generator),
+            torch.randn(2, 8, 16, 16, generator=generator))
+
+
+def _panels(fig):
+    """The figure's panels without its colour bars."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def test_window_attention_shows_four_panels_with_the_query_marked_and_weights_summing_to_one():
+    from kdlab.methods import position_attention
+    from kdlab.viz.swtat import render_window_attention
+
+    images, q, k = _window_attention_inputs()
+    fig = render_window_attention(images, q, k, (7, 7), 4, 2, index=1)
+    panels = _panels(fig)
+    assert len(panels) == 4 and len(fig.axes) - len(panels) == 3  # a colour bar per attention panel
+    titles = [ax.get_title() for ax in panels]
+    assert titles[0].startswith("may attend (window 4, shift 2)") and "16 regular, 16 shifted, 0 masked" in titles[0]
+    assert titles[1].startswith("global") and "shift 0" in titles[2] and "window 4, shift 2" in titles[3]
+    assert all(cb.get_ylabel() == "attention weight (sums to 1)" for cb in fig.axes if cb not in panels)
+    assert "(7, 7)" in fig._suptitle.get_text() and "Image 1" in fig._suptitle.get_text()
+    for ax in panels:  # the query cell (7, 7) of 4x4-pixel cells, outlined in cyan
+        cyan = [p for p in ax.patches if p.get_edgecolor()[:3] == (0.0, 1.0, 1.0)]
+        assert [(p.get_x(), p.get_y(), p.get_width()) for p in cyan] == [(27.5, 27.5, 4.0)]
+    for ax, window, shift in zip(panels[1:], (None, 4, 4), (0, 0, 2)):
+        shown = ax.get_images()[-1].get_array()
+        expected = position_attention(q[1:2], k[1:2], (7, 7), window=window, shift=shift)[0].numpy()
+        assert shown.sum() == pytest.approx(1.0, abs=1e-5)
+        np.testing.assert_allclose(shown.filled(0.0), expected, atol=1e-7)
+
+
+def test_allowed_keys_follow_window_layout_and_the_attention_they_allow():
+    from kdlab.methods import effective_window, position_attention, window_layout
+    from kdlab.viz.swtat import allowed_keys, render_window_attention
+
+    images, q, k = _window_attention_inputs(1)
+    for position in [(7, 7), (15, 0), (0, 15), (15, 15), (5, 9)]:
+        reach = allowed_keys((16, 16), position, 4, 2)
+        for allowed, shift in ((reach.regular, 0), (reach.shifted, 2)):
+            window_id, region = (t.numpy() for t in window_layout(16, 16, 4, shift))
+            np.testing.assert_array_equal(allowed, (window_id == window_id[position]) & (region == region[position]))
+        window_id, region = (t.numpy() for t in window_layout(16, 16, 4, 2))
+        np.testing.assert_array_equal(reach.masked, (window_id == window_id[position]) & (region != region[position]))
+        weights = position_attention(q[:1], k[:1], position, window=4, shift=2)[0].numpy()
+        np.testing.assert_array_equal(weights > 0, reach.shifted)  # exactly the keys the softmax may use
+        drawn = render_window_attention(images[0], q, k, position, 4, 2).axes[0].get_images()[-1].get_array()
+        np.testing.assert_array_equal(drawn.filled(0), reach.regular + 2 * reach.shifted)
+    corner = allowed_keys((16, 16), (15, 0), 4, 2)  # its shifted window wraps round all four corners
+    assert (corner.regular.sum(), corner.shifted.sum(), corner.masked.sum()) == (16, 4, 12)
+    # a window as long as the map is one window, unshifted (effective_window)
+    whole = allowed_keys((16, 16), (3, 3), 16, 5)
+    assert effective_window(16, 16, 16, 5) == ((16, 16), (0, 0)) and whole.shifted.all() and not whole.masked.any()
+
+
+def test_window_attention_refuses_bad_inputs_with_a_message():
+    from kdlab.viz.swtat import allowed_keys, render_window_attention
+
+    images, q, k = _window_attention_inputs()
+    cases = [((images, q, k, (16, 0), 4, 2), {}, r"position must be a \(row, col\) cell of the 16x16 map"),
+             ((images, q, k, (-1, 3), 4, 2), {}, "position"),
+             ((images, q, k, (1, 2, 3), 4, 2), {}, "position"),
+             ((images, q, k[:, :4], (1, 2), 4, 2), {}, "query and key must be .* of one shape"),
+             ((images, q[0], k[0], (1, 2), 4, 2), {}, "query and key must be"),
+             ((images, q, k, (1, 2), 0, 0), {}, "window must be an int >= 1"),
+             ((images, q, k, (1, 2), 4, 4), {}, "shift must be an int >= 0 and <= 3"),
+             ((images, q, k, (1, 2), 4, -1), {}, "shift must be"),
+             ((images, q, k, (1, 2), 4, 2), {"index": 2}, "index must be an int"),
+             ((images[:1], q, k, (1, 2), 4, 2), {}, "same batch size"),
+             ((images[0, 0], q, k, (1, 2), 4, 2), {}, "one image of shape")]
+    for args, kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            render_window_attention(*args, **kwargs)
+    with pytest.raises(ValueError, match="position"):
+        allowed_keys((16, 16), (0, 16), 4, 2)
+
+
+def test_window_attention_names_the_effective_window_of_a_small_map():
+    from kdlab.viz.swtat import render_window_attention
+
+    images, q, k = _window_attention_inputs()
+    fig = render_window_attention(images[0], q, k, (3, 15), 16, 5)  # one image; a window as long as the map
+    assert "windows 16x16, shift (0, 0)" in fig._suptitle.get_text()
+    assert "256 regular, 256 shifted, 0 masked" in fig.axes[0].get_title()
+
+
 def test_scaling_plot_is_log_log_with_guides():
     fig = viz.plot_scaling([64, 256, 1024], {"global": [1, 16, 256], "window": [1, 4, 16]}, {"∝ N²": 2},
                            title="cost", xlabel="tokens", ylabel="ms")

@@ -28,6 +28,7 @@ from kdlab.widgets import (  # noqa: E402
     OFAExplorer,
     RetrainPanel,
     TemperatureExplorer,
+    WindowAttentionExplorer,
 )
 
 
@@ -442,6 +443,51 @@ def test_mask_explorer_redraws_and_keeps_the_shift_inside_the_window():
 def test_render_windows_names_the_effective_window_of_a_small_map():
     fig = render_windows(3, 8, 4, 2)  # the 3-row axis is no longer than the window: one window row, no shift
     assert fig.axes[0].get_title().startswith("2 windows of 3x4, shift (0, 2)")
+
+
+def _attention_maps(count: int = 2):
+    generator = torch.Generator().manual_seed(0)
+    return (torch.rand(count, 3, 64, 64, generator=generator), torch.randn(count, 8, 16, 16, generator=generator),
+            torch.randn(count, 8, 16, 16, generator=generator))
+
+
+def test_window_attention_explorer_redraws_and_keeps_the_shift_inside_the_window():
+    images, q, k = _attention_maps()
+    explorer = WindowAttentionExplorer(images, q, k, window=4, shift=2)
+    assert explorer.state()["row"] == explorer.state()["col"] == 7  # (2M - 1, 2M - 1)
+    assert list(explorer.controls) == ["index", "row", "col", "window", "shift"]
+    assert explorer.window.options == (2, 4, 8, 16) and explorer.shift.max == 3
+    suptitle = lambda: explorer.figure._suptitle.get_text()  # noqa: E731
+    assert "Image 0" in suptitle() and "(7, 7)" in suptitle()
+    explorer.index.value = 1
+    explorer.row.value, explorer.col.value = 15, 0
+    assert "Image 1" in suptitle() and "(15, 0)" in suptitle()
+    assert "16 regular, 4 shifted, 12 masked" in explorer.figure.axes[0].get_title()
+    explorer.window.value = 8  # a larger window: the shift keeps its value, its slider reaches further
+    assert explorer.shift.max == 7 and explorer.state()["shift"] == 2
+    explorer.shift.value = 7
+    explorer.window.value = 2  # a smaller window clamps the shift, with one redraw
+    assert explorer.shift.max == 1 and explorer.state()["shift"] == 1
+    assert "window 2, shift 1" in suptitle()
+    explorer.window.value = 16  # the map side: one window
+    assert explorer.shift.max == 15 and "windows 16x16" in suptitle()
+    redrawn = WindowAttentionExplorer.render(**explorer.state())  # the shown figure is the render of the state
+    assert [ax.get_title() for ax in redrawn.axes] == [ax.get_title() for ax in explorer.figure.axes]
+
+
+def test_window_attention_explorer_defaults_and_checks():
+    images, q, k = _attention_maps(1)
+    explorer = WindowAttentionExplorer(images[0], q, k, window=8, shift=0)  # one image: no image slider
+    assert "index" not in explorer.controls and explorer.state()["index"] == 0
+    assert (explorer.row.value, explorer.col.value) == (15, 15)  # (2M - 1, 2M - 1) clipped to the 16x16 map
+    assert WindowAttentionExplorer(images, q, k, position=(3, 4)).state()["row"] == 3
+    assert WindowAttentionExplorer(images, q, k, window=3, shift=1).window.options == (2, 3, 4, 8, 16)
+    for kwargs, message in [({"window": 0}, "window must be an int >= 1"), ({"shift": 4}, "shift must be"),
+                            ({"position": (16, 0)}, "position must be"), ({"index": 1}, "index must be")]:
+        with pytest.raises(ValueError, match=message):
+            WindowAttentionExplorer(images, q, k, **kwargs)
+    with pytest.raises(ValueError, match="query and key"):
+        WindowAttentionExplorer(images, q, k[:, :, :8])
 
 
 def test_depth_explorer_picks_a_scene_and_shows_its_predictions_errors_and_attention():

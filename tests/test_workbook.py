@@ -16,7 +16,7 @@ from kdlab.train import fit
 from kdlab.workbook import (PairedDifference, histories_of, latency_ms, mean, model_row, paired_differences,
                             paired_report, per_seed_table, quick_retrain, record_results, reference_tables,
                             show_reference, summary_table, teacher_rows, verdicts)
-from kdlab.workbook import HEADLINES, METRIC_NAMES
+from kdlab.workbook import HEADLINES, METRIC_NAMES, rows_at, sweep_record, sweep_runs, sweep_table, sweep_verdict
 
 
 def blobs(n=64):
@@ -150,7 +150,8 @@ def test_every_notebook_declares_headlines_that_read_its_recorded_results():
     assert set(HEADLINES) == set(RECIPES)
     for notebook, headlines in HEADLINES.items():
         for headline in headlines:
-            assert headline.key[0].endswith("per_seed") and headline.metric in METRIC_NAMES, (notebook, headline)
+            per_seed = headline.key[0].endswith("per_seed") or headline.key[-1] == "test"  # test: a sweep_record's
+            assert per_seed and headline.metric in METRIC_NAMES, (notebook, headline)
             assert headline.rows is None or headline.baseline in headline.rows
 
 
@@ -278,3 +279,49 @@ def test_record_results_bad_input():
     with pytest.raises(ValueError, match="exactly one"):
         record_results("00_primer", {"seeds": [0]}, {"a": 1}, save_reference=False, profile="smoke",
                        histories=[], wall_time_s=1.0)
+
+
+# ------------------------------------------------------------------------------------------- weight sweeps
+
+SWEEP_TASK = {"baselines": {"no KD": ["supervised", {}]},
+              "feature_rows": {"smoothed": ["supervised", {}, {"label_smoothing": 1.0}],
+                               "lighter": ["supervised", {"label_smoothing": 0.05}, {}]},
+              "weights": [0.0, 0.2]}
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    data = blobs()
+    runs = sweep_runs(SWEEP_TASK, mlp, None, FIT)
+    assert [run.label for run in runs] == ["no KD", "smoothed @ 0", "lighter @ 0", "smoothed @ 0.2", "lighter @ 0.2"]
+    return run_experiments(runs, data, data, data, seeds=[0, 1], workers=1, progress=False)
+
+
+def test_sweep_record_chooses_on_validation_and_reports_the_test_there(sweep):
+    record_ = sweep_record(sweep, SWEEP_TASK, metric="acc", task_terms=("ce",))
+    assert set(record_["val"]) == set(record_["ratio"]) == {"0", "0.2"}
+    assert record_["val"]["0.2"]["smoothed"] == sweep["smoothed @ 0.2"].val("acc")
+    means = {w: mean([mean(v) for v in rows.values()]) for w, rows in record_["val"].items()}
+    assert record_["chosen"] == float(max(sorted(means, key=float), key=lambda w: means[w]))
+    chosen = f"{record_['chosen']:g}"
+    assert record_["test"] == {"no KD": sweep["no KD"].test("acc"), "smoothed": sweep[f"smoothed @ {chosen}"].test("acc"),
+                               "lighter": sweep[f"lighter @ {chosen}"].test("acc")}
+    assert all(ratio == 0.0 for ratio in record_["ratio"]["0"].values())  # Supervised has one term: no feature term
+    json.dumps(record_)  # a results file can hold it
+    table = sweep_table(record_, "acc")
+    assert [row["weight"] for row in table] == [0.0, 0.2] and sum(row["chosen"] == "✓" for row in table) == 1
+    assert "smoothed: val accuracy" in table[0] and "feature term / task loss" in table[0]
+    assert list(rows_at(sweep, SWEEP_TASK, 0.2, ["lighter", "no KD"])) == ["lighter", "no KD"]
+    with pytest.raises(KeyError):
+        rows_at(sweep, SWEEP_TASK, 0.5)
+
+
+def test_sweep_verdict_names_the_choice_and_an_edge_of_the_grid():
+    record_ = {"val": {"0.1": {"a": [0.5], "b": [0.7]}, "0.3": {"a": [0.4], "b": [0.4]}, "1": {"a": [0.3], "b": [0.3]}},
+               "ratio": {"0.1": {"a": 0.1, "b": 0.3}, "0.3": {"a": 0.5, "b": 0.5}, "1": {"a": 2.0, "b": 2.0}}}
+    text = sweep_verdict(record_, "λ", "acc")
+    assert text.startswith("λ = 0.1 chosen on validation (mean val accuracy 60.0%")
+    assert "feature term is 0.20 of the task loss" in text and "smallest weight of the grid" in text
+    assert "The grid's worst, λ = 1, is 30.0 points lower." in text
+    record_["val"]["0.3"] = {"a": [0.9], "b": [0.9]}
+    assert "of the grid" not in sweep_verdict(record_, "λ", "acc")

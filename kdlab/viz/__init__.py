@@ -16,14 +16,14 @@ from .cskd import plot_dense_share_schedules, plot_training_diagnosis
 from .disdepth import feature_pca_maps, show_depth_maps
 from .ofa import plot_gamma_toy, plot_ofa_weights
 from .primer import cka_heatmap, cka_heatmaps, plot_label_budgets, plot_softmax_temperature
-from .swtat import plot_scaling, plot_window_masks, plot_window_partition
+from .swtat import plot_displacement_probe, plot_scaling, plot_window_masks, plot_window_partition
 
 __all__ = [
     "cafd", "common", "cskd", "disdepth", "ofa", "primer", "swtat",
     "cka_heatmap", "cka_heatmaps", "feature_pca_maps", "plot_attention_matrices", "plot_bars",
     "plot_dense_share_schedules", "plot_training_diagnosis", "plot_face_grid_maps", "plot_histories", "plot_history", "plot_label_budgets",
     "plot_lines", "plot_seed_points",
-    "plot_gamma_toy", "plot_ofa_weights", "plot_roc_curves", "plot_scaling", "plot_softmax_temperature", "plot_window_masks",
+    "plot_displacement_probe", "plot_gamma_toy", "plot_ofa_weights", "plot_roc_curves", "plot_scaling", "plot_softmax_temperature", "plot_window_masks",
     "plot_window_partition", "show_centre_attention", "show_depth_maps", "show_faces", "show_heatmaps",
     "show_images", "show_label_maps", "softmax",
 ]

@@ -1,23 +1,27 @@
 r"""Figures of the SW-TaT notebook (03): how Swin / SW-TaT cut a feature grid into (shifted) windows, the
-shifted-window attention masks, cost scaling, and :func:`render_windows` (what :class:`kdlab.widgets.MaskExplorer`
-redraws)."""
+shifted-window attention masks, cost scaling, :func:`render_windows` (what :class:`kdlab.widgets.MaskExplorer`
+redraws) and :func:`render_window_attention` (what :class:`kdlab.widgets.WindowAttentionExplorer` redraws: which
+keys one query position may attend to, and where it does attend under global, regular-window and shifted-window
+attention)."""
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from matplotlib.colors import Normalize
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
-from ..checks import check_int, check_pair
-from ..methods import effective_window, shifted_window_mask, window_layout
-from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, label_axes, new_figure, one_image, overlay_map,
-                     plot_lines, to_numpy)
+from ..checks import check_int, check_pair, is_int
+from ..methods import effective_window, position_attention, shifted_window_mask, window_layout
+from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, class_colours, draw_image, image_batch, label_axes,
+                     new_figure, one_image, overlay_map, plot_lines, to_numpy)
 
 WINDOW_EDGE = {"color": "black", "linewidth": 2.0}
 REGION_EDGE = {"color": "red", "linewidth": 2.0, "linestyle": (0, (3, 2))}
@@ -154,4 +158,212 @@ def render_windows(height: int, width: int, window: int, shift: int, max_masks: 
                                                             "wrapped round the border shows in opposite corners)")],
                loc="outside lower center", fontsize=TICK_SIZE)
     fig.suptitle(f"Shifted windows on a {height}x{width} map: window {window}, shift {shift}", fontsize=TITLE_SIZE)
+    return fig
+
+
+# ------------------------------------------------------------------------ one query position on a real map
+QUERY_EDGE = {"fill": False, "edgecolor": "cyan", "linewidth": 2.5}
+"""How the query cell is outlined in every panel (as :func:`~kdlab.viz.common.show_heatmaps` marks a cell)."""
+REACH_NAMES = ("allowed in the regular window only", "allowed in the shifted window only",
+               "allowed in both windows")
+"""The kinds of allowed key cell in :func:`render_window_attention`'s first panel, drawn as values 1, 2, 3."""
+REACH_COLOURS = ListedColormap([class_colours(10)[k] for k in (0, 1, 2)])
+"""Blue, orange, green (colour-blind safe) for :data:`REACH_NAMES`; cells allowed in neither stay clear."""
+REACH_ALPHA = 0.8
+"""Opacity of those cells over the image."""
+MASKED_CELL = {"fill": False, "hatch": "xxx", "edgecolor": "red", "linewidth": 0.0}
+"""Cells of the query's shifted window that the mask forbids (another region: the cyclic roll brought them in)."""
+WEIGHT_CMAP = "magma"
+"""The colour map of the attention weights (as notebook 03's ``show_heatmaps``)."""
+
+
+def check_attention_maps(query: Any, key: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``query`` and ``key`` as (B, d, h, w) maps of one shape (detached float CPU tensors), or a ValueError."""
+    query, key = (torch.as_tensor(x).detach().cpu().float() for x in (query, key))
+    if query.ndim != 4 or key.shape != query.shape:
+        raise ValueError(f"query and key must be (B, d, h, w) maps of one shape, got query {tuple(query.shape)} "
+                         f"and key {tuple(key.shape)}")
+    return query, key
+
+
+def check_position(position: Any, grid: tuple[int, int]) -> tuple[int, int]:
+    """``position`` as a (row, col) cell of an (h, w) ``grid``, or a ValueError naming the grid's bounds."""
+    h, w = grid
+    ok = isinstance(position, Sequence) and len(position) == 2 and all(is_int(v) for v in position)
+    if not ok or not (0 <= position[0] < h and 0 <= position[1] < w):
+        raise ValueError(f"position must be a (row, col) cell of the {h}x{w} map (row in 0..{h - 1}, col in "
+                         f"0..{w - 1}), got {position!r}")
+    return int(position[0]), int(position[1])
+
+
+class KeyReach(NamedTuple):
+    """The key cells one query position reaches, each an (h, w) boolean array (:func:`allowed_keys`)."""
+
+    regular: np.ndarray
+    """Allowed under regular windows (shift 0): the query's window."""
+    shifted: np.ndarray
+    """Allowed under shifted windows: the query's shifted window *and* its Swin region."""
+    masked: np.ndarray
+    """In the query's shifted window but another region: the pairs the shifted-window mask forbids."""
+
+
+def allowed_keys(grid: Sequence[int], position: Any, window: int, shift: int) -> KeyReach:
+    """Which key cells the query at ``position`` of an (h, w) ``grid`` may attend to under regular and under
+    shifted windows, and which the mask takes away. The rule of :func:`kdlab.methods.position_attention`:
+    :func:`~kdlab.methods.window_layout` of the :func:`~kdlab.methods.effective_window` (an axis no longer than
+    the window is one window, unshifted)."""
+    grid, window, shift = check_window_layout(grid, window, shift)
+    r, c = check_position(position, grid)
+    same = []
+    for s in (0, shift):
+        window_id, region = (t.numpy() for t in window_layout(*grid, *effective_window(*grid, window, s)))
+        same.append((window_id == window_id[r, c], region == region[r, c]))
+    (regular, _), (in_window, in_region) = same
+    return KeyReach(regular, in_window & in_region, in_window & ~in_region)
+
+
+def _mark_query(ax: Axes, position: tuple[int, int], cell: tuple[float, float]) -> None:
+    """Outline the query cell (:data:`QUERY_EDGE`); ``cell`` = one map cell's (height, width) in image pixels."""
+    (r, c), (ch, cw) = position, cell
+    ax.add_patch(Rectangle((c * cw - 0.5, r * ch - 0.5), cw, ch, **QUERY_EDGE))
+
+
+def _draw_reach(ax: Axes, picture: np.ndarray, grid: tuple[int, int], position: tuple[int, int], window: int,
+                shift: int) -> tuple[float, float]:
+    """Panel 1: the allowed keys (:func:`allowed_keys`, coloured by :data:`REACH_COLOURS`) over the image, the
+    masked cells of the query's shifted window hatched red (:data:`MASKED_CELL`) and the shifted partition's borders
+    (:func:`_draw_edges`: in the map's own coordinates a wrapped window's pieces sit in opposite corners, so its
+    region borders rarely touch). Returns one cell's (height, width) in image pixels."""
+    reach = allowed_keys(grid, position, window, shift)
+    kind = reach.regular.astype(int) + 2 * reach.shifted.astype(int)
+    draw_image(ax, picture)  # the cells more opaque than overlay_map's, so the three colours read apart
+    ax.imshow(np.ma.masked_equal(kind, 0), extent=(-0.5, picture.shape[2] - 0.5, picture.shape[1] - 0.5, -0.5),
+              interpolation="nearest", alpha=REACH_ALPHA, cmap=REACH_COLOURS, norm=Normalize(0.5, 3.5))
+    cell = (picture.shape[1] / grid[0], picture.shape[2] / grid[1])
+    layout = window_layout(*grid, *effective_window(*grid, window, shift))
+    _draw_edges(ax, *(t.numpy() for t in layout), cell)
+    for r, c in zip(*np.nonzero(reach.masked)):
+        ax.add_patch(Rectangle((c * cell[1] - 0.5, r * cell[0] - 0.5), cell[1], cell[0], **MASKED_CELL))
+    _mark_query(ax, position, cell)
+    ax.set_title(f"may attend (window {window}, shift {shift})\nkeys: {int(reach.regular.sum())} regular, "
+                 f"{int(reach.shifted.sum())} shifted, {int(reach.masked.sum())} masked", fontsize=LABEL_SIZE)
+    return cell
+
+
+def _draw_weights(fig: Figure, ax: Axes, picture: np.ndarray, weights: np.ndarray, title: str) -> None:
+    """One attention panel: the (h, w) weights over the image on their own scale from 0, with a colour bar.
+    Cells with exactly zero weight (outside the query's window) are left clear, so the image shows there."""
+    norm = Normalize(0.0, max(float(weights.max()), 1e-12))
+    overlay_map(ax, picture, np.ma.masked_equal(weights, 0.0), cmap=WEIGHT_CMAP, norm=norm)
+    ax.set_title(f"{title}\nmax weight {weights.max():.3f}", fontsize=LABEL_SIZE)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=WEIGHT_CMAP), ax=ax, label="attention weight (sums to 1)",
+                 shrink=0.75)
+
+
+def _reach_legend(fig: Figure) -> None:
+    """The legend of the first panel's colours and lines, below the figure."""
+    handles = [Patch(facecolor=colour, alpha=REACH_ALPHA, label=name)
+               for colour, name in zip(REACH_COLOURS.colors, REACH_NAMES)]
+    handles += [Patch(**{**MASKED_CELL, "linewidth": 0.5}, label="masked: same shifted window, other region"),
+                Patch(**QUERY_EDGE, label="query position"),
+                Line2D([], [], **WINDOW_EDGE, label="shifted window border")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=TICK_SIZE)
+
+
+def _attention_inputs(image: Any, query: Any, key: Any, index: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """The checked picture (C, H, W) and the ``index``-th (1, d, h, w) query and key maps."""
+    query, key = check_attention_maps(query, key)
+    index = check_int("index", index, low=0, high=len(query) - 1)
+    array = to_numpy(image)
+    if array.ndim == 4:
+        if len(array) != len(query):
+            raise ValueError(f"images and maps need the same batch size, got {len(array)} images and "
+                             f"{len(query)} maps")
+        picture = image_batch(array)[index]
+    else:
+        picture = one_image(array)
+    return picture, query[index:index + 1], key[index:index + 1]
+
+
+def render_window_attention(image: Any, query: Any, key: Any, position: Sequence[int], window: int, shift: int,
+                            *, index: int = 0) -> Figure:
+    r"""Where one query position looks, on the real feature map of an image (what
+    :class:`kdlab.widgets.WindowAttentionExplorer` redraws).
+
+    ``image`` is one (C, H, W) image or a batch (``index`` picks one); ``query`` and ``key`` are (B, d, h, w)
+    embedded maps (:func:`kdlab.methods.embed_maps`), ``position`` a (row, col) cell of the h x w map. Four panels,
+    the query cell outlined in cyan in each:
+
+    1. *may attend*: the keys the query may attend to under regular $M\times M$ windows (blue), under the
+       windows shifted by $s$ (orange), or both (green), with the shifted partition's borders. Look for the
+       shifted window reaching across the regular window's border, and for dashed red borders where the mask
+       cuts pieces of a window apart (a position near the map's border after the cyclic roll).
+    2. *global*: the query's attention over all teacher positions (:func:`~kdlab.methods.position_attention`).
+    3. *regular windows* (shift 0) and 4. *shifted windows* (shift $s$): the same softmax confined to the allowed
+       keys of panel 1, so all the weight lands there; compare where the global peak is and whether a window
+       keeps it. Each panel has its own colour scale from 0 and sums to 1; clear cells get zero weight.
+    """
+    picture, query, key = _attention_inputs(image, query, key, index)
+    grid = tuple(query.shape[2:])
+    grid, window, shift = check_window_layout(grid, window, shift)
+    position = check_position(position, grid)
+    fig, axes = new_figure(1, 4, figsize=(17, 5.2))
+    _draw_reach(axes[0, 0], picture, grid, position, window, shift)
+    cell = (picture.shape[1] / grid[0], picture.shape[2] / grid[1])
+    panels = (("global attention: every key", None, 0),
+              (f"regular windows (window {window}, shift 0)", window, 0),
+              (f"shifted windows (window {window}, shift {shift})", window, shift))
+    with torch.no_grad():
+        for ax, (title, m, s) in zip(axes[0, 1:], panels):
+            weights = position_attention(query, key, position, window=m, shift=s)[0].numpy()
+            _draw_weights(fig, ax, picture, weights, title)
+            _mark_query(ax, position, cell)
+    _reach_legend(fig)
+    (wh, ww), (sh, sw) = effective_window(*grid, window, shift)
+    note = "" if (wh, ww, sh, sw) == (window, window, shift, shift) else \
+        f" (on this {grid[0]}x{grid[1]} map: windows {wh}x{ww}, shift ({sh}, {sw}))"
+    fig.suptitle(f"Image {index}: where query position {position} (cyan) may and does attend in the teacher map, "
+                 f"window {window}, shift {shift}{note}", fontsize=TITLE_SIZE)
+    return fig
+
+
+def plot_displacement_probe(rows: Sequence[Mapping[str, Any]], cost_rows: Sequence[Mapping[str, Any]], *,
+                            window: int) -> Figure:
+    r"""Notebook 03 §4.2. Left: the displacement probe's rebuild error $e(k)$ against the displacement $k$
+    (:func:`kdlab.probes.displacement_probe` rows), one line per rebuild (dashed: the student-side query), with the
+    window border $k = M/2$ (the shift) and $k = M$ marked; look for the line that stays low up to the shift.
+    Right: the measured forward + backward time of each loss against the map's tokens (``cost_rows``,
+    :func:`kdlab.bench.swtat`), on log-log axes: global attention's price grows with $N^2$."""
+    if not rows or not cost_rows:
+        raise ValueError("plot_displacement_probe needs the probe's rows and the cost rows")
+    fig, axes = new_figure(1, 2, figsize=(13, 4.6))
+    ax = axes[0, 0]
+    colours = dict(zip(dict.fromkeys(row["rebuild"] for row in rows), class_colours(10)))
+    for (rebuild, query) in dict.fromkeys((row["rebuild"], row["query"]) for row in rows):
+        points = sorted((row["k"], row["error"]) for row in rows if (row["rebuild"], row["query"]) == (rebuild, query))
+        label = rebuild if query == "teacher" else f"{rebuild}, student query (official code)"
+        ax.plot(*zip(*points), marker="o", markersize=4, color=colours[rebuild], label=label,
+                linestyle="-" if query == "teacher" else "--")
+    for k, text in ((window // 2, "k = shift"), (window, "k = M")):
+        ax.axvline(k, color="0.6", linestyle=":", linewidth=1)
+        ax.annotate(text, (k, 1.0), xycoords=("data", "axes fraction"), fontsize=TICK_SIZE, color="0.35",
+                    xytext=(3, -12), textcoords="offset points")
+    label_axes(ax, f"Rebuilding a map displaced by k (window M = {window})", "displacement k (map cells)",
+               "relative rebuild error e(k)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=TICK_SIZE)
+    ax = axes[0, 1]
+    by_loss: dict[str, list[tuple[int, float]]] = {}
+    for row in cost_rows:
+        side = int(str(row["map"]).split("x")[0])
+        by_loss.setdefault(str(row["loss"]), []).append((side * side, float(row["ms"])))
+    for (loss, points), colour in zip(by_loss.items(), class_colours(len(by_loss))):
+        ax.plot(*zip(*sorted(points)), marker="o", markersize=4, color=colour, label=loss)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    label_axes(ax, "Price: one loss step against the map size (section 4.1)", "tokens N = H·W (log)",
+               "forward + backward time (ms, log)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=TICK_SIZE)
     return fig
