@@ -209,22 +209,33 @@ def check_cskd(rec: dict) -> None:
 
 
 def check_swtat(rec: dict) -> None:
-    """Smoke-sized: every row of both tasks trains (test scores well-formed, paired against no KD on the one
-    smoke seed, so no interval), windows are cheaper than global TaT and confine attention."""
-    rows = {"classification": {"no KD", "KD", "TaT", "SW-TaT"},
-            "segmentation": {"no KD", "TaT patch groups + anchors", "SW-TaT", "SW-TaT + PM"}}
-    assert set(rec["cls_accuracy"]) == set(rec["cls_accuracy_per_seed"]) == rows["classification"]
-    assert set(rec["seg_miou"]) == set(rec["seg_miou_per_seed"]) == rows["segmentation"]
-    assert all(0.0 <= v <= 1.0 for v in _numbers([rec["cls_accuracy_per_seed"], rec["seg_miou_per_seed"],
-                                                  rec["seg_pixel_acc"]]))
-    for task, labels in rows.items():
-        paired = rec["paired"][task]
-        assert set(paired) == labels - {"no KD"}, task
-        assert all(p["seeds"] == 1 and p["verdict"] == "one seed: no interval" and p["low"] is None
-                   and math.isfinite(p["change_points"]) for p in paired.values()), paired
-    assert set(rec["train_loss_first_last"]) == {f"{task} · {row}" for task, labels in rows.items() for row in labels}
+    """Smoke-sized: both weight sweeps train every row live (one weight, one seed: the choice is that weight, the test
+    scores are well-formed and paired without an interval), the shift ablation is the sweep's own runs, the probe
+    ran every rebuild, windows are cheaper than global TaT and confine attention."""
+    feature = {"classification": {"TaT (global)", "windows, no shift", "SW-TaT", "SW-TaT union"},
+               "segmentation": {"TaT patch groups + anchors", "TaT (global)", "windows, no shift", "SW-TaT",
+                                "SW-TaT union", "SW-TaT + PM"}}
+    baselines = {"classification": {"no KD", "KD"}, "segmentation": {"no KD"}}
+    for task, key in (("classification", "cls_sweep"), ("segmentation", "seg_sweep")):
+        sweep = rec[key]
+        assert rec["sweep_sources"][task] == "measured now" and sweep["chosen"] == 0.1 and set(sweep["val"]) == {"0.1"}
+        assert set(sweep["val"]["0.1"]) == set(sweep["ratio"]["0.1"]) == feature[task]
+        assert all(math.isfinite(r) and r > 0 for r in sweep["ratio"]["0.1"].values()), sweep["ratio"]
+        assert set(sweep["test"]) == feature[task] | baselines[task]
+        assert all(0.0 <= v <= 1.0 for v in _numbers([sweep["test"], sweep["val"]]))
+    ablation = rec["seg_ablation_miou_per_seed"]
+    assert set(ablation) == {"no KD", "windows, no shift", "SW-TaT", "SW-TaT union"}
+    assert all(ablation[row] == rec["seg_sweep"]["test"][row] for row in ablation), "smoke: the sweep's own runs"
+    assert set(rec["paired"]["against no shift"]) == {"SW-TaT", "SW-TaT union"}
+    assert set(rec["paired"]["against no KD"]) == set(ablation) - {"no KD"}
+    assert all(p["seeds"] == 1 and p["low"] is None and math.isfinite(p["change_points"])
+               for paired in rec["paired"].values() for p in paired.values())
     for row, (first, last) in rec["train_loss_first_last"].items():
         assert math.isfinite(first) and last < first, f"{row}: train loss {first:.3f} -> {last:.3f}"
+    probe = {(r["rebuild"], r["k"]) for r in rec["probe"]}
+    assert probe == {(mode, k) for mode in ("global", "windows, no shift", "SW-TaT sequential", "SW-TaT union")
+                     for k in (0, 2, 3)}
+    assert all(math.isfinite(r["error"]) and r["error"] >= 0 for r in rec["probe"])
     assert rec["seg_teacher_miou"] > 0.6, "the shipped segmentation teacher must be far better than chance"
     largest = {row["loss"]: row for row in rec["cost"] if row["map"] == "32x32"}  # the largest map in smoke
     # times are noisy on a shared machine (the benchmark measures them); allocations and logit counts are not

@@ -117,8 +117,11 @@ def test_swtat_recipe_rebuilds_from_knobs_and_trains_the_primer_cnn():
     swtat = RECIPES["03_swtat"]
     cpu = swtat("cpu", window=8, n_seeds=2)
     assert swtat(**cpu["knobs"]) == cpu and cpu["seeds"] == [0, 1]
-    assert cpu["classification"]["swtat"]["window"] == cpu["segmentation"]["swtat_seg"]["window"] == 8
-    assert cpu["segmentation"]["swtat_seg_pm"]["window"] == 8
+    windows = {keywords.get("window") for task in ("classification", "segmentation")
+               for _, keywords, _ in cpu[task]["feature_rows"].values()}
+    assert windows == {None, 8}  # every windowed row at the knob's window (the global rows have none)
+    assert cpu["live"] == {"sweeps": False, "shift ablation": True} and swtat("smoke")["live"]["sweeps"]
+    assert len(cpu["classification"]["weights"]) == len(cpu["segmentation"]["weights"]) == 4
     # the classification student is the primer's CNN on the primer's data, with fewer images, epochs and a smaller
     # batch in cpu (the recipe's docstring gives the probes); smoke and gpu keep batch 64
     primer = RECIPES["00_primer"]("cpu")
@@ -183,6 +186,33 @@ def test_swtat_reference_meets_the_cost_criterion():
     for loss in ("window", "shifted window"):
         assert at64[loss]["speedup"] >= 10 and at64[loss]["mem_saving"] >= 10, at64[loss]
     assert swtat["seg_teacher_miou"] > 0.95
+
+
+def test_swtat_reference_probe_shows_what_the_shift_is_for():
+    """Issue 19's first criterion, on the reference run's displacement probe (M = 4): windows without the shift lose
+    the positions whose source crossed a border (error rising with k), the union of the regular and the shifted
+    window keeps its k = 0 level up to k = M/2 and fails beyond; the official student-side query fails for k > 0."""
+    probe = metrics_of("03_swtat")["probe"]
+    error = {(r["rebuild"], r["query"], r["k"]): r["error"] for r in probe}
+    no_shift = [error["windows, no shift", "teacher", k] for k in range(5)]
+    union = [error["SW-TaT union", "teacher", k] for k in range(5)]
+    assert all(a < b for a, b in zip(no_shift, no_shift[1:])), no_shift
+    assert max(union[:3]) < 0.05 < union[3] < union[4] and no_shift[2] > 5 * union[2], (union, no_shift)
+    assert all(error["global", "student", k] > 0.9 for k in range(1, 5))
+
+
+def test_swtat_reference_chooses_each_weight_on_validation_and_has_the_no_shift_rows():
+    """Issue 19: the no-shift row exists in both tasks with 3 seeds, and each task's weight is the grid value with the
+    best mean validation score over its feature rows (the test scores are those at that weight)."""
+    from kdlab.experiments import choose_weight
+
+    metrics = metrics_of("03_swtat")
+    for key, metric in (("cls_sweep", "acc"), ("seg_sweep", "miou")):
+        sweep = metrics[key]
+        assert choose_weight({float(w): rows for w, rows in sweep["val"].items()}).chosen == sweep["chosen"]
+        assert len(sweep["val"]) == 4 and {"windows, no shift", "SW-TaT", "SW-TaT union"} <= set(sweep["test"])
+        assert all(len(values) == 3 for values in sweep["test"].values()), key
+        assert all(0 < ratio for rows in sweep["ratio"].values() for ratio in rows.values())
 
 
 def test_cafd_reference_keeps_the_teacher_frozen_and_runs_the_homologous_check():
