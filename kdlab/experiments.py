@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .checks import check_choice, check_int, check_number
 from .config import seed_everything
 from .methods import METHODS, Distiller, is_distilled_vit, student_heads
-from .train import History, TensorData, Watch, check_not_test, classification_metrics, evaluate, fit
+from .metrics import verification_summary
+from .train import History, TensorData, Watch, check_not_test, classification_metrics, evaluate, fit, predict
 
 Final = Callable[[Distiller, TensorData], Mapping[str, float]]
 """``final(distiller, test) -> {metric: value}``: a run's one evaluation on the test set."""
@@ -379,6 +380,33 @@ def head_watch(data: TensorData) -> Watch:
     """A ``fit(watch=...)`` that follows :func:`head_accuracies` on ``data`` (the validation split) after each epoch."""
     def watch(distiller: Distiller) -> dict[str, float]:
         return head_accuracies(distiller, data)
+    return watch
+
+
+def face_embeddings(model: nn.Module, x: Tensor, *, flip_test: bool = False) -> Tensor:
+    r"""(N, E) embeddings of the faces ``x`` (N, C, H, W) by ``model`` (eval mode, no gradient). ``flip_test``:
+    insightface's verification embedding, $e(x) + e(\mathrm{mirror}(x))$ (the pair score is a cosine, so the sum
+    and the mean give the same accuracy)."""
+    embeddings = predict(model, x, device="cpu")
+    return embeddings + predict(model, x.flip(-1), device="cpu") if flip_test else embeddings
+
+
+def verify_faces(model: nn.Module, data: TensorData, *, flip_test: bool = False) -> dict[str, float]:
+    """:func:`kdlab.metrics.verification_summary` of ``model``'s :func:`face_embeddings` on ``data``'s pairs (a
+    face set with ``pairs`` and ``same``)."""
+    if not hasattr(data, "pairs") or not hasattr(data, "same"):
+        raise TypeError(f"verification needs a face set with pairs and same, got {type(data).__name__}")
+    return verification_summary(face_embeddings(model, data.x, flip_test=flip_test), data.pairs, data.same)
+
+
+def verification_watch(data: TensorData, models: Mapping[str, Callable[[Distiller], nn.Module]], *,
+                       flip_test: bool = False) -> Watch:
+    """A ``fit(watch=...)`` that follows the verification accuracy of embedding models read off the distiller,
+    ``{name: get}`` (e.g. ``{"student": lambda d: d.student, "prompted teacher": lambda d: d.apt}``), on the
+    pairs of ``data`` (the validation identities) after each epoch: ``watch/<name> verif_acc``."""
+    def watch(distiller: Distiller) -> dict[str, float]:
+        return {f"{name} verif_acc": verify_faces(get(distiller), data, flip_test=flip_test)["verif_acc"]
+                for name, get in models.items()}
     return watch
 
 

@@ -365,6 +365,74 @@ def test_only_the_prompts_receive_gradients_and_the_backbone_stays_in_eval_mode(
     assert {n for n, p in apt.named_parameters() if p.requires_grad} == {"prompts.0", "prompts.1", "prompts.2"}
 
 
+def stage_input_means(teacher, x):
+    """The mean token entering each stage's blocks of the plain teacher (a hook on its first block)."""
+    means = {}
+    hooks = [stage.blocks[0].register_forward_pre_hook(
+        lambda module, args, i=i: means.__setitem__(i, args[0].mean(dim=(0, 1, 2)))) for i, stage in
+        enumerate(teacher.layers)]
+    with torch.no_grad():
+        teacher(x)
+    for hook in hooks:
+        hook.remove()
+    return [means[i] for i in range(len(teacher.layers))]
+
+
+def test_token_mean_init_starts_each_prompt_set_at_its_stage_input_mean():
+    teacher = tiny_teacher()
+    x, _ = batch(4)
+    apt = PromptedSwin(teacher, num_prompts=3, init="token_mean", init_jitter=0.0)
+    assert not apt.initialised
+    apt.initialise(x)
+    assert apt.initialised
+    # stage 1's input does not depend on any prompt: its set equals the plain model's stage-1 mean exactly
+    first = stage_input_means(teacher, x)[0]
+    assert torch.allclose(apt.prompts[0][0], first.expand(3, -1), atol=1e-6)
+    jittered = PromptedSwin(teacher, num_prompts=3, init="token_mean", init_jitter=0.5)
+    draw = jittered.prompts[0].detach().clone()
+    jittered.initialise(x)
+    assert torch.allclose(jittered.prompts[0], first + 0.5 * draw, atol=1e-6), "mean + jitter x the uniform draw"
+    jittered.initialise(x)  # again: from the kept draw, not on top of the last initialisation
+    assert torch.allclose(jittered.prompts[0], first + 0.5 * draw, atol=1e-6)
+    assert len({tuple(p.tolist()) for p in jittered.prompts[0][0]}) == 3, "the jitter breaks the symmetry"
+
+
+def test_token_mean_init_runs_on_the_first_training_batch_and_not_in_eval():
+    teacher = tiny_teacher()
+    x, _ = batch(2)
+    apt = PromptedSwin(teacher, num_prompts=2, init="token_mean")
+    before = [p.detach().clone() for p in apt.prompts]
+    with torch.no_grad():
+        apt.eval()(x)
+    assert not apt.initialised and all(torch.equal(a, b) for a, b in zip(before, apt.prompts))
+    apt.train()
+    apt.pixel_features(x).square().mean().backward()
+    assert apt.initialised and not torch.equal(before[0], apt.prompts[0])
+    assert all(p.grad is not None for p in apt.prompts)
+    state = apt.state_dict()
+    assert bool(state["_initialised"]) and not any(k.startswith("_draw") for k in state)
+    deep = PromptedSwin(teacher, num_prompts=2, deep=True, init="token_mean", init_jitter=0.0)
+    deep.initialise(x)
+    first = stage_input_means(teacher, x)[0]
+    assert torch.allclose(deep.prompts[0][0], first.expand(2, -1), atol=1e-6)
+    assert not torch.allclose(deep.prompts[0][1], first.expand(2, -1), atol=1e-4), "block 2 sees block 1's output"
+
+
+def test_prompt_init_options_are_checked():
+    teacher = tiny_teacher()
+    with pytest.raises(ValueError, match="init"):
+        PromptedSwin(teacher, 2, init="zeros")
+    with pytest.raises(ValueError, match="init_jitter"):
+        PromptedSwin(teacher, 2, init="token_mean", init_jitter=2.0)
+    with pytest.raises(ValueError, match="initialise"):
+        PromptedSwin(teacher, 2).initialise(batch(2)[0])
+    with pytest.raises(ValueError, match="initialise"):
+        PromptedSwin(teacher, 0, init="token_mean").initialise(batch(2)[0])
+    assert PromptedSwin(teacher, 0, init="token_mean").initialised
+    with pytest.raises(ValueError, match="prompt_init"):
+        tiny_cafd(prompt_init="zeros")
+
+
 def reference_prompted_block(block, x, p):
     """VPT-for-Swin by loops: every window gets [prompts, window tokens] with zero-padded bias/mask; the patch
     outputs go back to their places, the prompt outputs are averaged over windows."""

@@ -245,3 +245,45 @@ def test_term_ratio_reads_the_last_epoch_of_every_seed():
     assert term_ratio(outcome, ("ce",)) == pytest.approx((2.0 + 2.0) / 2)
     with pytest.raises(ValueError, match="task terms"):
         term_ratio(outcome, ("seg",))
+
+
+# ----------------------------------------------------------------------------------------- face verification
+
+
+class _Pairs:
+    """A minimal face set: images, index pairs and whether each pair is the same identity."""
+
+    def __init__(self, n=40, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 3, 8, 8, generator=g)
+        self.pairs = torch.stack([torch.arange(0, n, 2), torch.arange(1, n, 2)], 1)
+        self.same = torch.arange(n // 2) % 2 == 0
+
+
+class _RowMeans(nn.Module):
+    """An embedding that reads each image row's mean: a mirror does not change it."""
+
+    def forward(self, x):
+        return x.mean(-1).flatten(1)
+
+
+def test_flip_test_embeddings_add_the_mirrors_and_leave_a_mirror_invariant_model_unchanged():
+    from kdlab.experiments import face_embeddings, verify_faces
+    data = _Pairs()
+    invariant = _RowMeans()
+    assert torch.allclose(face_embeddings(invariant, data.x, flip_test=True), 2 * face_embeddings(invariant, data.x))
+    assert verify_faces(invariant, data, flip_test=True) == verify_faces(invariant, data)
+    columns = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    plain, flipped = face_embeddings(columns, data.x), face_embeddings(columns, data.x, flip_test=True)
+    assert torch.allclose(flipped, plain + columns(data.x.flip(-1)).detach(), atol=1e-6)
+    assert not torch.allclose(flipped, 2 * plain)
+    with pytest.raises(TypeError, match="pairs"):
+        verify_faces(invariant, ImageSet(data.x.sigmoid(), torch.zeros(40, dtype=torch.long), ["face"]))
+
+
+def test_verification_watch_reads_each_named_model_off_the_distiller():
+    from kdlab.experiments import verification_watch, verify_faces
+    data = _Pairs()
+    distiller = Supervised(_RowMeans())
+    watch = verification_watch(data, {"student": lambda d: d.student})
+    assert watch(distiller) == {"student verif_acc": verify_faces(distiller.student, data)["verif_acc"]}

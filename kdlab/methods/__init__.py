@@ -13,7 +13,7 @@ from .kd import KD, choose_class_bias, kd_loss, with_class_bias
 from .lgconv import LocalGlobalConv, convert_to_lgconv, lgconv_layers, lgconv_problem
 from .margin_heads import ArcFace, CosFace, SoftmaxHead, arcface_logits, cosface_logits, margin_head
 from .ofa import OFA, build_branches, cnn_branch, ofa_loss, ofa_weights, sep_conv
-from .prompted_swin import PromptedSwin, prompted_block
+from .prompted_swin import PROMPT_INITS, PromptedSwin, prompted_block
 from .registry import METHODS
 from .supervised import DepthSupervised, MarginSupervised, Supervised
 from .swtat import (PatchMergingTaTLoss, SWTaT, SWTaTLoss, SWTaTSeg, TaT, TaTEmbedding, TaTPatchGroup, additive_mask,
@@ -25,7 +25,7 @@ from .urfm import (LANDMARK_NAMES, URFM, facial_distance_parts, facial_structure
                    pif_params, piecewise_index, template_landmarks)
 
 __all__ = [
-    "TEACHER_OUTPUTS", "TeacherOutputs", "labelled_cross_entropy", "ArcFace", "CAFD", "CosFace", "FaceKD", "MarginSupervised", "PromptedSwin", "SharedMSA", "SoftmaxHead", "URFM",
+    "TEACHER_OUTPUTS", "TeacherOutputs", "labelled_cross_entropy", "ArcFace", "CAFD", "CosFace", "FaceKD", "MarginSupervised", "PROMPT_INITS", "PromptedSwin", "SharedMSA", "SoftmaxHead", "URFM",
     "arcface_logits", "cafd_losses", "cosface_logits", "facial_distance_parts", "facial_structure_distance",
     "grid_centres", "LANDMARK_NAMES", "margin_head", "num_buckets", "pif_params", "piecewise_index", "prompted_block",
     "template_landmarks",

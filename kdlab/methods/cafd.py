@@ -34,7 +34,7 @@ from ..models import dry_run, require_methods
 from .base import Distiller
 from .common import teacher_pass, teacher_token
 from .margin_heads import embedding_width, face_img_size, margin_head
-from .prompted_swin import PromptedSwin
+from .prompted_swin import PROMPT_INITS, PromptedSwin
 from .urfm import URFM, attend, merge_heads, split_heads
 
 TEACHER_UPDATES = ("joint", "aux", "detach")
@@ -175,7 +175,8 @@ class CAFD(Distiller):
     ``forward_head(map)`` -> (B, E) (:class:`kdlab.models.MobileFaceNet`, or a registry CNN built with
     ``num_classes=E``), plus a margin ``head`` over the ``num_classes`` training identities. **Teacher**: a
     pretrained timm ``SwinTransformer`` (:func:`kdlab.models.face_swin`), frozen, wrapped in
-    :class:`~kdlab.methods.PromptedSwin` (``self.apt``) with ``num_prompts`` per stage (0: no APT); its pixel
+    :class:`~kdlab.methods.PromptedSwin` (``self.apt``) with ``num_prompts`` per stage (0: no APT; ``prompt_init``
+    ``"uniform"``, VPT's rule, or ``"token_mean"``, set from the first training batch); its pixel
     features (B, hw + t, C_K) feed :class:`~kdlab.methods.URFM` (``self.urfm``, networks ``"teacher"`` /
     ``"student"``); one :class:`SharedMSA` (``self.msa``); the auxiliary head (``self.aux_head``, the same margin
     kind) reads the token mean of $\mathrm{MSA}(h^T)$.
@@ -204,7 +205,8 @@ class CAFD(Distiller):
     """
 
     def __init__(self, student: nn.Module, teacher: SwinTransformer, num_classes: int, *, num_prompts: int = 4,
-                 deep_prompts: bool = False, grid: int | Sequence[int] = 4, dim: int = 64, num_heads: int = 4,
+                 deep_prompts: bool = False, prompt_init: str = "uniform", grid: int | Sequence[int] = 4,
+                 dim: int = 64, num_heads: int = 4,
                  facial_scale: float = 1.0, pif_ratio: float = 3.0, anchor: int | str | Sequence[float] = "nose",
                  landmarks: Tensor | None = None, margin: str = "cosface", s: float | None = None,
                  m: float | None = None, attn_weight: float = 10.0, feat_weight: float = 1.0,
@@ -215,9 +217,10 @@ class CAFD(Distiller):
         super().__init__(student, teacher)
         check_weights(attn_weight=attn_weight, feat_weight=feat_weight, teacher_margin_weight=teacher_margin_weight)
         check_choice("teacher_update", teacher_update, TEACHER_UPDATES)
+        check_choice("prompt_init", prompt_init, PROMPT_INITS)
         self.acclimation = check_fraction("acclimation", acclimation)
         student_dim, embed_dim = _check_student(student, face_img_size(img_size, student, teacher), in_chans)
-        self.apt = PromptedSwin(teacher, num_prompts, deep_prompts)
+        self.apt = PromptedSwin(teacher, num_prompts, deep_prompts, init=prompt_init)
         self.urfm = URFM({"teacher": self.apt.num_features, "student": student_dim}, dim, grid, num_heads,
                          facial_scale=facial_scale, pif_ratio=pif_ratio, anchor=anchor, landmarks=landmarks)
         self.msa = SharedMSA(dim, num_heads)

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformer, SwinTransformerBlock, window_partition, window_reverse
 from torch import Tensor, nn
 
-from ..checks import check_int
+from ..checks import check_choice, check_int
+
+PROMPT_INITS = ("uniform", "token_mean")
 
 
 def pad_relative_position_bias(bias: Tensor, num_prompts: int) -> Tensor:
@@ -104,8 +106,18 @@ class PromptedSwin(nn.Module):
     with the block's own submodules and weights. Per stage: patch merging (``stage.downsample``) on the patch
     tokens only, then fresh prompts (B, t, C_i) carried through the stage's blocks (``deep=True``: new prompts in
     every block, VPT-deep). The backbone is set to eval mode and ``requires_grad=False`` and stays in eval mode
-    (``train()`` keeps it there): no dropout, no drop-path. Prompts start from Uniform$(-v, v)$,
-    $v = \sqrt{6/(3\cdot\text{patch area} + C_1)}$ (VPT).
+    (``train()`` keeps it there): no dropout, no drop-path.
+
+    **Initialisation** (``init``). ``"uniform"`` (spec §2.2, VPT's rule): Uniform$(-v, v)$, $v = \sqrt{6/(3\cdot
+    \text{patch area} + C_1)}$. Every block's LayerNorm rescales a prompt to unit variance before the attention,
+    so the small $v$ does not make the prompts quiet: on the shipped face Swin they take about half of stage 1's
+    attention and cost its verification about 8 points before any training (notebook 04 §5.2 measures it).
+    ``"token_mean"`` [our choice, ActNorm-style data-dependent init]: each fresh prompt set starts at the mean of
+    the tokens entering its stage (or block, ``deep``), $p = \bar x + u$ with $u$ the uniform draw scaled by
+    ``init_jitter`` (only to break the symmetry between the $t$ prompts) — a prompt then looks like an average
+    token, and the patch outputs stay close to the plain model's. The means come from the first batch the module
+    sees in training mode, or from an explicit :meth:`initialise` call; until then the prompts hold the uniform
+    draw (``initialised`` says which).
 
     Keep every stage grid divisible by its window (spec §5.10): on other grids timm pads after the roll and the
     padded zero tokens take part in the windows, prompts included.
@@ -124,13 +136,17 @@ class PromptedSwin(nn.Module):
     """
 
     def __init__(self, backbone: SwinTransformer, num_prompts: int = 4, deep: bool = False,
-                 hide_prompts: bool = False) -> None:
+                 hide_prompts: bool = False, init: str = "uniform", init_jitter: float = 0.1) -> None:
         super().__init__()
         if not isinstance(backbone, SwinTransformer):
             raise ValueError(f"APT wraps a timm SwinTransformer (kdlab.models.create('swin', ...)), got "
                              f"{type(backbone).__name__}")
         self.num_prompts = check_int("num_prompts", num_prompts, low=0)
         self.deep, self.hide_prompts = bool(deep), bool(hide_prompts)
+        self.init = check_choice("init", init, PROMPT_INITS)
+        if not 0.0 <= float(init_jitter) <= 1.0:
+            raise ValueError(f"init_jitter must be in [0, 1] (a fraction of the uniform draw), got {init_jitter}")
+        self.init_jitter = float(init_jitter)
         self.backbone = backbone.eval().requires_grad_(False)
         self.stage_dims = [stage.blocks[0].dim for stage in backbone.layers]
         patch_area = math.prod(backbone.patch_embed.patch_size)
@@ -141,6 +157,26 @@ class PromptedSwin(nn.Module):
                 sets = len(stage.blocks) if self.deep else 1
                 self.prompts.append(nn.Parameter(torch.empty(sets, self.num_prompts, dim)
                                                  .uniform_(-self.init_value, self.init_value)))
+        self.register_buffer("_initialised", torch.tensor(self.init == "uniform" or not self.num_prompts))
+        for i, sets in enumerate(self.prompts):  # the uniform draw, kept for the jitter of "token_mean"
+            self.register_buffer(f"_draw{i}", sets.detach().clone(), persistent=False)
+
+    @property
+    def initialised(self) -> bool:
+        """Whether the prompts hold their initial values (always for ``"uniform"``; for ``"token_mean"`` once a
+        training batch or :meth:`initialise` has set them)."""
+        return bool(self._initialised)
+
+    @torch.no_grad()
+    def initialise(self, x: Tensor) -> None:
+        """``"token_mean"``: set every fresh prompt set to the mean token entering its stage (block) on the images
+        ``x`` (B, C, H, W), plus ``init_jitter`` times the uniform draw; stages are set in order, each on the
+        tokens the already-initialised earlier stages produce. Calling it again re-initialises from the new images."""
+        if self.init != "token_mean" or not self.num_prompts:
+            raise ValueError(f"initialise() is for init='token_mean' with prompts, got init={self.init!r}, "
+                             f"num_prompts={self.num_prompts}")
+        self._run(x, initialise=True)
+        self._initialised.fill_(True)
 
     @property
     def num_features(self) -> int:
@@ -151,7 +187,9 @@ class PromptedSwin(nn.Module):
         self.backbone.eval()
         return self
 
-    def _run(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _run(self, x: Tensor, initialise: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        if self.training and not self.initialised and not initialise:
+            self.initialise(x.detach())
         model = self.backbone
         x = model.patch_embed(x)
         b = x.shape[0]
@@ -165,7 +203,11 @@ class PromptedSwin(nn.Module):
             stage_mass = []
             for j, block in enumerate(stage.blocks):
                 if j == 0 or self.deep:
-                    p = sets[j if self.deep else 0].expand(b, -1, -1)  # fresh prompts of this stage's width
+                    k = j if self.deep else 0
+                    if initialise:
+                        draw = getattr(self, f"_draw{len(masses)}")[k]
+                        sets.data[k] = x.mean(dim=(0, 1, 2)) + self.init_jitter * draw
+                    p = sets[k].expand(b, -1, -1)  # fresh prompts of this stage's width
                 x, p, mass = prompted_block(block, x, p, self.hide_prompts)
                 stage_mass.append(mass)
             masses.append(torch.stack(stage_mass).mean())
