@@ -3,8 +3,8 @@ r"""Interactive explorers for the notebooks: controls + state wired to a render 
 This module only wires ipywidgets controls to the render functions of :mod:`kdlab.viz` (one module per notebook:
 ``viz.primer.render_temperature``, ``viz.ofa.render_ofa``, ``viz.cskd.render_dense_share``,
 ``viz.swtat.render_windows``, ``viz.swtat.render_window_attention``, ``viz.disdepth.render_depth_pick``,
-``viz.cafd.render_facial_distance``); it draws nothing itself, so a figure a widget shows is the same figure a
-notebook cell gets by calling the function.
+``viz.cafd.render_facial_distance``, ``viz.cafd.render_urfm_attention``); it draws nothing itself, so a figure a
+widget shows is the same figure a notebook cell gets by calling the function.
 
 An :class:`Explorer` holds a few ipywidgets controls and some fixed state, and redraws its figure into an
 ``Output`` whenever a control's value changes. The drawing itself is a pure function of the state
@@ -35,7 +35,7 @@ from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 
 from . import viz
-from .checks import check_choice, check_int, check_number
+from .checks import check_choice, check_int, check_number, check_pair
 from .methods import CKF_SCHEDULES, check_ckf_schedule
 
 DEFAULT_TEACHER_LOGITS = (6.0, 3.0, 2.5, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0, -3.0)
@@ -400,3 +400,26 @@ class FacialDistanceExplorer(Explorer):
         self.grid = _int_slider("grid", "grid", grid, 2, 8)
         super().__init__({"anchor": self.anchor, "facial_scale": self.facial_scale, "pif_ratio": self.pif_ratio,
                           "grid": self.grid}, landmarks=landmarks, image=image)
+
+
+class URFMExplorer(Explorer):
+    """Pick one of URFM's local centres (by its row and column on the grid): where it looks in each network's tokens
+    (:func:`kdlab.viz.cafd.render_urfm_attention`). Look whether the teacher's and the student's maps peak at the
+    same part of the face, near the ringed centre or on a landmark (crosses), and how much of the teacher's attention
+    the prompt tokens take. ``maps`` (name -> (L, h, w), e.g. the teacher with and without the facial term, the
+    student), ``centres`` (L, 2) normalised, ``landmarks`` (5, 2) normalised and ``prompt_share`` (name -> (L,)) are
+    computed once, so moving the control only redraws. ``centre`` is the one shown first."""
+
+    render = staticmethod(viz.cafd.render_urfm_attention)
+
+    def __init__(self, image: Any, maps: dict[str, Any], *, grid: int | tuple[int, int], centres: Any,
+                 landmarks: Any = None, prompt_share: dict[str, Any] | None = None, centre: int = 0) -> None:
+        rows, cols = check_pair("grid", grid)
+        check_int("centre", centre, low=0, high=rows * cols - 1)
+        as_array = viz.common.to_numpy
+        self.centre = widgets.Dropdown(options=[(f"c{i}: row {i // cols}, col {i % cols}", i)
+                                                for i in range(rows * cols)], value=centre, description="centre")
+        super().__init__({"centre": self.centre}, image=as_array(image), grid=(rows, cols), centres=as_array(centres),
+                         maps={name: as_array(m) for name, m in maps.items()},
+                         landmarks=None if landmarks is None else as_array(landmarks),
+                         prompt_share={name: as_array(s) for name, s in (prompt_share or {}).items()})

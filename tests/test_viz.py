@@ -629,6 +629,77 @@ def test_show_centre_attention_draws_one_block_per_network_with_notes():
         viz.show_centre_attention(torch.rand(3, 16, 16), maps, grid_centres(3), grid=(2, 2), title="x")
 
 
+def _urfm_maps(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return {"teacher, facial distance": torch.softmax(torch.randn(4, 9, generator=g), -1).reshape(4, 3, 3) * 0.8,
+            "teacher, no facial term (κ = 0)": torch.softmax(torch.randn(4, 9, generator=g), -1).reshape(4, 3, 3),
+            "student": torch.softmax(torch.randn(4, 4, generator=g), -1).reshape(4, 2, 2)}
+
+
+def test_render_urfm_attention_shows_one_centre_per_map_on_one_scale():
+    from kdlab.methods import grid_centres, template_landmarks
+
+    maps, centres = _urfm_maps(), grid_centres(2)
+    fig = viz.cafd.render_urfm_attention(torch.rand(3, 16, 16), maps, 3, grid=2, centres=centres,
+                                         landmarks=template_landmarks(),
+                                         prompt_share={"teacher, facial distance": torch.full((4,), 0.2)})
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == list(maps)
+    assert "3x3 tokens" in panels[0].get_title() and "prompts 20%" in panels[0].get_title()
+    assert "prompts" not in panels[1].get_title() and "2x2 tokens" in panels[2].get_title()
+    assert _colorbar_labels(fig) == ["attention weight (share of the centre's attention)"]  # one shared bar
+    assert "centre c3 (row 1, col 1 of the 2x2 grid)" in fig.get_suptitle()
+    for ax, values in zip(panels, maps.values()):
+        np.testing.assert_allclose(ax.images[-1].get_array(), values[3].numpy(), rtol=1e-6)
+        assert ax.images[-1].get_cmap().name == "magma" and ax.images[-1].norm.vmax == pytest.approx(
+            max(float(m[3].max()) for m in maps.values()))
+        ring, crosses = ax.collections[-1], ax.collections[0]
+        np.testing.assert_allclose(ring.get_offsets(), centres[3:].numpy())  # the centre's grid position
+        np.testing.assert_allclose(crosses.get_offsets(), template_landmarks().numpy(), rtol=1e-6)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["landmarks (eyes, nose, mouth corners)",
+                                                                  "the local centre's grid position"]
+    plain = viz.cafd.render_urfm_attention(torch.rand(1, 16, 16), {"student": maps["student"]}, 0, grid=(2, 2),
+                                           centres=centres, title="one")
+    assert plain.get_suptitle() == "one" and len(plain.axes[0].collections) == 1  # no landmarks: the ring only
+
+
+def test_render_urfm_attention_rejects_bad_input():
+    from kdlab.methods import grid_centres
+
+    maps, image, centres = _urfm_maps(), torch.rand(3, 16, 16), grid_centres(2)
+    for kwargs, message in [({"maps": {}}, "non-empty mapping"), ({"centre": 4}, "centre must be"),
+                            ({"centre": -1}, "centre must be"), ({"grid": 3}, "maps 'teacher, facial distance'"),
+                            ({"grid": 0}, "grid must be"), ({"maps": {"s": torch.rand(4, 2)}}, "maps 's'"),
+                            ({"centres": grid_centres(3)}, "centres must be"),
+                            ({"landmarks": torch.rand(4, 2)}, "landmarks must be"),
+                            ({"prompt_share": {"other": torch.zeros(4)}}, "not one of the maps"),
+                            ({"prompt_share": {"student": torch.full((4,), 1.5)}}, "shares in \\[0, 1\\]"),
+                            ({"image": torch.rand(16, 16)}, "one image")]:
+        args = {"image": image, "maps": maps, "centre": 0, "grid": 2, "centres": centres, **kwargs}
+        with pytest.raises(ValueError, match=message):
+            viz.cafd.render_urfm_attention(args.pop("image"), args.pop("maps"), args.pop("centre"), **args)
+
+
+def test_plot_landmark_distances_annotates_a_labelled_matrix():
+    from kdlab.methods import LANDMARK_NAMES, facial_distance_parts, template_landmarks
+
+    lm = template_landmarks()
+    matrix = torch.stack([facial_distance_parts(lm, lm, k, 1.0, 4)["total"] for k in range(5)])
+    fig = viz.plot_landmark_distances(matrix, LANDMARK_NAMES, title="D between landmarks")
+    ax = fig.axes[0]
+    assert ax.get_title() == "D between landmarks" and ax.get_xlabel() and ax.get_ylabel()
+    names = ["left eye", "right eye", "nose", "mouth left", "mouth right"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names == [t.get_text() for t in ax.get_yticklabels()]
+    assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in matrix.flatten().tolist()]
+    assert _colorbar_labels(fig) == ["facial structure distance (grid cells)"]
+    for bad, message in [(torch.rand(5, 4), "square"), (torch.rand(0, 0), "square"), (-torch.ones(5, 5), ">= 0"),
+                         (torch.full((5, 5), float("nan")), "finite")]:
+        with pytest.raises(ValueError, match=message):
+            viz.plot_landmark_distances(bad, LANDMARK_NAMES, title="x")
+    with pytest.raises(ValueError, match="one name per row"):
+        viz.plot_landmark_distances(matrix, LANDMARK_NAMES[:4], title="x")
+
+
 def test_show_faces_and_attention_matrices():
     fig = viz.show_faces(torch.rand(3, 3, 16, 16), torch.rand(3, 5, 2), ["a", "b", "c"], title="faces", ncols=2)
     assert fig._suptitle.get_text() == "faces" and {"a", "b", "c"} <= set(_titles(fig))

@@ -543,6 +543,40 @@ def test_facial_distance_view_and_explorer():
         FacialDistanceExplorer(facial_scale=9.0)
 
 
+def test_urfm_explorer_redraws_the_chosen_centre():
+    from kdlab.methods import grid_centres, template_landmarks
+    from kdlab.viz.cafd import render_urfm_attention
+    from kdlab.widgets import URFMExplorer
+
+    g = torch.Generator().manual_seed(0)
+    maps = {"teacher": torch.softmax(torch.randn(9, 16, generator=g), -1).reshape(9, 4, 4),
+            "student": torch.softmax(torch.randn(9, 4, generator=g), -1).reshape(9, 2, 2)}
+    share = {"teacher": torch.linspace(0.0, 0.8, 9)}
+    explorer = URFMExplorer(torch.rand(3, 32, 32, generator=g), maps, grid=3, centres=grid_centres(3),
+                            landmarks=template_landmarks(), prompt_share=share)
+    assert list(explorer.controls) == ["centre"] and explorer.state()["centre"] == 0
+    assert explorer.centre.options[5] == ("c5: row 1, col 2", 5) and len(explorer.centre.options) == 9
+    first = explorer.figure
+    assert "centre c0 (row 0, col 0 of the 3x3 grid)" in first.get_suptitle()
+    explorer.centre.value = 5
+    assert explorer.figure is not first and "centre c5 (row 1, col 2" in explorer.figure.get_suptitle()
+    teacher = explorer.figure.axes[0]
+    np.testing.assert_allclose(teacher.images[-1].get_array(), maps["teacher"][5].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(teacher.collections[-1].get_offsets(), grid_centres(3)[5:6].numpy())
+    assert "prompts 50%" in teacher.get_title()
+    redrawn = URFMExplorer.render(**explorer.state())  # the shown figure is the render of the state
+    assert [ax.get_title() for ax in redrawn.axes] == [ax.get_title() for ax in explorer.figure.axes]
+    assert render_urfm_attention is URFMExplorer.render
+    explorer = URFMExplorer(torch.rand(3, 32, 32), maps, grid=(3, 3), centres=grid_centres(3), centre=8)
+    assert explorer.state()["centre"] == 8 and "prompts" not in explorer.figure.axes[0].get_title()
+    with pytest.raises(ValueError, match="centre must be"):
+        URFMExplorer(torch.rand(3, 32, 32), maps, grid=3, centres=grid_centres(3), centre=9)
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        URFMExplorer(torch.rand(3, 32, 32), {}, grid=3, centres=grid_centres(3))
+    with pytest.raises(ValueError, match="maps 'teacher'"):
+        URFMExplorer(torch.rand(3, 32, 32), maps, grid=2, centres=grid_centres(2))
+
+
 def test_attention_explorer_redraws_the_chosen_image_block_and_head():
     from kdlab.widgets import AttentionExplorer
 

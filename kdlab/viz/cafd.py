@@ -1,6 +1,8 @@
 r"""Figures of the CAFD face notebook (04): maps over the centre grid of an aligned face, verification ROC curves,
-URFM's centre attention, faces with landmarks, attention matrices, and the facial distance of URFM's positional
-encoding (:func:`render_facial_distance`, what :class:`kdlab.widgets.FacialDistanceExplorer` redraws)."""
+URFM's centre attention, faces with landmarks, attention matrices, facial distances between landmarks, the facial
+distance of URFM's positional encoding (:func:`render_facial_distance`, what
+:class:`kdlab.widgets.FacialDistanceExplorer` redraws) and one local centre's attention
+(:func:`render_urfm_attention`, what :class:`kdlab.widgets.URFMExplorer` redraws)."""
 from __future__ import annotations
 
 import math
@@ -16,7 +18,7 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..checks import check_choice, check_int
+from ..checks import check_choice, check_int, check_pair
 from ..methods import (LANDMARK_NAMES, facial_distance_parts, grid_centres, num_buckets, pif_params, piecewise_index,
                        template_landmarks)
 from .common import (OVERLAY_ALPHA, TICK_SIZE, TITLE_SIZE, draw_image, hide_axes, image_batch, label_axes, new_figure,
@@ -27,6 +29,7 @@ LANDMARK_STYLE = dict(marker="x", color="cyan", s=45, linewidths=2, zorder=4)
 ANCHOR_STYLE = dict(marker="*", color="white", edgecolors="black", s=180, linewidths=1, zorder=5)
 """How the anchor of a facial distance (URFM's positional encoding) is drawn."""
 FACE_AXES = ("x (fraction of the image width)", "y (fraction of the image height)")
+ATTENTION_LABEL = "attention weight (share of the centre's attention)"
 
 
 def _points(name: str, values: Any, count: int | None) -> np.ndarray:
@@ -58,6 +61,22 @@ def _face_panel(ax: Axes, values: np.ndarray, *, image: np.ndarray | None, norm:
         ax.scatter([centre[0]], [centre[1]], s=90, facecolors="none", edgecolors="cyan", linewidths=2, zorder=5)
     ax.set_xlim(0, 1)
     ax.set_ylim(1, 0)
+
+
+def _marker_legend(fig: Figure, *, landmarks: bool, anchor: bool = False, centre: bool = False) -> None:
+    """A legend under the figure naming the markers drawn: landmarks (crosses), anchor (star), centre (ring)."""
+    handles = []
+    if landmarks:
+        handles.append(Line2D([], [], linestyle="none", marker="x", color="cyan",
+                              label="landmarks (eyes, nose, mouth corners)"))
+    if anchor:
+        handles.append(Line2D([], [], linestyle="none", marker="*", markerfacecolor="white", markeredgecolor="black",
+                              markersize=12, label="anchor"))
+    if centre:
+        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", markeredgecolor="cyan",
+                              markeredgewidth=2, markersize=10, label="the local centre's grid position"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=TICK_SIZE)
 
 
 def plot_face_grid_maps(maps: Mapping[str, Any], *, title: str, landmarks: Any = None, anchor: Any = None,
@@ -102,14 +121,7 @@ def plot_face_grid_maps(maps: Mapping[str, Any], *, title: str, landmarks: Any =
             bar.set_ticks(range(low, top + 1))
     for ax in axes.ravel()[len(arrays):]:
         hide_axes(ax)
-    handles = [Line2D([], [], linestyle="none", marker="x", color="cyan",
-                      label="landmarks (eyes, nose, mouth corners)")]
-    if anc is not None:
-        handles.append(Line2D([], [], linestyle="none", marker="*", markerfacecolor="white", markeredgecolor="black",
-                              markersize=12, label="anchor"))
-    if lm is not None or anc is not None:
-        fig.legend(handles=handles if lm is not None else handles[1:], loc="outside lower center", ncols=2,
-                   fontsize=TICK_SIZE)
+    _marker_legend(fig, landmarks=lm is not None, anchor=anc is not None)
     fig.suptitle(title, fontsize=TITLE_SIZE)
     return fig
 
@@ -147,6 +159,19 @@ def plot_roc_curves(curves: Mapping[str, tuple[Any, Any]], *, title: str, far_ma
     return fig
 
 
+def _centre_maps(caller: str, maps: Mapping[str, Any], count: int) -> dict[str, np.ndarray]:
+    """Each network's per-centre maps (name -> (count, h, w)) as finite arrays, or a ValueError naming the bad one."""
+    if not isinstance(maps, Mapping) or not maps:
+        raise ValueError(f"{caller} needs a non-empty mapping network name -> ({count}, h, w) maps")
+    arrays = {}
+    for name, values in maps.items():
+        array = to_numpy(values)
+        if array.ndim != 3 or len(array) != count or not np.all(np.isfinite(array)):
+            raise ValueError(f"maps {name!r} must be finite ({count}, h, w) arrays, got shape {array.shape}")
+        arrays[name] = array
+    return arrays
+
+
 def show_centre_attention(image: Any, maps: Mapping[str, Any], centres: Any, *, title: str,
                           grid: tuple[int, int], notes: Mapping[str, Sequence[str]] | None = None) -> Figure:
     """URFM's cross-attention: for each network (name -> (L, h, w) maps, each centre's attention over that network's
@@ -157,15 +182,8 @@ def show_centre_attention(image: Any, maps: Mapping[str, Any], centres: Any, *, 
     """
     rows, cols = grid
     img = one_image(image)
-    if not maps:
-        raise ValueError("show_centre_attention needs at least one network's maps")
+    arrays = _centre_maps("show_centre_attention", maps, rows * cols)
     pts = _points("centres", centres, rows * cols)
-    arrays = {}
-    for name, values in maps.items():
-        array = to_numpy(values)
-        if array.ndim != 3 or len(array) != rows * cols or not np.all(np.isfinite(array)):
-            raise ValueError(f"maps {name!r} must be finite ({rows * cols}, h, w) arrays, got shape {array.shape}")
-        arrays[name] = array
     fig, axes = new_figure(rows, cols * len(arrays),
                         figsize=(1.9 * cols * len(arrays) + 1.5 * len(arrays), 1.9 * rows + 1.2))
     for k, (name, array) in enumerate(arrays.items()):
@@ -239,6 +257,29 @@ def plot_attention_matrices(matrices: Mapping[str, Any], *, title: str, label: s
     fig.suptitle(title, fontsize=TITLE_SIZE)
     return fig
 
+
+def plot_landmark_distances(matrix: Any, names: Sequence[str], *, title: str,
+                            label: str = "facial structure distance (grid cells)") -> Figure:
+    """An (n, n) distance matrix between landmarks (row: the anchor, column: the point measured) as a heatmap
+    annotated to 2 decimals, ticks the landmark ``names``, colour scale from 0, colour bar labelled ``label``.
+    Build it with :func:`kdlab.methods.facial_distance_parts`, one anchor (row) at a time."""
+    values = to_numpy(matrix)
+    if values.ndim != 2 or values.shape[0] != values.shape[1] or values.size == 0:
+        raise ValueError(f"matrix must be a square (n, n) array with n >= 1, got shape {values.shape}")
+    if not np.all(np.isfinite(values)) or values.min() < 0:
+        raise ValueError("matrix must hold finite distances >= 0")
+    if len(names) != len(values):
+        raise ValueError(f"need one name per row of the {len(values)}x{len(values)} matrix, got {len(names)}")
+    ticks = [str(name).replace("_", " ") for name in names]
+    fig, axes = new_figure(figsize=(2.2 + 0.95 * len(ticks), 1.6 + 0.8 * len(ticks)))
+    ax = axes[0, 0]
+    sns.heatmap(values, ax=ax, vmin=0.0, cmap="viridis", annot=True, fmt=".2f",
+                annot_kws={"fontsize": TICK_SIZE - 1}, xticklabels=ticks, yticklabels=ticks, cbar_kws={"label": label})
+    label_axes(ax, title, "to landmark", "from landmark (the anchor)")
+    ax.tick_params(axis="y", labelrotation=0)
+    return fig
+
+
 FACE_ANCHORS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right", "image_centre")
 """Anchors the facial-distance explorer offers: the five template landmarks, or the centre of the image."""
 
@@ -303,8 +344,48 @@ def render_facial_distance(anchor: str, facial_scale: float, pif_ratio: float, g
     return fig
 
 
+def _prompt_shares(shares: Mapping[str, Any] | None, names: Sequence[str], count: int) -> dict[str, np.ndarray]:
+    """name (one of ``names``) -> (count,) share of each centre's attention on the prompt tokens, in [0, 1]."""
+    checked = {}
+    for name, values in (shares or {}).items():
+        if name not in names:
+            raise ValueError(f"prompt_share {name!r} is not one of the maps ({', '.join(names)})")
+        array = to_numpy(values)
+        if array.shape != (count,) or not np.all((array >= 0) & (array <= 1)):
+            raise ValueError(f"prompt_share {name!r} must be {count} shares in [0, 1], got shape {array.shape}")
+        checked[name] = array
+    return checked
 
 
+def render_urfm_attention(image: Any, maps: Mapping[str, Any], centre: int, *, grid: int | tuple[int, int],
+                          centres: Any, landmarks: Any = None, prompt_share: Mapping[str, Any] | None = None,
+                          title: str | None = None) -> Figure:
+    """Where URFM's local centre ``centre`` looks: one panel per map (name -> (L, h, w), each centre's attention over
+    one network's h x w tokens; L = rows x cols of ``grid``, row-major), that centre's map stretched over the face
+    ``image`` (C, H, W), its grid position (``centres``, (L, 2) normalised (x, y)) ringed, the ``landmarks`` ((5, 2)
+    normalised) crossed. One colour scale for all panels: a map over more tokens spreads the same attention thinner
+    (each title gives its peak). ``prompt_share`` (name -> (L,)): the share each centre gave the prompt tokens, noted
+    in the title (that map then sums to 1 minus it)."""
+    rows, cols = check_pair("grid", grid)
+    img = one_image(image)
+    arrays = _centre_maps("render_urfm_attention", maps, rows * cols)
+    pts = _points("centres", centres, rows * cols)
+    index = check_int("centre", centre, low=0, high=rows * cols - 1)
+    lm = None if landmarks is None else _points("landmarks", landmarks, 5)
+    shares = _prompt_shares(prompt_share, list(arrays), rows * cols)
+    shown = {name: array[index] for name, array in arrays.items()}
+    norm = Normalize(0.0, max(max(float(m.max()) for m in shown.values()), 1e-9))
+    fig, axes = new_figure(1, len(shown), figsize=(3.8 * len(shown) + 1.4, 4.6))
+    for ax, (name, values) in zip(axes[0], shown.items()):
+        _face_panel(ax, values, image=img, norm=norm, cmap="magma", landmarks=lm, anchor=None, centre=pts[index])
+        note = f", prompts {shares[name][index]:.0%}" if name in shares else ""
+        label_axes(ax, f"{name}\n{values.shape[0]}x{values.shape[1]} tokens, peak {values.max():.2f}{note}",
+                   *FACE_AXES)
+    fig.colorbar(ScalarMappable(norm=norm, cmap="magma"), ax=list(axes[0]), label=ATTENTION_LABEL, shrink=0.85)
+    _marker_legend(fig, landmarks=lm is not None, centre=True)
+    fig.suptitle(title or f"URFM attention of local centre c{index} (row {index // cols}, col {index % cols} of the "
+                          f"{rows}x{cols} grid)", fontsize=TITLE_SIZE)
+    return fig
 
 
 def _bucket_colours(n: int) -> list[tuple[float, float, float]]:
