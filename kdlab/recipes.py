@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from .checks import check_number
+from .checks import check_choice, check_number
 from .config import by_profile, resolve_profile
-from .methods import epoch_progress
+from .methods import PROMPT_INITS, epoch_progress
 
 
 TOKEN_STUDENT = {"patch_size": 8, "embed_dim": 128, "num_heads": 4}
@@ -417,17 +417,21 @@ def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float =
 
 
 def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_ratio: float = 3.0,
-                num_prompts: int = 4, attn_weight: float = 10.0, feat_weight: float = 1.0,
-                n_seeds: int | None = None) -> dict[str, Any]:
-    """CAFD (04): the shipped Swin face teacher -> a MobileFaceNet-style CNN student, six rows on the same budget
+                num_prompts: int = 4, prompt_init: str = "token_mean", attn_weight: float = 10.0,
+                feat_weight: float = 1.0, flip_test: bool = False, n_seeds: int | None = None) -> dict[str, Any]:
+    """CAFD (04): the shipped Swin face teacher -> a MobileFaceNet-style CNN student, seven rows on the same budget
     and seeds: no KD, embedding KD, feature MSE, CAFD without APT (``num_prompts = 0``), CAFD without the facial
-    distance (``facial_scale = 0``) and full CAFD. Students learn ``n_train_ids`` identities of the world ``seed`` and
-    are scored by verification on pairs of ``n_test_ids`` other identities (the teacher's identities come from world
-    1000, so no identity is shared). The two classic KD rows also run from ``homologous_teacher``, a CNN face teacher
+    distance (``facial_scale = 0``), full CAFD, and full CAFD with VPT's uniform prompt init (``cafd_uniform_init``;
+    trained live in ``smoke`` and by the reference run, shown from it in ``cpu``: ``live``). Students learn
+    ``n_train_ids`` identities of the world ``seed`` and are scored by verification on pairs of ``n_test_ids`` other
+    identities (the teacher's identities come from world 1000, so no identity is shared). The two classic KD rows also run from ``homologous_teacher``, a CNN face teacher
     of the same data and budget: the homologous (CNN -> CNN) against cross-architecture (Swin -> CNN) check.
 
-    ``facial_scale`` ($\\gamma_{face}$), ``pif_ratio``, ``num_prompts`` and the loss weights ``attn_weight`` /
-    ``feat_weight`` ($\\lambda_A$ / $\\lambda_F$) are CAFD's knobs (spec §3.2 defaults); ``n_seeds`` defaults to
+    ``facial_scale`` ($\\kappa$, the paper's $\\gamma_{face}$), ``pif_ratio``, ``num_prompts``, ``prompt_init`` and the
+    loss weights ``attn_weight`` / ``feat_weight`` ($\\lambda_{attn}$ / $\\lambda_{feat}$) are CAFD's knobs (spec §3.2
+    defaults, but ``prompt_init``: ``"token_mean"``, because VPT's ``"uniform"`` costs the frozen teacher about 8
+    points of verification before any training, notebook 04 §5.1); ``flip_test`` scores verification on the
+    embedding of each face plus its mirror's (insightface's flip test); ``n_seeds`` defaults to
     1 / 3 / 5. The method blocks ``margin_supervised``, ``embedding_kd`` / ``feature_kd`` and ``cafd`` are the
     keywords of :class:`~kdlab.methods.MarginSupervised`, :class:`~kdlab.methods.FaceKD` and
     :class:`~kdlab.methods.CAFD` (besides ``num_classes``, the training identities). ``cafd.acclimation`` is
@@ -440,10 +444,11 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
+    check_choice("prompt_init", prompt_init, PROMPT_INITS)
     knobs = {"profile": profile, "seed": seed, "facial_scale": facial_scale, "pif_ratio": pif_ratio,
-             "num_prompts": num_prompts, "attn_weight": attn_weight, "feat_weight": feat_weight, "n_seeds": n_seeds}
+             "num_prompts": num_prompts, "prompt_init": prompt_init, "attn_weight": attn_weight,
+             "feat_weight": feat_weight, "flip_test": bool(flip_test), "n_seeds": n_seeds}
     epochs = by_profile(profile, smoke=2, cpu=8, gpu=20)
-    margin = {"margin": "cosface", "s": 16.0, "m": 0.2}
     return {
         "knobs": knobs,
         "data": {"name": "faces", "n_train_ids": by_profile(profile, smoke=20, cpu=40, gpu=100),
@@ -460,16 +465,28 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
                                        cpu={}, gpu={}),
             "fit": {"epochs": epochs, "lr": 2e-3, "warmup_epochs": min(1.0, epochs / 4), "batch_size": 64},
         },
-        "margin_supervised": {**margin},
-        "embedding_kd": {"kind": "embedding", "face_kd_weight": 1.0, **margin},
-        "feature_kd": {"kind": "feature", "face_kd_weight": 1.0, **margin},
-        "cafd": {"num_prompts": num_prompts, "grid": 4, "dim": 64, "num_heads": 4, "facial_scale": facial_scale,
-                 "pif_ratio": pif_ratio, "anchor": "nose", "attn_weight": attn_weight, "feat_weight": feat_weight,
-                 "teacher_margin_weight": 1.0, "acclimation": round(1 / epochs, 4), **margin},
+        **_face_method_blocks(knobs, epochs),
+        "live": {"uniform prompt init": profile == "smoke"},
+        "verification": {"flip_test": bool(flip_test)},
         "n_show": by_profile(profile, smoke=3, cpu=4, gpu=4),
         "n_probe": by_profile(profile, smoke=64, cpu=256, gpu=512),
         "retrain": {"n_train_ids": by_profile(profile, smoke=10, cpu=30, gpu=50),
                     "epochs": by_profile(profile, smoke=1, cpu=6, gpu=8)},
+    }
+
+
+def _face_method_blocks(knobs: Mapping[str, Any], epochs: int) -> dict[str, Any]:
+    """:func:`cafd_recipe`'s method blocks: the constructor keywords of each row's distiller (CosFace s 16, m 0.2)."""
+    margin = {"margin": "cosface", "s": 16.0, "m": 0.2}
+    return {
+        "margin_supervised": {**margin},
+        "embedding_kd": {"kind": "embedding", "face_kd_weight": 1.0, **margin},
+        "feature_kd": {"kind": "feature", "face_kd_weight": 1.0, **margin},
+        "cafd": {"num_prompts": knobs["num_prompts"], "grid": 4, "dim": 64, "num_heads": 4,
+                 "facial_scale": knobs["facial_scale"], "pif_ratio": knobs["pif_ratio"], "anchor": "nose",
+                 "attn_weight": knobs["attn_weight"], "feat_weight": knobs["feat_weight"], "teacher_margin_weight": 1.0,
+                 "acclimation": round(1 / epochs, 4), "prompt_init": knobs["prompt_init"], **margin},
+        "cafd_uniform_init": {"prompt_init": "uniform"},
     }
 
 

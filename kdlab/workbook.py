@@ -171,7 +171,7 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
     "04_cafd_face": (Headline("Swin → CNN faces: test verification accuracy (10-fold)", ("verif_acc_per_seed",), "no KD",
                               "verif_acc", digits=2,
                               rows=("no KD", "embedding KD", "feature MSE", "CAFD without APT",
-                                    "CAFD without facial distance", "CAFD")),),
+                                    "CAFD without facial distance", "CAFD", "CAFD, uniform prompt init (VPT)")),),
     "05_disdepth": (Headline("Swin → CNN depth: test AbsRel (lower is better)", ("abs_rel_per_seed",), "no KD",
                              "abs_rel", lower_is_better=True, pct=False, digits=2,
                              rows=("no KD", "+ LGConv", "+ feature-MSE KD", "+ ghost-decoder KD", "DisDepth")),),

@@ -299,7 +299,8 @@ def check_cafd(rec: dict) -> None:
     """Smoke-sized: every row trains and verifies above chance, the shipped teachers verify well (the Swin with and
     without prompts), the homologous check compares gains on the same seeds, APT moves only the prompts, phase A
     keeps the alignment losses off, and the spec's checks of the PIF and the facial distance hold in the notebook."""
-    rows = ["no KD", "embedding KD", "feature MSE", "CAFD without APT", "CAFD without facial distance", "CAFD"]
+    rows = ["no KD", "embedding KD", "feature MSE", "CAFD without APT", "CAFD without facial distance", "CAFD",
+            "CAFD, uniform prompt init (VPT)"]  # smoke trains the uniform row live; cpu shows it from the reference
     assert rec["rows"] == rows and set(rec["verification"]) == set(rows)
     assert all(len(v) == 1 for v in rec["verif_acc_per_seed"].values()), "smoke runs one seed"
     # test numbers come from run_experiments' one final evaluation; with one seed no paired interval exists
@@ -313,6 +314,12 @@ def check_cafd(rec: dict) -> None:
     for row, (first, last) in rec["margin_first_last"].items():
         assert math.isfinite(first) and last < first, f"{row}: margin loss {first:.3f} -> {last:.3f}"
     assert set(rec["attn_first_last"]) == set(rec["teacher_margin_first_last"]) == set(rows[3:])
+    at_init = rec["apt_at_init"]  # section 5.1: the untrained prompts against the plain teacher
+    assert at_init["uniform prompts, hidden from the patches"] == at_init["plain Swin (no prompts)"]
+    assert at_init["token-mean prompts (kdlab)"] > max(v for k, v in at_init.items() if k.startswith("uniform prompts ("))
+    assert set(rec["apt_init"]) == {"CAFD", "CAFD, uniform prompt init (VPT)"}
+    for run in rec["apt_init"].values():  # the prompted teacher, watched on the validation pairs after every epoch
+        assert len(run["curves"]) == 1 and len(run["curves"][0]) == 2 and len(run["teacher"]) == len(run["student"]) == 1
     for row, (first, last) in rec["attn_first_last"].items():
         assert first == 0.0 and last > 0.0, f"{row}: L_Attn must be off in phase A (epoch 1) and on after it"
     teacher, prompted = rec["teacher_verification"], rec["teacher_with_prompts"]

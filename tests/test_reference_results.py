@@ -222,6 +222,24 @@ def test_cafd_reference_keeps_the_teacher_frozen_and_runs_the_homologous_check()
     assert all(h["seeds"] == 3 for h in cafd["homologous"].values())
 
 
+def test_cafd_reference_shows_where_the_prompted_teacher_loses_its_accuracy():
+    """Issue 20: VPT's uniform prompts cost the untrained teacher its accuracy; token-mean prompts cost about a
+    point at insertion, and training the prompts does not move the teacher further."""
+    cafd = metrics_of("04_cafd_face")
+    at_init = cafd["apt_at_init"]
+    plain = at_init["plain Swin (no prompts)"]
+    assert at_init["uniform prompts, hidden from the patches"] == plain
+    assert all(plain - v > 0.03 for k, v in at_init.items() if k.startswith("uniform prompts ("))
+    assert plain - at_init["token-mean prompts (kdlab)"] < 0.015  # about a point, against 8 to 10 for uniform
+    runs = cafd["apt_init"]
+    assert all(len(runs[row]["teacher"]) == 3 and len(runs[row]["curves"]) == 3 for row in runs)
+    frozen = cafd["teacher_verification"]["verif_acc"]
+    assert frozen - statistics.mean(runs["CAFD"]["teacher"]) <= 0.015, "token-mean: about a point on the test pairs"
+    assert statistics.mean(runs["CAFD, uniform prompt init (VPT)"]["teacher"]) < frozen - 0.03
+    drift = [curve[-1] - curve[0] for curve in runs["CAFD"]["curves"]]  # validation pairs, phase A to the end
+    assert all(abs(d) <= 0.005 for d in drift), drift
+
+
 def test_disdepth_reference_teacher_is_better_than_every_student():
     disdepth = metrics_of("05_disdepth")
     students = [statistics.mean(values) for values in disdepth["abs_rel_per_seed"].values()]
