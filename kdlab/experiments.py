@@ -453,6 +453,40 @@ def choose_weight(val_scores: Mapping[float, Mapping[str, Sequence[float]]], *, 
     return WeightChoice(chosen, scores, per_row, metric)
 
 
+@dataclass(frozen=True)
+class GainChoice:
+    """A setting chosen on the validation split by what the compared rows gain over ``baseline`` there:
+    ``chosen`` (the option), ``gains`` (option -> row -> its :class:`PairedDifference` to the baseline on the
+    validation scores) and ``mean_gain`` (option -> the mean of those changes over the rows)."""
+
+    chosen: str
+    gains: dict[str, dict[str, PairedDifference]]
+    mean_gain: dict[str, float]
+    baseline: str
+
+
+def choose_by_gain(val_scores: Mapping[str, Mapping[str, Sequence[float]]], baseline: str, *, scale: float = 1.0,
+                   lower_is_better: bool = False) -> GainChoice:
+    """The option (a training regime, notebook 04 §6.3) whose rows gain most over its own ``baseline`` row on
+    validation: ``val_scores`` is option -> row -> per-seed validation scores (every option with the baseline and
+    the same other rows); the gain of a row is its mean paired difference (:func:`paired_difference`, ``scale``)
+    and an option's score the mean over its rows. Unlike :func:`choose_weight` this compares gains, not levels, so
+    an option that lowers every row alike (a smaller student) is judged by what distillation adds in it. Ties (equal
+    to 12 decimals) go to the earlier option; the test set plays no part."""
+    if not val_scores:
+        raise ValueError("give the validation scores of at least one option")
+    rows = {tuple(sorted(scores)) for scores in val_scores.values()}
+    if len(rows) != 1 or baseline not in next(iter(rows)) or len(next(iter(rows))) < 2:
+        raise ValueError(f"every option needs the baseline {baseline!r} and the same other rows, got "
+                         f"{[sorted(scores) for scores in val_scores.values()]}")
+    gains = {option: paired_differences(scores, baseline, scale=scale, lower_is_better=lower_is_better)
+             for option, scores in val_scores.items()}
+    sign = -1.0 if lower_is_better else 1.0
+    mean_gain = {option: sum(p.change for p in by_row.values()) / len(by_row) for option, by_row in gains.items()}
+    chosen = max(mean_gain, key=lambda option: round(sign * mean_gain[option], 12))  # max keeps the first of ties
+    return GainChoice(chosen, gains, mean_gain, baseline)
+
+
 def sweep_val_scores(outcomes: Mapping[str, Outcome], rows: Sequence[str], weights: Sequence[float], *,
                      metric: str = "acc") -> dict[float, dict[str, list[float]]]:
     """weight -> row -> per-seed last-epoch validation ``metric``, read from a sweep's outcomes labelled
@@ -460,16 +494,17 @@ def sweep_val_scores(outcomes: Mapping[str, Outcome], rows: Sequence[str], weigh
     return {float(w): {row: outcomes[f"{row} @ {float(w):g}"].val(metric) for row in rows} for w in weights}
 
 
-def term_ratio(outcome: Outcome, task_terms: Sequence[str] = ("ce", "kd")) -> float:
+def term_ratio(outcome: Outcome, task_terms: Sequence[str] = ("ce", "kd"), ignore: Sequence[str] = ()) -> float:
     """The weighted feature terms over the task terms (``task_terms``) in the last epoch's mean training loss,
-    averaged over seeds: how loud the distillation term is next to the task it serves."""
+    averaged over seeds: how loud the distillation term is next to the task it serves. Terms in ``ignore`` count
+    as neither (CAFD's ``teacher_margin`` trains the teacher side, not the student)."""
     ratios = []
     for history in outcome.histories:
         last = history.rows[-1]
         terms = {key[len("train/"):]: value for key, value in last.items()
                  if key.startswith("train/") and key != "train/loss"}
         task = sum(value for name, value in terms.items() if name in task_terms)
-        feature = sum(value for name, value in terms.items() if name not in task_terms)
+        feature = sum(value for name, value in terms.items() if name not in task_terms and name not in ignore)
         if task <= 0:
             raise ValueError(f"the task terms {list(task_terms)} are zero or missing in {sorted(terms)}")
         ratios.append(feature / task)

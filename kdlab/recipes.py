@@ -420,12 +420,19 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
                 num_prompts: int = 4, prompt_init: str = "token_mean", attn_weight: float = 10.0,
                 feat_weight: float = 1.0, flip_test: bool = False, n_seeds: int | None = None) -> dict[str, Any]:
     """CAFD (04): the shipped Swin face teacher -> a MobileFaceNet-style CNN student, seven rows on the same budget
-    and seeds: no KD, embedding KD, feature MSE, CAFD without APT (``num_prompts = 0``), CAFD without the facial
-    distance (``facial_scale = 0``), full CAFD, and full CAFD with VPT's uniform prompt init (``cafd_uniform_init``;
-    trained live in ``smoke`` and by the reference run, shown from it in ``cpu``: ``live``). Students learn
-    ``n_train_ids`` identities of the world ``seed`` and are scored by verification on pairs of ``n_test_ids`` other
-    identities (the teacher's identities come from world 1000, so no identity is shared). The two classic KD rows also run from ``homologous_teacher``, a CNN face teacher
-    of the same data and budget: the homologous (CNN -> CNN) against cross-architecture (Swin -> CNN) check.
+    and seeds (:data:`FACE_ROWS`, built by :func:`face_rows`): no KD, embedding KD, feature MSE, CAFD without APT
+    (``num_prompts = 0``), CAFD without the facial distance (``facial_scale = 0``), full CAFD, and full CAFD with
+    VPT's uniform prompt init (trained live in ``smoke`` and by the reference run, shown from it in ``cpu``:
+    ``live``). Students learn ``n_train_ids`` identities of the world ``seed`` and are scored by verification on
+    pairs of ``n_test_ids`` other identities (the teacher's identities come from world 1000, so no identity is
+    shared). The two classic KD rows also run from ``homologous_teacher``, a CNN face teacher of the same data and
+    budget: the homologous (CNN -> CNN) against cross-architecture (Swin -> CNN) check.
+
+    ``structure_toy``: faces whose identities differ only in landmark geometry (``geometry_only``, another identity
+    world, :data:`FACE_TOY_LOOK`), where no KD and CAFD with the facial distance, the Euclidean distance and no position encoding are
+    compared (``live`` likewise). ``regime_study``: the changes notebook 04 §6.3 tries one at a time
+    (:func:`face_regime` applies one), the rows each trains, and the changes a profile trains live (the reference
+    run trains all; §6.4 retrains every row in the change chosen on validation).
 
     ``facial_scale`` ($\\kappa$, the paper's $\\gamma_{face}$), ``pif_ratio``, ``num_prompts``, ``prompt_init`` and the
     loss weights ``attn_weight`` / ``feat_weight`` ($\\lambda_{attn}$ / $\\lambda_{feat}$) are CAFD's knobs (spec §3.2
@@ -463,16 +470,107 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
             "model": "face_cnn",
             "model_kwargs": by_profile(profile, smoke={"stem_width": 16, "widths": [24, 32, 48], "num_features": 64},
                                        cpu={}, gpu={}),
-            "fit": {"epochs": epochs, "lr": 2e-3, "warmup_epochs": min(1.0, epochs / 4), "batch_size": 64},
+            "fit": _face_fit(epochs),
         },
         **_face_method_blocks(knobs, epochs),
-        "live": {"uniform prompt init": profile == "smoke"},
+        "regime_study": _face_regime_study(profile, epochs, by_profile(profile, smoke=6, cpu=16, gpu=40)),
+        "structure_toy": {"data": {"name": "faces", "geometry_only": True,
+                                   "n_train_ids": by_profile(profile, smoke=20, cpu=40, gpu=100),
+                                   "per_id": by_profile(profile, smoke=6, cpu=16, gpu=40),
+                                   "n_test_ids": by_profile(profile, smoke=20, cpu=50, gpu=50), "test_per_id": 10,
+                                   "n_pairs": by_profile(profile, smoke=300, cpu=3000, gpu=3000), "img_size": 64,
+                                   "n_val": by_profile(profile, smoke=10, cpu=50, gpu=50), "seed": seed + 500,
+                                   **FACE_TOY_LOOK}},
+        "live": {"uniform prompt init": profile == "smoke", "structure toy": profile == "smoke"},
         "verification": {"flip_test": bool(flip_test)},
         "n_show": by_profile(profile, smoke=3, cpu=4, gpu=4),
         "n_probe": by_profile(profile, smoke=64, cpu=256, gpu=512),
         "retrain": {"n_train_ids": by_profile(profile, smoke=10, cpu=30, gpu=50),
                     "epochs": by_profile(profile, smoke=1, cpu=6, gpu=8)},
     }
+
+
+FACE_TOY_LOOK = {"geometry_gain": 3.0, "rotation": 0.0, "scale": 0.0, "shift": 0.0, "expression": 0.0}
+"""The structure toy's faces besides ``geometry_only``: landmark moves tripled and no pose or expression, because
+at the generator's own ranges (eyes move by at most 1.4 px) the default pose jitter hides the geometry from
+teacher and student alike (notebook 04 §6.2 measures the teacher on all three looks)."""
+
+
+def _face_fit(epochs: int) -> dict[str, Any]:
+    """The face students' ``fit`` keywords for ``epochs`` epochs (AdamW 2e-3, one warm-up epoch at most)."""
+    return {"epochs": epochs, "lr": 2e-3, "warmup_epochs": min(1.0, epochs / 4), "batch_size": 64}
+
+
+FACE_HALF_STUDENT = {"stem_width": 16, "widths": [24, 32, 48], "num_features": 64}
+"""``face_cnn`` keywords of the half-width student (smoke's student; a change of notebook 04's regime study)."""
+
+FACE_HARD_VARIATION = {"rotation": 20.0, "scale": 0.12, "shift": 0.06, "brightness": 0.45, "gradient": 0.8,
+                       "noise": 0.06, "occlusion": 0.3}
+""":class:`~kdlab.data.faces.FaceStyle` overrides of the regime study's "harder variation" (pose, light, occluders)."""
+
+FACE_STUDY_ROWS = ("no KD", "embedding KD", "CAFD")
+"""The rows every change of notebook 04's regime study trains (no KD, the plain KD baseline, the method)."""
+
+
+def _face_regime_study(profile: str, epochs: int, per_id: int, few: int = 4) -> dict[str, Any]:
+    """Notebook 04 §6.3: the changes tried one at a time, each a partial recipe merged by :func:`face_regime`:
+    ``data`` (``load_splits`` keywords), ``student`` (``face_cnn`` keywords), ``fit`` and ``kd_scale`` (every KD
+    weight times it). ``live``: the changes a profile trains itself (the reference run trains all)."""
+    changes = {
+        "as in section 6": {},
+        "twice the epochs": {"fit": _face_fit(2 * epochs)},
+        f"{few} faces per identity, same steps": {"data": {"per_id": few}, "fit": _face_fit(round(epochs * per_id / few))},
+        "half-width student": {"student": dict(FACE_HALF_STUDENT)},
+        "harder variation": {"data": dict(FACE_HARD_VARIATION)},
+        **{f"KD weights × {k}": {"kd_scale": float(k)} for k in (4, 16, 64)},
+    }
+    live = by_profile(profile, smoke=["as in section 6", "KD weights × 16"], cpu=[], gpu=[])
+    return {"changes": changes, "rows": list(FACE_STUDY_ROWS), "live": live}
+
+
+FACE_KD_WEIGHTS = {"embedding_kd": ("face_kd_weight",), "feature_kd": ("face_kd_weight",),
+                   "cafd": ("attn_weight", "feat_weight")}
+"""The student-side KD weights of :func:`cafd_recipe`'s method blocks (CAFD's teacher-side margin weight is not one)."""
+
+
+def face_regime(recipe: Mapping[str, Any], change: str) -> dict[str, Any]:
+    """``recipe`` (a :func:`cafd_recipe`) with one change of its ``regime_study`` applied: its ``data`` and
+    ``student.fit`` updated, ``student.model_kwargs`` replaced when the change names a student, and every KD weight
+    (:data:`FACE_KD_WEIGHTS`) multiplied by ``kd_scale``. The seeds, teachers and other method keywords stay."""
+    changes = recipe["regime_study"]["changes"]
+    check_choice("change", change, list(changes))
+    spec = changes[change]
+    out = {**recipe, "data": {**recipe["data"], **spec.get("data", {})},
+           "student": {**recipe["student"], "fit": {**recipe["student"]["fit"], **spec.get("fit", {})}}}
+    if "student" in spec:
+        out["student"]["model_kwargs"] = dict(spec["student"])
+    scale = spec.get("kd_scale", 1.0)
+    for block, keys in FACE_KD_WEIGHTS.items():
+        out[block] = {**recipe[block], **{key: recipe[block][key] * scale for key in keys}}
+    return out
+
+
+FACE_ROWS = {
+    "no KD": ("margin_supervised", "margin_supervised", {}),
+    "embedding KD": ("face_kd", "embedding_kd", {}),
+    "feature MSE": ("face_kd", "feature_kd", {}),
+    "CAFD without APT": ("cafd", "cafd", {"num_prompts": 0}),
+    "CAFD without facial distance": ("cafd", "cafd", {"facial_scale": 0.0}),
+    "CAFD": ("cafd", "cafd", {}),
+    "CAFD, uniform prompt init (VPT)": ("cafd", "cafd", {"prompt_init": "uniform"}),
+}
+"""Notebook 04's rows: label -> (method, the :func:`cafd_recipe` block it reads, keywords that replace the block's)."""
+
+
+def face_rows(recipe: Mapping[str, Any], labels: Sequence[str], num_classes: int
+              ) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{label: (method, keywords)}`` for :func:`~kdlab.experiments.method_runs`: the :data:`FACE_ROWS` named by
+    ``labels`` (in that order), built from ``recipe``'s method blocks for ``num_classes`` training identities."""
+    rows = {}
+    for label in labels:
+        method, block, replace = FACE_ROWS[check_choice("row", label, list(FACE_ROWS))]
+        rows[label] = (method, {**recipe[block], **replace, "num_classes": int(num_classes)})
+    return rows
 
 
 def _face_method_blocks(knobs: Mapping[str, Any], epochs: int) -> dict[str, Any]:
@@ -486,7 +584,6 @@ def _face_method_blocks(knobs: Mapping[str, Any], epochs: int) -> dict[str, Any]
                  "facial_scale": knobs["facial_scale"], "pif_ratio": knobs["pif_ratio"], "anchor": "nose",
                  "attn_weight": knobs["attn_weight"], "feat_weight": knobs["feat_weight"], "teacher_margin_weight": 1.0,
                  "acclimation": round(1 / epochs, 4), "prompt_init": knobs["prompt_init"], **margin},
-        "cafd_uniform_init": {"prompt_init": "uniform"},
     }
 
 

@@ -127,6 +127,12 @@ class Headline:
 
 OFA_ROWS = ("labels only", "Hinton KD", "FitNet hint", "OFA final logits", "OFA all stages")
 CSKD_ROWS = ("no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD")
+STRUCTURE_TOY_ROWS = ("no KD", "CAFD, facial distance (κ = 1)", "CAFD, Euclidean distance (κ = 0)",
+                      "CAFD, no position encoding")
+"""The rows of notebook 04's structure toy (section 6.2), in table order."""
+REGIME_ROWS = ("no KD", "embedding KD", "feature MSE", "CAFD without APT", "CAFD without facial distance", "CAFD",
+               "embedding KD, CNN teacher", "feature MSE, CNN teacher")
+"""The rows of notebook 04's chosen-regime grid (section 6.4): section 6's and the homologous teacher's."""
 SWTAT_FEATURE_ROWS = ("TaT (global)", "windows, no shift", "SW-TaT", "SW-TaT union", "SW-TaT + PM")
 
 HEADLINES: dict[str, tuple[Headline, ...]] = {
@@ -171,7 +177,13 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
     "04_cafd_face": (Headline("Swin → CNN faces: test verification accuracy (10-fold)", ("verif_acc_per_seed",), "no KD",
                               "verif_acc", digits=2,
                               rows=("no KD", "embedding KD", "feature MSE", "CAFD without APT",
-                                    "CAFD without facial distance", "CAFD", "CAFD, uniform prompt init (VPT)")),),
+                                    "CAFD without facial distance", "CAFD", "CAFD, uniform prompt init (VPT)")),
+                     Headline("Geometry-only faces (identities differ only in landmark positions): CAFD's position "
+                              "encoding, test verification accuracy (10-fold)", ("structure_toy", "verif_acc_per_seed"),
+                              "no KD", "verif_acc", digits=2, rows=STRUCTURE_TOY_ROWS),
+                     Headline("The regime section 6.3 chose on validation: test verification accuracy (10-fold), "
+                              "Swin and CNN teachers", ("regime", "verif_acc_per_seed"), "no KD", "verif_acc",
+                              digits=2, rows=REGIME_ROWS)),
     "05_disdepth": (Headline("Swin → CNN depth: test AbsRel (lower is better)", ("abs_rel_per_seed",), "no KD",
                              "abs_rel", lower_is_better=True, pct=False, digits=2,
                              rows=("no KD", "+ LGConv", "+ feature-MSE KD", "+ ghost-decoder KD", "DisDepth")),),
@@ -264,7 +276,8 @@ METRIC_NAMES = {"acc": "accuracy", "miou": "mIoU", "abs_rel": "AbsRel", "verif_a
                 "loss": "loss", "omitted_acc": "accuracy on the omitted class",
                 "omitted_acc_bias": "omitted class, bias-corrected", "acc_bias": "accuracy, bias-corrected",
                 "agreement": "agreement with the teacher", "acc_shifted": "accuracy on shifted images",
-                "acc_rotated": "accuracy on rotated images"}
+                "acc_rotated": "accuracy on rotated images", "tar_far1e-2": "TAR@FAR 1e-2",
+                "tar_far1e-2_fold": "TAR@FAR 1e-2 (per fold)"}
 """Readable names of the metric keys the tables show (never a raw key like ``val/acc``)."""
 
 

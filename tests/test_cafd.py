@@ -577,6 +577,19 @@ def test_cafd_options_no_apt_and_plain_euclidean_pe():
     assert all(torch.isfinite(v) for v in terms.values())
 
 
+def test_cafd_without_position_encoding_queries_from_the_centres_alone():
+    distiller = tiny_cafd(position_encoding=False).train()
+    urfm = distiller.urfm
+    assert torch.equal(urfm.queries(), urfm.query(urfm.centres))
+    with_pe = tiny_cafd()
+    assert torch.allclose(with_pe.urfm.queries(), with_pe.urfm.query(with_pe.urfm.centres)
+                          + with_pe.urfm.table[with_pe.urfm.bucket])
+    x, y = batch()
+    _, terms = distiller(x, y, progress=0.5)
+    sum(terms.values()).backward()
+    assert urfm.table.grad is None and urfm.centres.grad is not None, "no PE: the bucket table takes no part"
+
+
 def test_cafd_rejects_bad_options():
     with pytest.raises(ValueError, match="SwinTransformer"):
         CAFD(tiny_student(), create("cnn_small"), 5)
@@ -691,6 +704,54 @@ def test_cafd_recipe_rebuilds_from_knobs_and_sizes_the_profiles():
     assert smoke["student"]["model_kwargs"]["widths"] == [24, 32, 48]
     with pytest.raises(ValueError):
         cafd_recipe("laptop")
+
+
+def test_face_regime_applies_one_change_and_keeps_the_rest():
+    from kdlab.recipes import FACE_HALF_STUDENT, FACE_HARD_VARIATION, cafd_recipe, face_regime
+
+    recipe = cafd_recipe("cpu")
+    study = recipe["regime_study"]
+    assert list(study["changes"])[0] == "as in section 6" and study["rows"] == ["no KD", "embedding KD", "CAFD"]
+    assert study["live"] == [] and set(cafd_recipe("smoke")["regime_study"]["live"]) <= set(study["changes"])
+    assert face_regime(recipe, "as in section 6") == recipe
+    longer = face_regime(recipe, "twice the epochs")
+    assert longer["student"]["fit"]["epochs"] == 2 * recipe["student"]["fit"]["epochs"]
+    assert longer["data"] == recipe["data"] and longer["cafd"] == recipe["cafd"]
+    few = face_regime(recipe, "4 faces per identity, same steps")
+    steps = lambda r: r["data"]["per_id"] * r["student"]["fit"]["epochs"]  # noqa: E731
+    assert few["data"]["per_id"] == 4 and steps(few) == steps(recipe)
+    assert face_regime(recipe, "half-width student")["student"]["model_kwargs"] == FACE_HALF_STUDENT
+    hard = face_regime(recipe, "harder variation")["data"]
+    assert all(hard[key] == value for key, value in FACE_HARD_VARIATION.items())
+    louder = face_regime(recipe, "KD weights × 16")
+    assert louder["embedding_kd"]["face_kd_weight"] == louder["feature_kd"]["face_kd_weight"] == 16.0
+    assert louder["cafd"]["attn_weight"] == 16 * recipe["cafd"]["attn_weight"]
+    assert louder["cafd"]["feat_weight"] == 16 * recipe["cafd"]["feat_weight"]
+    assert louder["cafd"]["teacher_margin_weight"] == recipe["cafd"]["teacher_margin_weight"]  # teacher side
+    assert recipe["embedding_kd"]["face_kd_weight"] == 1.0, "the recipe itself is not modified"
+    with pytest.raises(ValueError, match="change"):
+        face_regime(recipe, "more data")
+
+
+def test_face_rows_build_every_row_of_the_notebook():
+    from kdlab.experiments import method_runs
+    from kdlab.recipes import FACE_ROWS, cafd_recipe, face_rows
+
+    recipe = cafd_recipe("smoke")
+    rows = face_rows(recipe, list(FACE_ROWS), 5)
+    assert list(rows) == list(FACE_ROWS)
+    assert rows["CAFD without APT"][1]["num_prompts"] == 0 and rows["CAFD"][1]["num_prompts"] == 4
+    assert rows["CAFD without facial distance"][1]["facial_scale"] == 0.0
+    assert rows["CAFD, uniform prompt init (VPT)"][1]["prompt_init"] == "uniform"
+    assert all(block["num_classes"] == 5 for _, block in rows.values())
+    torch.manual_seed(0)
+    make = lambda: create(recipe["student"]["model"], img_size=64, **recipe["student"]["model_kwargs"])  # noqa: E731
+    runs = method_runs(rows, make, create("face_swin", img_size=64), {})
+    x, y = torch.rand(2, 3, 64, 64), torch.tensor([0, 1])
+    for run in runs:
+        assert all(torch.isfinite(t) for t in run.make().train()(x, y, progress=1.0)[1].values()), run.label
+    with pytest.raises(ValueError, match="row"):
+        face_rows(recipe, ["KD"], 5)
 
 
 def test_cafd_forward_trains_cafd_losses_the_function_the_notebook_shows():

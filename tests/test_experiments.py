@@ -287,3 +287,35 @@ def test_verification_watch_reads_each_named_model_off_the_distiller():
     distiller = Supervised(_RowMeans())
     watch = verification_watch(data, {"student": lambda d: d.student})
     assert watch(distiller) == {"student verif_acc": verify_faces(distiller.student, data)["verif_acc"]}
+
+
+def test_choose_by_gain_compares_gains_over_each_options_own_baseline():
+    from kdlab.experiments import choose_by_gain
+
+    scores = {"base": {"no KD": [0.90, 0.92], "kd": [0.91, 0.93], "cafd": [0.89, 0.91]},  # gains +1, -1
+              "small": {"no KD": [0.70, 0.72], "kd": [0.74, 0.76], "cafd": [0.71, 0.73]},  # +4, +1: lower levels
+              "tie": {"no KD": [0.70, 0.72], "kd": [0.74, 0.76], "cafd": [0.71, 0.73]}}
+    choice = choose_by_gain(scores, "no KD", scale=100)
+    assert choice.chosen == "small", "judged by gains, not levels; ties go to the earlier option"
+    assert choice.mean_gain == pytest.approx({"base": 0.0, "small": 2.5, "tie": 2.5})
+    assert choice.gains["small"]["kd"].change == pytest.approx(4.0) and choice.baseline == "no KD"
+    assert choose_by_gain(scores, "no KD", lower_is_better=True).chosen == "base"
+    with pytest.raises(ValueError, match="baseline 'none'"):
+        choose_by_gain(scores, "none")
+    with pytest.raises(ValueError, match="same other rows"):
+        choose_by_gain({"a": {"no KD": [1.0], "kd": [1.0]}, "b": {"no KD": [1.0], "x": [1.0]}}, "no KD")
+    with pytest.raises(ValueError, match="same other rows"):
+        choose_by_gain({"a": {"no KD": [1.0]}}, "no KD")
+    with pytest.raises(ValueError, match="at least one"):
+        choose_by_gain({}, "no KD")
+
+
+def test_term_ratio_ignores_the_named_terms():
+    from kdlab.experiments import Outcome, term_ratio
+    from kdlab.train import History
+
+    history = History([{"train/margin": 2.0, "train/attn": 1.0, "train/feat": 1.0, "train/teacher_margin": 4.0,
+                        "train/loss": 8.0}])
+    outcome = Outcome(None, [0], [history], [{}], None)
+    assert term_ratio(outcome, ("margin",), ignore=("teacher_margin",)) == pytest.approx(1.0)
+    assert term_ratio(outcome, ("margin",)) == pytest.approx(3.0)

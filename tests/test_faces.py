@@ -441,3 +441,40 @@ def test_load_dataset_knows_the_faces():
     assert train.task == "classification" and test.same.sum() == 3
     with pytest.raises(ValueError, match="mask"):
         load_dataset("faces", n_train_ids=2, n_test_ids=2, per_id=2, n_pairs=2, target="mask")
+
+
+def test_geometry_only_identities_differ_in_their_landmarks_alone():
+    from kdlab.data.faces import LANDMARK_TRAITS
+    ids = torch.arange(6)
+    plain = make_faces(ids, seed=3, rotation=0, scale=0, shift=0, expression=0, brightness=0, gradient=0, noise=0)
+    geo = make_faces(ids, seed=3, geometry_only=True, rotation=0, scale=0, shift=0, expression=0, brightness=0,
+                     gradient=0, noise=0)
+    assert torch.allclose(geo.landmarks, plain.landmarks), "the landmark traits are kept"
+    traits = identity_traits(ids, 3)
+    fixed = [j for j, t in enumerate(TRAITS) if t not in LANDMARK_TRAITS]
+    traits[:, fixed] = 0.5
+    assert torch.allclose(geo.landmarks, canonical_landmarks(traits))
+    # one skin and hair for all: the far corner (hair / background) and the cheek look alike across identities
+    cheek = geo.x[:, :, 40, 20]
+    assert (cheek - cheek[0]).abs().max() < 0.05 < (plain.x[:, :, 40, 20] - plain.x[0, :, 40, 20]).abs().max()
+    train, test = faces_splits(4, 3, per_id=2, n_pairs=4, geometry_only=True)
+    assert train.x.shape == (8, 3, 64, 64) and test.pairs.shape == (4, 2)
+
+
+def test_geometry_gain_scales_the_landmark_moves_and_nothing_else():
+    from kdlab.data.faces import TEMPLATE
+    traits = identity_traits(torch.arange(5), 2)
+    moves = canonical_landmarks(traits) - TEMPLATE
+    assert torch.allclose(canonical_landmarks(traits, 3.0) - TEMPLATE, 3.0 * moves, atol=1e-6)
+    assert torch.allclose(canonical_landmarks(traits, 0.0), TEMPLATE.expand(5, 5, 2))
+    still = dict(rotation=0, scale=0, shift=0, expression=0, brightness=0, gradient=0, noise=0)
+    big = make_faces(torch.arange(5), seed=1, geometry_only=True, geometry_gain=3.0, **still)
+    small = make_faces(torch.arange(5), seed=1, geometry_only=True, **still)
+    assert torch.allclose(big.landmarks - TEMPLATE, 3.0 * (small.landmarks - TEMPLATE), atol=1e-5)
+    assert not torch.equal(big.x, small.x), "the painted eyes, nose and mouth follow the landmarks"
+    same_look = make_faces(torch.arange(5), seed=1, geometry_gain=1.0)
+    assert torch.equal(same_look.x, make_faces(torch.arange(5), seed=1).x), "gain 1 is the generator as it was"
+    with pytest.raises(ValueError, match="geometry_gain"):
+        canonical_landmarks(traits, 4.0)
+    with pytest.raises(ValueError, match="geometry_gain"):
+        make_faces(torch.arange(2), geometry_gain=-1.0)

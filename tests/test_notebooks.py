@@ -314,6 +314,31 @@ def check_cafd(rec: dict) -> None:
     for row, (first, last) in rec["margin_first_last"].items():
         assert math.isfinite(first) and last < first, f"{row}: margin loss {first:.3f} -> {last:.3f}"
     assert set(rec["attn_first_last"]) == set(rec["teacher_margin_first_last"]) == set(rows[3:])
+    toy = rec["structure_toy"]  # section 6.2: geometry-only faces, trained live in smoke
+    assert set(toy["verif_acc_per_seed"]) == {"no KD", "CAFD, facial distance (κ = 1)",
+                                              "CAFD, Euclidean distance (κ = 0)", "CAFD, no position encoding"}
+    # 2 smoke epochs on geometry-only faces may stay near chance (0.5): only a valid accuracy is a smoke claim
+    assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in toy["verif_acc_per_seed"].values())
+    assert 0.0 <= toy["teacher_verif_acc"] <= 1.0  # the teacher may know little of geometry: the toy measures it
+    assert "landmark moves × 3, no pose or expression (the toy)" in toy["teacher_val_by_look"]
+    assert len(toy["teacher_val_by_look"]) == 3 and all(0.0 <= v <= 1.0 for v in toy["teacher_val_by_look"].values())
+    study = rec["regime_study"]["val_verif_acc_per_seed"]  # section 6.3: smoke trains a subset of the changes
+    assert sorted(study) == ["KD weights × 16", "as in section 6"]
+    for change, by_row in study.items():
+        assert sorted(by_row) == ["CAFD", "embedding KD", "no KD"], change
+        assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in by_row.values()), change
+    assert study["KD weights × 16"]["no KD"] == study["as in section 6"]["no KD"], "louder KD reuses the no-KD run"
+    choice = rec["regime_choice"]
+    assert choice["chosen"] == max(choice["mean_gain"], key=choice["mean_gain"].get)
+    regime = rec["regime"]  # section 6.4: the chosen regime's grid, both teachers
+    assert regime["change"] == choice["chosen"]
+    assert sorted(regime["verif_acc_per_seed"]) == sorted(regime["tar_fold_per_seed"]) == sorted(
+        [*rows[:6], "embedding KD, CNN teacher", "feature MSE, CNN teacher"])
+    assert all(0.0 <= v[0] <= 1.0 for per_seed in (regime["verif_acc_per_seed"], regime["tar_fold_per_seed"])
+               for v in per_seed.values())
+    assert set(regime["kd_to_margin"]) == set(regime["verif_acc_per_seed"]) - {"no KD"}
+    assert all(ratio > 0.0 for ratio in regime["kd_to_margin"].values())
+    assert 0.5 < regime["teacher_verif_acc"]["Swin"] <= 1.0 and 0.5 < regime["teacher_verif_acc"]["CNN"] <= 1.0
     at_init = rec["apt_at_init"]  # section 5.1: the untrained prompts against the plain teacher
     assert at_init["uniform prompts, hidden from the patches"] == at_init["plain Swin (no prompts)"]
     assert at_init["token-mean prompts (kdlab)"] > max(v for k, v in at_init.items() if k.startswith("uniform prompts ("))

@@ -239,3 +239,30 @@ def test_verification_summary_flat_names_and_only_measurable_rates():
     many = torch.arange(2400) % 2 == 0  # 1200 different pairs measure both rates
     big = verification_summary(torch.randn(100, 8, generator=g), torch.randint(0, 100, (2400, 2), generator=g), many)
     assert {"tar_far1e-2", "tar_far1e-3"} <= set(big) and all(math.isfinite(v) for v in big.values())
+
+
+def test_fold_tar_at_far_by_hand():
+    from kdlab.metrics import fold_tar_at_far
+
+    # 2 folds, FAR 1: fold 1 held out, train .5F .4T .3F .2F may accept all 3 different pairs -> threshold .2 ->
+    # held-out same .9 .8 .6 accepted (TAR 1), different .7 too (FAR 1). Fold 2 held out, train .9T .8T .7F .6T
+    # may accept 1 -> lowest such threshold .6 -> held-out .4T rejected (TAR 0), .5 .3 .2 rejected (FAR 0).
+    result = fold_tar_at_far(SCORES, SAME, far=1.0, n_folds=2)
+    assert result.tar == pytest.approx(0.5) and result.tar_std == pytest.approx(0.5) and result.far == 0.5
+    with pytest.raises(ValueError, match="needs at least 2 different pairs outside each fold, got 1"):
+        fold_tar_at_far(SCORES, SAME, far=0.5, n_folds=2)  # fold 2's training folds hold one different pair
+    with pytest.raises(ValueError, match="same and different"):
+        fold_tar_at_far(torch.tensor([0.9, 0.8, 0.2, 0.1]), torch.tensor([True, True, False, False]), 1.0, 2)
+    with pytest.raises(ValueError):
+        fold_tar_at_far(SCORES, SAME, far=0.0)
+
+
+def test_fold_tar_at_far_agrees_with_the_pooled_tar_on_many_pairs():
+    from kdlab.metrics import fold_tar_at_far
+
+    g = torch.Generator().manual_seed(0)
+    same = torch.rand(6000, generator=g) < 0.5
+    scores = (torch.randn(6000, generator=g) + 2.0 * same).double()
+    result = fold_tar_at_far(scores, same, far=1e-2)
+    assert abs(result.tar - tar_at_far(scores, same, 1e-2)) < 0.03 and 0.0 < result.tar_std < 0.1
+    assert 0.0 < result.far < 0.02  # the held-out FAR lands near the target the thresholds were chosen for

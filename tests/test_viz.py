@@ -169,6 +169,25 @@ def test_plot_bars_length_check_and_highlight():
         viz.plot_bars({"a": [1, 2], "b": [1, 2, 3]}, title="bars")
 
 
+def test_plot_paired_gains_bars_intervals_and_highlight():
+    gains = {"base": {"kd": (1.0, -0.5, 2.5), "cafd": (-1.0, -2.0, 0.0)},
+             "more": {"kd": (3.0, 2.0, 4.0), "cafd": (0.5, float("nan"), float("nan"))}}
+    fig = viz.plot_paired_gains(gains, title="gains", ylabel="change (points)", highlight="more")
+    ax = fig.axes[0]
+    assert ax.get_title() == "gains" and ax.get_ylabel() == "change (points)" and legend_texts(ax) == ["kd", "cafd"]
+    bars = [p for p in ax.patches if p.get_width() < 0.5]
+    assert sorted(round(b.get_height(), 6) for b in bars) == [-1.0, 0.5, 1.0, 3.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["base", "more"]
+    assert sns.color_palette("colorblind")[0] == pytest.approx(bars[0].get_facecolor()[:3])
+    with pytest.raises(ValueError, match="same, non-empty rows"):
+        viz.plot_paired_gains({"a": {"kd": (0, 0, 0)}, "b": {"x": (0, 0, 0)}}, title="t", ylabel="y")
+    with pytest.raises(ValueError, match="highlight"):
+        viz.plot_paired_gains(gains, title="t", ylabel="y", highlight="nope")
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_paired_gains({}, title="t", ylabel="y")
+    plt.close("all")
+
+
 def test_plot_ofa_weights_curves_labels_and_legend():
     fig = viz.plot_ofa_weights()
     assert isinstance(fig, Figure) and fig.get_suptitle()

@@ -78,6 +78,10 @@ TRAITS: tuple[str, ...] = (
 )
 """Names of the identity vector's entries (each in ``[0, 1]``; see :func:`identity_traits`)."""
 
+LANDMARK_TRAITS: tuple[str, ...] = ("eye_spacing", "eye_height", "nose_length", "mouth_width", "mouth_height")
+"""The traits that move the five landmarks (:func:`canonical_landmarks`). ``geometry_only=True`` keeps every
+other trait at 0.5, so identities differ only in where their eyes, nose tip and mouth corners sit."""
+
 FACE_CENTRE = (0.5, 0.56)
 """Centre of the face oval and of the pose transform, normalised ``(x, y)``."""
 
@@ -222,10 +226,12 @@ def _ramp(colours: Tensor, t: Tensor) -> Tensor:
     return colours[lo] * (1 - w) + colours[lo + 1] * w
 
 
-def canonical_landmarks(traits: Tensor) -> Tensor:
+def canonical_landmarks(traits: Tensor, geometry_gain: float = 1.0) -> Tensor:
     """(N, 5, 2) landmarks of identities ``traits`` (N, T) before any pose: :data:`TEMPLATE` with the
-    eyes, nose tip and mouth corners moved by the geometry traits (symmetrically about the midline)."""
-    p = _decode(_check_traits(traits))
+    eyes, nose tip and mouth corners moved by the geometry traits (symmetrically about the midline), each move
+    times ``geometry_gain`` (in ``[0, 3]``; 1: the ranges of the trait table)."""
+    gain = check_number("geometry_gain", geometry_gain, low=0.0, high=3.0)
+    p = {k: v * gain if k in LANDMARK_TRAITS else v for k, v in _decode(_check_traits(traits)).items()}
     lm = TEMPLATE.expand(len(traits), 5, 2).clone()
     lm[:, 0, 0] -= p["eye_spacing"]
     lm[:, 1, 0] += p["eye_spacing"]
@@ -362,7 +368,7 @@ def _pose_landmarks(canonical: Tensor, var: Variation) -> Tensor:
 
 
 def render_faces(traits: Tensor, variation: Variation, img_size: int = 64, *, noise: float = 0.0,
-                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                 generator: torch.Generator | None = None, geometry_gain: float = 1.0) -> tuple[Tensor, Tensor]:
     """Render faces of identities ``traits`` (N, T) under ``variation`` (N images).
 
     Args:
@@ -371,6 +377,7 @@ def render_faces(traits: Tensor, variation: Variation, img_size: int = 64, *, no
         img_size: image side ``S`` (an int >= 32).
         noise: standard deviation of the Gaussian pixel noise (drawn from ``generator``).
         generator: the random source of the noise (``None``: a generator seeded with 0).
+        geometry_gain: the landmark traits' moves times this (:func:`canonical_landmarks`).
 
     Returns:
         ``(x, landmarks)``: images (N, 3, S, S) float32 in ``[0, 1]`` and landmarks (N, 5, 2) float32, the
@@ -384,7 +391,7 @@ def render_faces(traits: Tensor, variation: Variation, img_size: int = 64, *, no
         raise ValueError(f"variation must be a Variation with {n} rows (one per face), got {got}")
     check_number("noise", noise, low=0.0, high=0.3)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    landmarks = _pose_landmarks(canonical_landmarks(traits), variation)
+    landmarks = _pose_landmarks(canonical_landmarks(traits, geometry_gain), variation)
     chunk = max(1, _CHUNK_PIXELS // (img_size * img_size))
     parts = []
     threads = torch.get_num_threads()
@@ -392,7 +399,7 @@ def render_faces(traits: Tensor, variation: Variation, img_size: int = 64, *, no
     try:
         for start in range(0, n, chunk):
             sl = slice(start, start + chunk)
-            image = _render_chunk(traits[sl], variation.subset(sl), img_size)
+            image = _render_chunk(traits[sl], variation.subset(sl), img_size, geometry_gain)
             if noise > 0:
                 image += noise * torch.randn(image.shape, generator=g)
             parts.append(image.clamp_(0, 1))
@@ -429,12 +436,12 @@ def _canonical_grid(var: Variation, size: int) -> _Grid:
     return _Grid(ix, iy, qx, qy, 1.0 / (size * s))
 
 
-def _render_chunk(traits: Tensor, var: Variation, size: int) -> Tensor:
+def _render_chunk(traits: Tensor, var: Variation, size: int, geometry_gain: float = 1.0) -> Tensor:
     """Noise-free images (n, 3, S, S) (not yet clipped) for one chunk: background, then the parts back to
     front (head, brows and eyes, nose, mouth, occluders), then the illumination."""
     n = len(traits)
     p = {k: (v[:, None, None] if v.ndim == 1 else v) for k, v in _decode(traits).items()}
-    lm = canonical_landmarks(traits)[:, :, :, None, None]  # (n, 5, 2, 1, 1)
+    lm = canonical_landmarks(traits, geometry_gain)[:, :, :, None, None]  # (n, 5, 2, 1, 1)
     grid = _canonical_grid(var, size)
     # background: a colour with a soft vertical falloff
     image = var.background[:, :, None, None] * (1.05 - 0.25 * grid.iy)[:, None].expand(n, 3, size, size)
@@ -604,7 +611,7 @@ class FaceSet(ImageSet):
 
 def make_faces(identities: Tensor | list[int], *, img_size: int = 64, seed: int = 0,
                identity_seed: int | None = None, style: FaceStyle | None = None, name: str = "faces",
-               **overrides) -> FaceSet:
+               geometry_only: bool = False, geometry_gain: float = 1.0, **overrides) -> FaceSet:
     """One face image per entry of ``identities`` (global identity ids), as a :class:`FaceSet`.
 
     Args:
@@ -616,6 +623,10 @@ def make_faces(identities: Tensor | list[int], *, img_size: int = 64, seed: int 
             on ``(identity_seed, k)``.
         style: a :class:`FaceStyle` (``None``: :data:`DEFAULT_STYLE`).
         name: stored as ``FaceSet.name``.
+        geometry_only: identities differ only in their :data:`LANDMARK_TRAITS` (every other trait 0.5: one face
+            shape, skin, hair and eye colour for all).
+        geometry_gain: the landmark traits' moves times this, in ``[0, 3]`` (:func:`canonical_landmarks`; at 1
+            the eyes move by at most 1.4 px at 64 px, less than the default pose jitter).
         **overrides: :class:`FaceStyle` fields replacing the style's (``occlusion=0.3``, ``rotation=0``, ...).
 
     Returns:
@@ -632,16 +643,21 @@ def make_faces(identities: Tensor | list[int], *, img_size: int = 64, seed: int 
     style = style.replace(**overrides)
     unique, y = torch.unique(ids, return_inverse=True)
     traits = identity_traits(unique, identity_seed)[y]
+    if geometry_only:
+        fixed = [j for j, trait in enumerate(TRAITS) if trait not in LANDMARK_TRAITS]
+        traits[:, fixed] = 0.5
     g = torch.Generator().manual_seed(seed)
     variation = sample_variation(len(ids), style, g)
-    x, landmarks = render_faces(traits, variation, img_size, noise=style.noise, generator=g)
+    x, landmarks = render_faces(traits, variation, img_size, noise=style.noise, generator=g,
+                                geometry_gain=geometry_gain)
     classes = tuple(f"id{k:04d}" for k in unique.tolist())
     return FaceSet(x=x, y=y, classes=classes, name=name, landmarks=landmarks)
 
 
 def faces_splits(n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40, n_pairs: int = 3000, *,
                  test_per_id: int | None = None, img_size: int = 64, seed: int = 0,
-                 style: FaceStyle | None = None, **overrides) -> tuple[FaceSet, FaceSet]:
+                 style: FaceStyle | None = None, geometry_only: bool = False, geometry_gain: float = 1.0,
+                 **overrides) -> tuple[FaceSet, FaceSet]:
     """(train, test) face sets with disjoint identities, plus verification pairs on the test set.
 
     Identities ``0 .. n_train_ids - 1`` form the training set and ``n_train_ids .. n_train_ids + n_test_ids - 1``
@@ -655,7 +671,8 @@ def faces_splits(n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
         n_train_ids, n_test_ids: identity counts (>= 1 and >= 2).
         per_id, test_per_id: images per identity (>= 1; the test set needs >= 2 for same pairs).
         n_pairs: verification pairs on the test set (>= 2; 0 for none).
-        img_size, seed, style, **overrides: as in :func:`make_faces` (e.g. ``occlusion=0.2``).
+        img_size, seed, style, geometry_only, geometry_gain, **overrides: as in :func:`make_faces` (e.g.
+            ``occlusion=0.2``).
     """
     for arg, value, lo in (("n_train_ids", n_train_ids, 1), ("n_test_ids", n_test_ids, 2), ("per_id", per_id, 1),
                            ("n_pairs", n_pairs, 0)):
@@ -669,9 +686,9 @@ def faces_splits(n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
     test_ids = n_train_ids + torch.arange(n_test_ids).repeat_interleave(test_per_id)
     test_ids = test_ids[torch.randperm(len(test_ids), generator=g)]
     train = make_faces(train_ids, img_size=img_size, seed=seed, identity_seed=seed, style=style,
-                       name="faces-train", **overrides)
+                       name="faces-train", geometry_only=geometry_only, geometry_gain=geometry_gain, **overrides)
     test = make_faces(test_ids, img_size=img_size, seed=seed + _TEST_SEED_OFFSET, identity_seed=seed, style=style,
-                      name="faces-test", **overrides)
+                      name="faces-test", geometry_only=geometry_only, geometry_gain=geometry_gain, **overrides)
     if n_pairs:
         pairs, same = make_pairs(test.y, n_pairs, seed=seed + 2 * _TEST_SEED_OFFSET)
         test = test.with_pairs(pairs, same)
@@ -680,7 +697,8 @@ def faces_splits(n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
 
 def faces_val(n_val_ids: int, *, n_train_ids: int = 100, n_test_ids: int = 50, per_id: int = 40,
               n_pairs: int = 3000, test_per_id: int | None = None, img_size: int = 64, seed: int = 0,
-              style: FaceStyle | None = None, **overrides) -> FaceSet:
+              style: FaceStyle | None = None, geometry_only: bool = False, geometry_gain: float = 1.0,
+              **overrides) -> FaceSet:
     """The validation set that goes with ``faces_splits(...)`` of the same arguments: ``n_val_ids`` identities that
     are in neither split (ids after the test identities, same identity world ``seed``), ``test_per_id`` images
     each, rendered from ``seed + 3 * _TEST_SEED_OFFSET``, with ``n_pairs`` verification pairs from
@@ -692,7 +710,7 @@ def faces_val(n_val_ids: int, *, n_train_ids: int = 100, n_test_ids: int = 50, p
     ids = n_train_ids + n_test_ids + torch.arange(n_val_ids).repeat_interleave(per_image)
     ids = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed + 3 * _TEST_SEED_OFFSET))]
     val = make_faces(ids, img_size=img_size, seed=seed + 3 * _TEST_SEED_OFFSET, identity_seed=seed, style=style,
-                     name="faces-val", **overrides)
+                     name="faces-val", geometry_only=geometry_only, geometry_gain=geometry_gain, **overrides)
     if n_pairs:
         pairs, same = make_pairs(val.y, n_pairs, seed=seed + 4 * _TEST_SEED_OFFSET)
         val = val.with_pairs(pairs, same)

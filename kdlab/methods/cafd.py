@@ -196,7 +196,8 @@ class CAFD(Distiller):
     * ``"detach"``: in phase B the teacher side enters $\mathcal{L}_{Attn}$, $\mathcal{L}_{Feat}$ detached (the "no
       APT adaptation" ablation); it learns from the auxiliary loss only.
 
-    ``facial_scale`` is $\gamma_{face}$ of the facial structure distance; 0 gives URFM's plain Euclidean PE.
+    ``facial_scale`` is $\gamma_{face}$ of the facial structure distance; 0 gives URFM's plain Euclidean PE, and
+    ``position_encoding=False`` no PE at all.
     Defaults follow the workbook (spec §3.2): $L = 16$ (4x4), $d = 64$, 4 heads, $t = 4$, ratio 3,
     $\gamma_{face} = 1$, CosFace $s = 16$, $m = 0.2$, $\lambda_A = 10$, $\lambda_F = \lambda_T = 1$. ``predict(x)``
     gives the student head's $s\cos\theta$ logits; :meth:`embed` the student embeddings; :meth:`inspect` every
@@ -206,10 +207,9 @@ class CAFD(Distiller):
 
     def __init__(self, student: nn.Module, teacher: SwinTransformer, num_classes: int, *, num_prompts: int = 4,
                  deep_prompts: bool = False, prompt_init: str = "uniform", grid: int | Sequence[int] = 4,
-                 dim: int = 64, num_heads: int = 4,
-                 facial_scale: float = 1.0, pif_ratio: float = 3.0, anchor: int | str | Sequence[float] = "nose",
-                 landmarks: Tensor | None = None, margin: str = "cosface", s: float | None = None,
-                 m: float | None = None, attn_weight: float = 10.0, feat_weight: float = 1.0,
+                 dim: int = 64, num_heads: int = 4, facial_scale: float = 1.0, position_encoding: bool = True,
+                 pif_ratio: float = 3.0, anchor: int | str | Sequence[float] = "nose", landmarks: Tensor | None = None,
+                 margin: str = "cosface", s: float | None = None, m: float | None = None, attn_weight: float = 10.0, feat_weight: float = 1.0,
                  teacher_margin_weight: float = 1.0, teacher_update: str = "joint", acclimation: float = 0.1,
                  img_size: int | None = None, in_chans: int = 3) -> None:
         if not isinstance(teacher, SwinTransformer):
@@ -222,7 +222,8 @@ class CAFD(Distiller):
         student_dim, embed_dim = _check_student(student, face_img_size(img_size, student, teacher), in_chans)
         self.apt = PromptedSwin(teacher, num_prompts, deep_prompts, init=prompt_init)
         self.urfm = URFM({"teacher": self.apt.num_features, "student": student_dim}, dim, grid, num_heads,
-                         facial_scale=facial_scale, pif_ratio=pif_ratio, anchor=anchor, landmarks=landmarks)
+                         facial_scale=facial_scale, pif_ratio=pif_ratio, anchor=anchor, landmarks=landmarks,
+                         position_encoding=position_encoding)
         self.msa = SharedMSA(dim, num_heads)
         self.head = margin_head(margin, embed_dim, num_classes, s, m)
         self.aux_head = margin_head(margin, dim, num_classes, s, m)

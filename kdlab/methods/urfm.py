@@ -224,7 +224,8 @@ class URFM(nn.Module):
     $b_i = P[I(D(u_i, \mathrm{anchor}))]$ with :func:`facial_structure_distance` in cell units (``landmarks``:
     normalised (5, 2), default the ArcFace template; ``anchor`` default the nose) and :func:`piecewise_index` at
     ``pif_ratio`` (3 by default: with $\gamma_{face} > 0$ ratio 1.9 saturates, spec §2.5). The buffers
-    ``distance`` (L,) and ``bucket`` (L,) hold the template's values.
+    ``distance`` (L,) and ``bucket`` (L,) hold the template's values. ``position_encoding=False`` drops $b_i$
+    (the "no PE" ablation: the learnable centres alone tell the queries apart).
 
     ``forward(features, network, extra_tokens=None, landmarks=None)``: ``features`` (B, N, C) tokens or a
     (B, C, H, W) map (flattened row-major); ``extra_tokens`` (B, t, C), e.g. the teacher's prompts, are appended as
@@ -235,7 +236,7 @@ class URFM(nn.Module):
     def __init__(self, in_dims: Mapping[str, int], dim: int = 64, grid: int | Sequence[int] = 4, num_heads: int = 4,
                  *, facial_scale: float = 1.0, pif_ratio: float = 3.0,
                  anchor: int | str | Sequence[float] = "nose", landmarks: Tensor | None = None,
-                 key_norm: bool = True) -> None:
+                 key_norm: bool = True, position_encoding: bool = True) -> None:
         super().__init__()
         if not isinstance(in_dims, Mapping) or not in_dims:
             raise ValueError(f"in_dims must be a non-empty mapping network name -> feature width, got {in_dims!r}")
@@ -247,6 +248,7 @@ class URFM(nn.Module):
         self.grid = check_pair("grid", grid)
         self.num_centres = self.grid[0] * self.grid[1]
         self.facial_scale = check_number("facial_scale", facial_scale, low=0.0)
+        self.position_encoding = bool(position_encoding)
         self.pif = pif_params(pif_ratio)
         self.anchor = anchor
         self.in_dims = dict(in_dims)
@@ -276,7 +278,10 @@ class URFM(nn.Module):
         return piecewise_index(d, *self.pif)
 
     def queries(self, landmarks: Tensor | None = None) -> Tensor:
-        r"""$q_i = c_iW_q + b_i$: (L, d), or (B, L, d) with per-sample landmarks."""
+        r"""$q_i = c_iW_q + b_i$: (L, d), or (B, L, d) with per-sample landmarks; $c_iW_q$ alone without
+        ``position_encoding``."""
+        if not self.position_encoding:
+            return self.query(self.centres)
         return self.query(self.centres) + self.table[self.buckets(landmarks)]
 
     def forward(self, features: Tensor, network: str, extra_tokens: Tensor | None = None,

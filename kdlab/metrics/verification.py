@@ -15,6 +15,8 @@ and a threshold $t$ turns scores into decisions. Conventions used throughout:
   threshold whose FAR does not exceed the target, i.e. $\max\{\mathrm{TAR}_k:\mathrm{FAR}_k\le\text{target}\}$
   (a conservative step read-out). With $n$ different pairs the smallest non-zero FAR is $1/n$; a target
   below it cannot be measured, so the result is ``nan`` with a warning.
+* **TAR@FAR per fold** (:func:`fold_tar_at_far`): insightface's read-out beside the accuracy, a threshold per fold
+  chosen on the other folds at the target FAR, the held-out fold's TAR and FAR, mean and std over folds.
 * **AUC**: the trapezoidal area under the ROC, which equals the probability that a random same pair
   scores above a random different pair (ties count one half).
 * **Accuracy** (:func:`verification_accuracy`), the LFW protocol: the pairs are cut into ``n_folds``
@@ -148,6 +150,45 @@ def tar_at_far(scores: Tensor, same: Tensor, far: float = 1e-2) -> float:
     accepted = torch.round(fars * n_diff)  # different pairs accepted at each ROC point
     k = int(torch.searchsorted(accepted, torch.tensor([float(allowed)], dtype=torch.float64), right=True)) - 1
     return tars[k].item()
+
+
+class FoldTAR(NamedTuple):
+    """The result of :func:`fold_tar_at_far`: ``tar`` / ``tar_std`` (mean and ``ddof=0`` std of the held-out folds'
+    TARs) and ``far`` (the mean held-out FAR the thresholds actually gave, to compare with the target)."""
+
+    tar: float
+    tar_std: float
+    far: float
+
+
+def fold_tar_at_far(scores: Tensor, same: Tensor, far: float = 1e-2, n_folds: int = 10) -> FoldTAR:
+    r"""TAR@FAR the way insightface's verification reports it next to the accuracy: per fold, with the threshold
+    chosen on the *other* folds (the lowest ROC threshold, :func:`roc_curve`, whose FAR there stays within
+    ``far``, as in :func:`tar_at_far`) and the held-out fold's same pairs accepted at $s\ge t$. Folds as in
+    :func:`verification_accuracy`. The training folds need ``far * n_different >= 1`` different pairs (else
+    ``ValueError``); each held-out fold needs both kinds of pair.
+    """
+    check_number("far", far, low=0.0, strict=True, high=1.0)
+    s, y = _check_scores(scores, same)
+    tars, fars = [], []
+    for fold in fold_slices(len(s), n_folds):
+        train = torch.ones(len(s), dtype=torch.bool, device=s.device)
+        train[fold] = False
+        held_s, held_y = s[fold], y[fold]
+        if held_y.all() or not held_y.any():
+            raise ValueError("every fold needs same and different pairs; shuffle the pairs or use fewer folds")
+        fars_k, _, thresholds = roc_curve(s[train], y[train])
+        n_diff = int((~y[train]).sum())
+        allowed = math.floor(far * n_diff * (1 + 1e-12))
+        if allowed < 1:
+            raise ValueError(f"TAR@FAR={far:g} per fold needs at least {math.ceil(1 / far)} different pairs outside "
+                             f"each fold, got {n_diff}")
+        accepted = torch.round(fars_k * n_diff)
+        k = int(torch.searchsorted(accepted, torch.tensor([float(allowed)], dtype=torch.float64), right=True)) - 1
+        tars.append((held_s[held_y] >= thresholds[k]).double().mean().item())
+        fars.append((held_s[~held_y] >= thresholds[k]).double().mean().item())
+    tar = torch.tensor(tars, dtype=torch.float64)
+    return FoldTAR(tar.mean().item(), tar.std(correction=0).item(), sum(fars) / len(fars))
 
 
 def best_threshold(scores: Tensor, same: Tensor) -> tuple[float, float]:

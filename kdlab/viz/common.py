@@ -402,6 +402,38 @@ def plot_bars(series: Mapping[str, Any], *, title: str, xlabel: str = "class", y
     return ax.figure
 
 
+def plot_paired_gains(gains: Mapping[str, Mapping[str, Sequence[float]]], *, title: str, ylabel: str,
+                      xlabel: str = "", highlight: str | None = None, ax: Axes | None = None) -> Figure:
+    """Grouped bars of paired differences with their 95 % intervals: ``gains`` is option -> row ->
+    ``(change, low, high)`` (every option with the same rows; an interval's ends may be NaN with one seed, then no
+    error bar is drawn). One group per option (x), one colour per row; ``highlight`` shades the chosen option."""
+    if not gains:
+        raise ValueError("plot_paired_gains needs at least one option")
+    rows = [list(by_row) for by_row in gains.values()]
+    if any(r != rows[0] for r in rows) or not rows[0]:
+        raise ValueError(f"every option needs the same, non-empty rows, got {rows}")
+    options, names = list(gains), rows[0]
+    if highlight is not None and highlight not in gains:
+        raise ValueError(f"highlight must be one of the options {options}, got {highlight!r}")
+    if ax is None:
+        _, axes = new_figure(figsize=(max(7.0, 1.3 * len(options) * max(1, len(names)) / 2 + 2), 4.5))
+        ax = axes[0, 0]
+    width, index = 0.8 / len(names), np.arange(len(options))
+    for k, (name, colour) in enumerate(zip(names, sns.color_palette("colorblind", len(names)))):
+        change, low, high = (np.array([gains[o][name][j] for o in options], dtype=float) for j in range(3))
+        errors = np.nan_to_num(np.vstack([change - low, high - change]))
+        ax.bar(index + (k - (len(names) - 1) / 2) * width, change, width=width, color=colour, label=name,
+               yerr=errors, capsize=3)
+    if highlight is not None:
+        ax.axvspan(options.index(highlight) - 0.5, options.index(highlight) + 0.5, color="0.88", zorder=0)
+    ax.set_xticks(index, options, rotation=20 if len(options) > 3 else 0, ha="right" if len(options) > 3 else "center")
+    ax.axhline(0.0, color="0.3", linewidth=0.8)
+    label_axes(ax, title, xlabel, ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=TICK_SIZE)
+    return ax.figure
+
+
 def plot_seed_points(per_seed: Mapping[str, Sequence[float]], *, title: str, ylabel: str, scale: float = 100.0,
                      ax: Axes | None = None) -> Figure:
     """One bar per row at its mean over seeds (times ``scale``: 100 shows fractions as percent), an error bar of
