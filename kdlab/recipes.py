@@ -426,9 +426,7 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
     ``live``). Students learn ``n_train_ids`` identities of the world ``seed`` and are scored by verification on
     pairs of ``n_test_ids`` other identities (the teacher's identities come from world 1000, so no identity is
     shared). The two classic KD rows also run from ``homologous_teacher``, a CNN face teacher of the same data and
-    budget: the homologous (CNN -> CNN) against cross-architecture (Swin -> CNN) check.
-
-    ``structure_toy``: faces whose identities differ only in landmark geometry (``geometry_only``, another identity
+    budget: the homologous (CNN -> CNN) against cross-architecture (Swin -> CNN) check. ``structure_toy``: faces whose identities differ only in landmark geometry (``geometry_only``, another identity
     world, :data:`FACE_TOY_LOOK`), where no KD and CAFD with the facial distance, the Euclidean distance and no position encoding are
     compared (``live`` likewise). ``regime_study``: the changes notebook 04 §6.3 tries one at a time
     (:func:`face_regime` applies one), the rows each trains, and the changes a profile trains live (the reference
@@ -446,8 +444,7 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
     training image: about 2.7 ms without KD, 4 ms with the teacher's forward and 5.8 ms for CAFD (prompts, URFM
     and MSA). Measured on 2 cores with 3 seeds (two one-thread workers, validation after every epoch): at 40
     identities x 20 faces x 10 epochs the six rows trained in 511 s and the two homologous runs in 200 s, the
-    notebook in 815 s; hence 16 faces per identity and 8 epochs in ``cpu`` (about 0.64 of that training).
-    Smoke halves the student (stem 16, widths 24/32/48, 64 features).
+    notebook in 815 s; hence 16 faces per identity and 8 epochs in ``cpu``. Smoke halves the student.
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
@@ -458,11 +455,7 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
     epochs = by_profile(profile, smoke=2, cpu=8, gpu=20)
     return {
         "knobs": knobs,
-        "data": {"name": "faces", "n_train_ids": by_profile(profile, smoke=20, cpu=40, gpu=100),
-                 "per_id": by_profile(profile, smoke=6, cpu=16, gpu=40),
-                 "n_test_ids": by_profile(profile, smoke=20, cpu=50, gpu=50), "test_per_id": 10,
-                 "n_pairs": by_profile(profile, smoke=300, cpu=3000, gpu=3000), "img_size": 64,
-                 "n_val": by_profile(profile, smoke=10, cpu=50, gpu=50), "seed": seed},
+        "data": _face_data(profile, seed),
         "seeds": [seed + i for i in range(n_seeds)],
         "teacher": "faces_swin",
         "homologous_teacher": "faces_cnn",
@@ -474,13 +467,7 @@ def cafd_recipe(profile: str, *, seed: int = 0, facial_scale: float = 1.0, pif_r
         },
         **_face_method_blocks(knobs, epochs),
         "regime_study": _face_regime_study(profile, epochs, by_profile(profile, smoke=6, cpu=16, gpu=40)),
-        "structure_toy": {"data": {"name": "faces", "geometry_only": True,
-                                   "n_train_ids": by_profile(profile, smoke=20, cpu=40, gpu=100),
-                                   "per_id": by_profile(profile, smoke=6, cpu=16, gpu=40),
-                                   "n_test_ids": by_profile(profile, smoke=20, cpu=50, gpu=50), "test_per_id": 10,
-                                   "n_pairs": by_profile(profile, smoke=300, cpu=3000, gpu=3000), "img_size": 64,
-                                   "n_val": by_profile(profile, smoke=10, cpu=50, gpu=50), "seed": seed + 500,
-                                   **FACE_TOY_LOOK}},
+        "structure_toy": {"data": {**_face_data(profile, seed + 500), "geometry_only": True, **FACE_TOY_LOOK}},
         "live": {"uniform prompt init": profile == "smoke", "structure toy": profile == "smoke"},
         "verification": {"flip_test": bool(flip_test)},
         "n_show": by_profile(profile, smoke=3, cpu=4, gpu=4),
@@ -494,6 +481,15 @@ FACE_TOY_LOOK = {"geometry_gain": 3.0, "rotation": 0.0, "scale": 0.0, "shift": 0
 """The structure toy's faces besides ``geometry_only``: landmark moves tripled and no pose or expression, because
 at the generator's own ranges (eyes move by at most 1.4 px) the default pose jitter hides the geometry from
 teacher and student alike (notebook 04 §6.2 measures the teacher on all three looks)."""
+
+
+def _face_data(profile: str, seed: int) -> dict[str, Any]:
+    """The face splits of :func:`cafd_recipe` (``load_splits`` keywords) for identity world ``seed``."""
+    return {"name": "faces", "n_train_ids": by_profile(profile, smoke=20, cpu=40, gpu=100),
+            "per_id": by_profile(profile, smoke=6, cpu=16, gpu=40),
+            "n_test_ids": by_profile(profile, smoke=20, cpu=50, gpu=50), "test_per_id": 10,
+            "n_pairs": by_profile(profile, smoke=300, cpu=3000, gpu=3000), "img_size": 64,
+            "n_val": by_profile(profile, smoke=10, cpu=50, gpu=50), "seed": seed}
 
 
 def _face_fit(epochs: int) -> dict[str, Any]:
