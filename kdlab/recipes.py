@@ -554,6 +554,9 @@ FACE_ROWS = {
     "CAFD without facial distance": ("cafd", "cafd", {"facial_scale": 0.0}),
     "CAFD": ("cafd", "cafd", {}),
     "CAFD, uniform prompt init (VPT)": ("cafd", "cafd", {"prompt_init": "uniform"}),
+    "CAFD, facial distance (κ = 1)": ("cafd", "cafd", {"facial_scale": 1.0}),  # the structure toy's rows (§6.2)
+    "CAFD, Euclidean distance (κ = 0)": ("cafd", "cafd", {"facial_scale": 0.0}),
+    "CAFD, no position encoding": ("cafd", "cafd", {"position_encoding": False}),
 }
 """Notebook 04's rows: label -> (method, the :func:`cafd_recipe` block it reads, keywords that replace the block's)."""
 

@@ -209,7 +209,8 @@ class CAFD(Distiller):
                  deep_prompts: bool = False, prompt_init: str = "uniform", grid: int | Sequence[int] = 4,
                  dim: int = 64, num_heads: int = 4, facial_scale: float = 1.0, position_encoding: bool = True,
                  pif_ratio: float = 3.0, anchor: int | str | Sequence[float] = "nose", landmarks: Tensor | None = None,
-                 margin: str = "cosface", s: float | None = None, m: float | None = None, attn_weight: float = 10.0, feat_weight: float = 1.0,
+                 margin: str = "cosface", s: float | None = None, m: float | None = None, attn_weight: float = 10.0,
+                 feat_weight: float = 1.0,
                  teacher_margin_weight: float = 1.0, teacher_update: str = "joint", acclimation: float = 0.1,
                  img_size: int | None = None, in_chans: int = 3) -> None:
         if not isinstance(teacher, SwinTransformer):
