@@ -18,11 +18,23 @@ The content is i.i.d., so only a teacher-side query can find where its content s
 (``query_side="teacher"``, the paper's prose); with the official code's student query the rebuild fetches the
 student value from where the *teacher* shows the student's content, the displacement twice over, and fails even
 globally for $k>0$ — the probe's ``student_query`` rows measure that.
+
+**The effective receptive field (DisDepth's LGConv, notebook 05 §7.2).** How far from one output position the
+input still matters (Luo et al., *Understanding the Effective Receptive Field in Deep CNNs*, NeurIPS 2016): for an
+output map $f(x)\in\mathbb{R}^{C\times h\times w}$ and the position $(i, j)$,
+
+$$R(u, v) = \frac{\mathrm{mean}_n\sum_{c'}\big|\partial\big(\sum_c f(x_n)_{c,i,j}\big)/\partial x_{n,c',u,v}\big|}
+{\sum_{u',v'}(\text{the same at }(u', v'))},$$
+
+a map over the input pixels that sums to 1 (:func:`effective_receptive_field`); :func:`mass_within` is the share
+of it within a radius of the field's centre of mass (in input pixels), and :func:`erf_radius` the radius that holds a
+given share. A 3x3-conv stack's $R$ is concentrated near the centre even where its theoretical field covers the
+image; a global branch (LGConv) can spread it over the whole image.
 """
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -137,3 +149,61 @@ def reachable_fraction(shift: int, window: int, rolled: int | None = None) -> di
     regular = sum(same(x, 0) for x in xs) / window
     either = sum(same(x, 0) or same(x, rolled) for x in xs) / window
     return {"regular window": regular, "regular or shifted window": either}
+
+
+def effective_receptive_field(fn: Callable[[Tensor], Tensor], x: Tensor, *,
+                              position: tuple[int, int] | None = None) -> tuple[Tensor, tuple[float, float]]:
+    r"""$R(u, v)$ (see the module notes) of ``fn``'s output position ``(i, j)`` (default the centre
+    $(\lfloor h/2\rfloor, \lfloor w/2\rfloor)$), averaged over the images ``x`` (N, C', H, W).
+
+    ``fn`` maps (N, C', H, W) to (N, C, h, w) (a feature map or a depth map); put a model in eval mode first, so
+    BatchNorm uses its running statistics and every image's gradient is its own. Returns the (H, W) map (sums to
+    1) and its centre (row, column), the field's centre of mass: where the position looks (with padding, a
+    stride-$s$ map's position $i$ sits near input pixel $s\,i$, not at the middle of its cell). Parameters receive no gradient.
+    """
+    if x.ndim != 4 or not len(x):
+        raise ValueError(f"x must be a non-empty (N, C, H, W) batch, got shape {tuple(x.shape)}")
+    x = x.detach().clone().requires_grad_(True)
+    out = fn(x)
+    if out.ndim != 4 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"fn must return one (C, h, w) map per image, got {tuple(out.shape)} for {len(x)} images")
+    h, w = out.shape[-2:]
+    i, j = (h // 2, w // 2) if position is None else position
+    check_int("position row", i, low=0, high=h - 1)
+    check_int("position column", j, low=0, high=w - 1)
+    (grad,) = torch.autograd.grad(out[:, :, i, j].sum(), x)
+    field = grad.abs().sum(1).mean(0)
+    total = field.sum()
+    if not total > 0:
+        raise ValueError("the output does not depend on the input at that position (zero gradient)")
+    field = field / total
+    rows = torch.arange(field.shape[0], dtype=field.dtype)
+    cols = torch.arange(field.shape[1], dtype=field.dtype)
+    return field, (float((field.sum(1) * rows).sum()), float((field.sum(0) * cols).sum()))
+
+
+def _radii(field: Tensor, centre: tuple[float, float]) -> Tensor:
+    """Each input pixel's distance from ``centre`` (row, column), in pixels."""
+    rows = torch.arange(field.shape[0], dtype=torch.float64)[:, None] - centre[0]
+    cols = torch.arange(field.shape[1], dtype=torch.float64)[None, :] - centre[1]
+    return (rows ** 2 + cols ** 2).sqrt()
+
+
+def mass_within(field: Tensor, centre: tuple[float, float], radii: Sequence[float]) -> list[float]:
+    """The share of an effective receptive field (an (H, W) map summing to 1) within each radius (pixels) of
+    ``centre``: a curve rising from near 0 to 1; the further right it rises, the wider the field."""
+    if field.ndim != 2:
+        raise ValueError(f"field must be an (H, W) map, got shape {tuple(field.shape)}")
+    distance, weights = _radii(field, centre), field.double()
+    return [float(weights[distance <= check_number("radius", r, low=0.0)].sum()) for r in radii]
+
+
+def erf_radius(field: Tensor, centre: tuple[float, float], share: float = 0.5) -> float:
+    """The smallest radius (pixels, over the pixels' distances from ``centre``) that holds ``share`` of the
+    field: e.g. ``share=0.5`` is the radius of half the gradient mass."""
+    check_number("share", share, low=0.0, high=1.0)
+    distance = _radii(field, centre).flatten()
+    order = distance.argsort()
+    cumulative = field.double().flatten()[order].cumsum(0)
+    reached = int(torch.searchsorted(cumulative, torch.tensor(share * float(cumulative[-1]), dtype=torch.float64)))
+    return float(distance[order][min(reached, len(order) - 1)])

@@ -372,20 +372,41 @@ def weighted_rows(rows: Mapping[str, Sequence[Any]], weight: float, *, suffix: b
     return out
 
 
+DISDEPTH_ROWS = {"no KD": "baseline", "+ LGConv": "lgconv", "+ feature-MSE KD": "feature_mse",
+                 "+ ghost-decoder KD": "ghost", "+ ghost-decoder KD + LAM": "lam", "DisDepth": "disdepth"}
+"""Notebook 05's rows, label -> :func:`~kdlab.methods.disdepth_ablation` name: the no-KD student, each component
+added alone (LGConv; feature KD with FAM trained by the KD loss; KD on features acclimated through the ghost
+decoder; the same with LAM's weights), and the full method."""
+
+DISDEPTH_LAM_TOY_ROWS = {"uniform weights (+ ghost-decoder KD)": "ghost",
+                         "LAM's weights (+ ghost-decoder KD + LAM)": "lam"}
+"""Notebook 05 §6.1's rows behind the partly noisy teacher: KD with uniform weights, then with LAM's."""
+
+DISDEPTH_STEPS = (("LGConv", "+ LGConv", "no KD"), ("feature KD", "+ feature-MSE KD", "no KD"),
+                  ("acclimation (ghost decoder)", "+ ghost-decoder KD", "+ feature-MSE KD"),
+                  ("LAM's weights", "+ ghost-decoder KD + LAM", "+ ghost-decoder KD"),
+                  ("LGConv, under KD", "DisDepth", "+ ghost-decoder KD + LAM"))
+"""What each component adds: (component, the row with it, the row without it), paired on the same seeds."""
+
+
 def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float = 1.0, kd_warmup_epochs: float = 2.0,
                     n_seeds: int | None = None) -> dict[str, Any]:
-    """DisDepth (05): the shipped Swin depth teacher -> the CNN depth student, five cumulative rows on the same
-    budget and seeds: no KD, + LGConv, + feature-MSE KD (FAM trained by the KD loss), + ghost-decoder
-    acclimation, full DisDepth (+ LAM).
+    """DisDepth (05): the shipped Swin depth teacher -> the CNN depth student, :data:`DISDEPTH_ROWS` (``rows``) on
+    the same budget and seeds, each component isolated; ``lam_toy``: the rows with uniform and with LAM's weights
+    again behind a teacher whose features are noise on the right ``noisy_fraction`` of every map
+    (:class:`~kdlab.teachers.PartlyNoisy`), the setting where weighting pixels must matter; ``erf``: how many
+    validation images the effective receptive fields average over; ``weight_sweep``: every KD row at each of
+    ``weights`` (lambda), one lambda chosen for all of them on the validation split (trained live where ``live``,
+    else shown from the reference run, which trains it).
 
     ``attentive_kd_weight`` is lambda, ``kd_warmup_epochs`` the warm-up W in epochs before KD starts (capped at
     half the epochs; ``disdepth.warmup_fraction`` is the resulting fraction of training). ``disdepth`` is the
     keywords of :class:`~kdlab.methods.DisDepth` (:func:`~kdlab.methods.disdepth_ablation` passes them on).
     ``n_seeds`` defaults to 1 / 3 / 5. Measured on one CPU thread, per 64 px training image and epoch: about
-    1.7 / 3.6 / 5.3 / 8.0 / 9.1 ms for the five rows (the teacher runs in the last three, the ghost decoder in the
-    last two), so the ``cpu`` grid (1200 images x 12 epochs) trains in about 6.5 minutes on one thread.
-    Smoke halves the student's widths (8/16/24/48: timm rounds stage widths to multiples of 8) and uses 16 bins
-    (spec 3.2).
+    1.7 / 3.6 / 3.4 / 6.1 / 7.2 / 9.1 ms for the six rows (the teacher runs in the last four, the ghost decoder
+    in the last three), 31 ms in all, so the ``cpu`` grid (500 images x 12 epochs x 3 seeds) and the toy's two
+    rows train in about 13 minutes of one thread, 6.5 on two workers. Smoke halves the student's widths
+    (8/16/24/48: timm rounds stage widths to multiples of 8) and uses 16 bins (spec 3.2).
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)
@@ -395,12 +416,13 @@ def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float =
     warmup_epochs = min(float(kd_warmup_epochs), epochs / 2)
     return {
         "knobs": knobs,
-        "data": {"name": "scenes", "n_train": by_profile(profile, smoke=128, cpu=800, gpu=4000),
+        "data": {"name": "scenes", "n_train": by_profile(profile, smoke=128, cpu=500, gpu=4000),
                  "n_test": by_profile(profile, smoke=32, cpu=300, gpu=500),
                  "n_val": by_profile(profile, smoke=32, cpu=150, gpu=500), "img_size": 64, "seed": seed},
         "seeds": [seed + i for i in range(n_seeds)],
         "teacher": "scenes_depth_swin",
         "depth_range": [0.5, 10.0],
+        "rows": dict(DISDEPTH_ROWS),
         "student": {
             "model": by_profile(profile, smoke={"widths": [8, 16, 24, 48], "n_bins": 16}, cpu={}, gpu={}),
             "fit": {"epochs": epochs, "lr": 2e-3, "warmup_epochs": min(1.0, epochs / 4),
@@ -409,6 +431,12 @@ def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float =
         "disdepth": {"attentive_kd_weight": attentive_kd_weight,
                      "warmup_fraction": epoch_progress(warmup_epochs, epochs),
                      "lgconv_heads": 4, "lgconv_reduction": 4, "attention_dim": 32},
+        "weight_sweep": {"weights": [0.1, 0.3, 1.0], "rows": [label for label, name in DISDEPTH_ROWS.items()
+                                                               if name not in ("baseline", "lgconv")],
+                         "live": by_profile(profile, smoke=False, cpu=False, gpu=True)},
+        "lam_toy": {"noisy_fraction": 0.5, "noise_seed": 7,
+                    "rows": dict(DISDEPTH_LAM_TOY_ROWS)},
+        "erf": {"n_images": by_profile(profile, smoke=8, cpu=32, gpu=64)},
         "n_show": by_profile(profile, smoke=2, cpu=3, gpu=3),
         "n_probe": by_profile(profile, smoke=32, cpu=128, gpu=256),
         "retrain": {"n_train": by_profile(profile, smoke=32, cpu=300, gpu=1000),

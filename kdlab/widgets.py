@@ -364,24 +364,38 @@ class WindowAttentionExplorer(Explorer):
 
 
 class DepthExplorer(Explorer):
-    """Pick a scene (``index``): its predictions, their error maps and attention maps
-    (:func:`kdlab.viz.disdepth.render_depth_pick`).
+    """Pick a scene (``index``) and, with ``always``, a component: the predictions, their error maps on one shared
+    colour bar, and attention maps (:func:`kdlab.viz.disdepth.render_depth_pick`).
 
-    ``predictions`` (and ``attentions``) are computed once for the whole set, so moving the slider only redraws.
+    ``always`` names the predictions shown for every pick (e.g. the teacher and the no-KD student); a
+    ``component`` dropdown then picks one of the others (first shown: ``component``, default the last).
+    ``attentions`` maps names to (N, h, w) maps, or a component to such a dict (shown with that component).
+    Everything is computed once for the whole set, so moving a control only redraws.
     """
 
     render = staticmethod(viz.disdepth.render_depth_pick)
 
     def __init__(self, images: Any, target: Any, predictions: dict[str, Any], attentions: dict[str, Any] | None = None,
-                 depth_range: tuple[float, float] | None = None, index: int = 0) -> None:
-        images = viz.common.to_numpy(images)
+                 depth_range: tuple[float, float] | None = None, index: int = 0, *, always: tuple[str, ...] = (),
+                 component: str | None = None) -> None:
+        images, as_array = viz.common.to_numpy(images), viz.common.to_numpy
         if not predictions:
             raise ValueError("DepthExplorer needs at least one prediction")
+        missing = [name for name in always if name not in predictions]
+        choices = [name for name in predictions if name not in always]
+        if missing or (always and not choices):
+            raise ValueError(f"always must name some, not all, of the predictions {list(predictions)}, got {always}")
         self.index = _int_slider("index", "scene", index, 0, len(images) - 1)
-        super().__init__({"index": self.index}, images=images, target=viz.common.to_numpy(target),
-                         predictions={name: viz.common.to_numpy(p) for name, p in predictions.items()},
-                         attentions={name: viz.common.to_numpy(a) for name, a in (attentions or {}).items()},
-                         depth_range=depth_range)
+        controls: dict[str, widgets.ValueWidget] = {"index": self.index}
+        if always:
+            component = choices[-1] if component is None else check_choice("component", component, choices)
+            self.component = widgets.Dropdown(options=choices, value=component, description="component")
+            controls["component"] = self.component
+        attentions = {name: ({k: as_array(v) for k, v in maps.items()} if isinstance(maps, dict) else as_array(maps))
+                      for name, maps in (attentions or {}).items()}
+        super().__init__(controls, images=images, target=as_array(target),
+                         predictions={name: as_array(p) for name, p in predictions.items()},
+                         attentions=attentions, depth_range=depth_range, always=tuple(always))
 
 
 class FacialDistanceExplorer(Explorer):

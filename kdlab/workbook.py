@@ -38,7 +38,7 @@ from .experiments import (Outcome, PairedDifference, Run, choose_weight, method_
 from .methods import Distiller
 from .models import count_parameters
 from .record import record
-from .recipes import weighted_rows
+from .recipes import DISDEPTH_LAM_TOY_ROWS, DISDEPTH_ROWS, weighted_rows
 from .tables import ResultsTable, format_mean_std, results_table
 from .teachers import teacher_info
 from .train import History, TensorData, evaluate, fit
@@ -130,6 +130,8 @@ CSKD_ROWS = ("no KD", "DeiT hard distillation", "CSKD without CKF", "CSKD")
 STRUCTURE_TOY_ROWS = ("no KD", "CAFD, facial distance (κ = 1)", "CAFD, Euclidean distance (κ = 0)",
                       "CAFD, no position encoding")
 """The rows of notebook 04's structure toy (section 6.2), in table order."""
+LAM_TOY_ROWS = ("no KD", *DISDEPTH_LAM_TOY_ROWS)
+"""05 §6.1's rows: section 6's no-KD student, then uniform and LAM's weights behind the partly noisy teacher."""
 REGIME_ROWS = ("no KD", "embedding KD", "feature MSE", "CAFD without APT", "CAFD without facial distance", "CAFD",
                "embedding KD, CNN teacher", "feature MSE, CNN teacher")
 """The rows of notebook 04's chosen-regime grid (section 6.4): section 6's and the homologous teacher's."""
@@ -184,9 +186,12 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
                      Headline("The regime section 6.3 chose on validation: test verification accuracy (10-fold), "
                               "Swin and CNN teachers", ("regime", "verif_acc_per_seed"), "no KD", "verif_acc",
                               digits=2, rows=REGIME_ROWS)),
-    "05_disdepth": (Headline("Swin → CNN depth: test AbsRel (lower is better)", ("abs_rel_per_seed",), "no KD",
-                             "abs_rel", lower_is_better=True, pct=False, digits=2,
-                             rows=("no KD", "+ LGConv", "+ feature-MSE KD", "+ ghost-decoder KD", "DisDepth")),),
+    "05_disdepth": (Headline("Swin → CNN depth, each component alone: test AbsRel (lower is better)",
+                             ("abs_rel_per_seed",), "no KD", "abs_rel", lower_is_better=True, pct=False, digits=2,
+                             rows=tuple(DISDEPTH_ROWS)),
+                    Headline("LAM toy, teacher features noisy on the right half: test AbsRel (lower is better)",
+                             ("lam_toy", "abs_rel_per_seed"), LAM_TOY_ROWS[1], "abs_rel", lower_is_better=True,
+                             pct=False, digits=2, rows=LAM_TOY_ROWS)),
 }
 """Each notebook's headline comparisons, read from its results file by :func:`reference_tables` (the notebooks'
 "Reference results" and ``python -m kdlab results``, which prints the README's tables)."""

@@ -376,11 +376,13 @@ def test_frozen_sync_copies_the_decoder_once_after_warmup():
 def test_ablation_rows():
     x, y = batch()
     keys = {"baseline": {"silog"}, "lgconv": {"silog"}, "feature_mse": {"silog", "attentive_kd"},
-            "ghost": {"silog", "ghost", "attentive_kd"}, "disdepth": {"silog", "ghost", "attentive_kd"}}
+            "ghost": {"silog", "ghost", "attentive_kd"}, "lam": {"silog", "ghost", "attentive_kd"},
+            "disdepth": {"silog", "ghost", "attentive_kd"}}
     for name in ABLATIONS:
         torch.manual_seed(0)
         row = disdepth_ablation(name, tiny_student(), tiny_teacher(), img_size=SIZE, warmup_fraction=0.2)
-        assert bool(lgconv_layers(row.student)) == (name != "baseline")
+        assert bool(lgconv_layers(row.student)) == (name in ("lgconv", "disdepth"))  # one component per row
+        assert getattr(row, "lam", None) is None or name in ("lam", "disdepth")
         assert isinstance(row, DepthSupervised) == (name in ("baseline", "lgconv"))
         depth, terms = row(x, y, progress=0.5)
         assert set(terms) == keys[name] and depth.shape == (4, 1, SIZE, SIZE)
@@ -390,7 +392,7 @@ def test_ablation_rows():
             assert all(grads_present(fam) for fam in row.fam)
             assert row(x, y, progress=0.1)[1]["attentive_kd"].item() == 0
     with pytest.raises(ValueError, match="unknown ablation"):
-        disdepth_ablation("lam", tiny_student())
+        disdepth_ablation("lam_only", tiny_student())
     with pytest.raises(ValueError, match="teacher"):
         disdepth_ablation("ghost", tiny_student())
     with pytest.raises(ValueError, match="ghost=True"):

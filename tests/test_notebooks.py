@@ -249,9 +249,12 @@ def check_swtat(rec: dict) -> None:
 
 def check_disdepth(rec: dict) -> None:
     """Smoke-sized: every row trains, the metrics (test, read once per run) are well-formed and paired with no KD
-    on the same seeds, and DisDepth's invariants hold in the notebook: LGConv starts as the identity, the ghost
-    path moves only FAM and LAM, LAM's weights average 1, KD waits."""
-    rows = ["no KD", "+ LGConv", "+ feature-MSE KD", "+ ghost-decoder KD", "DisDepth"]
+    on the same seeds, each component is paired with the row it extends, the LAM toy and the receptive fields are
+    recorded, the exercises' solutions pass, and DisDepth's invariants hold in the notebook: LGConv starts as the
+    identity, the ghost path moves only FAM and LAM, LAM's weights average 1, KD waits."""
+    from kdlab.recipes import DISDEPTH_LAM_TOY_ROWS, DISDEPTH_ROWS, DISDEPTH_STEPS
+
+    rows = list(DISDEPTH_ROWS)
     assert rec["rows"] == rows and set(rec["metrics"]) == set(rows)
     for row, m in rec["metrics"].items():
         assert 0.0 < m["abs_rel"] < 2.0 and m["rmse"] > 0 and m["silog"] >= 0, (row, m)
@@ -274,6 +277,28 @@ def check_disdepth(rec: dict) -> None:
             assert p["verdict"] == "one seed: no interval" and p["low"] is None and p["high"] is None, (row, p)
         else:
             assert p["low"] <= p["change"] <= p["high"], (row, p)
+    assert len(rec["steps"]) == len(DISDEPTH_STEPS)
+    for (component, row, without), (label, p) in zip(DISDEPTH_STEPS, rec["steps"].items()):
+        assert label.startswith(component) and p["seeds"] == n_seeds, (label, p)
+        diffs = [a - b for a, b in zip(per_seed[row], per_seed[without])]
+        assert abs(p["change"] - sum(diffs) / n_seeds) < 1e-9, (label, p)
+    gap = rec["teacher_gap"]
+    assert abs(gap["gap"] - (gap["no_kd"] - rec["teacher_metrics"]["abs_rel"])) < 1e-9 and gap["no_kd_range"] >= 0
+    toy = rec["lam_toy"]
+    assert list(toy["abs_rel_per_seed"]) == ["no KD", *DISDEPTH_LAM_TOY_ROWS]
+    assert toy["abs_rel_per_seed"]["no KD"] == per_seed["no KD"], "the toy pairs with section 6's no-KD runs"
+    assert toy["noisy_teacher_metrics"]["abs_rel"] > rec["teacher_metrics"]["abs_rel"], "noise must hurt the teacher"
+    for level, w in toy["weights"].items():  # two equal halves of maps whose weights average 1
+        assert w["noisy half"] > 0 and w["clean half"] > 0 and abs(w["noisy half"] + w["clean half"] - 2) < 1e-3, level
+    assert list(rec["erf"]) == ["no KD", "+ LGConv", "DisDepth"]
+    for name, erf in rec["erf"].items():
+        assert erf["r50_px"] > 0 and erf["depth_r50_px"] > 0, (name, erf)
+        assert 0 <= erf["far_share"] <= 1 and 0 <= erf["depth_far_share"] <= 1, (name, erf)
+    assert all(-1 <= v <= 1 for v in rec["lam_error_corr"].values())
+    assert all(0 < v <= 1 + 1e-6 for v in rec["lam_effective_share"].values()), "a share of the pixels"
+    assert all(s["noisy half"] >= 0 and s["clean half"] >= 0 for s in toy["target_spread"].values())
+    assert math.isfinite(rec["exercise_checks"]["silog_grad"])
+    assert abs(rec["exercise_checks"]["scale_invariant_error"] - rec["exercise_checks"]["teacher_show_silog"]) < 1e-3
     kd_rows = rows[2:]
     assert set(rec["kd_first_epoch"]) == set(kd_rows)
     assert all(v == 0.0 for v in rec["kd_first_epoch"].values()), "KD must be off during the warm-up epoch"
@@ -289,7 +314,8 @@ def check_disdepth(rec: dict) -> None:
     assert silog["student decoder"] > 0 and silog["FAM"] == silog["LAM"] == 0.0
     assert rec["lam_mean_error"] < 1e-4
     assert rec["lam_collapse"]["argmax_is_min_error"] and rec["lam_collapse"]["max_weight"] > 8
-    assert rec["params"]["+ LGConv"] == rec["params"]["DisDepth"] > rec["params"]["no KD"]
+    params = rec["params"]
+    assert params["+ LGConv"] == params["DisDepth"] > params["no KD"] == params["+ ghost-decoder KD + LAM"]
     assert all(0.0 <= v <= 1.0 + 1e-6 for row in rec["cka"] for k, v in row.items() if k != "level")
     assert len(rec["ghost_silog_per_epoch"]) == 2 and rec["ghost_metrics"]["abs_rel"] > 0
     assert rec["retrain_runs"] == 3, "the retrain panel ran once with the defaults and twice in solution 3"

@@ -55,3 +55,45 @@ def test_the_probe_separates_windows_with_and_without_the_shift():
     assert [(r["rebuild"], r["query"], r["k"]) for r in rows] == [("global", "teacher", 0), ("global", "teacher", 1),
                                                                   ("global", "student", 0), ("global", "student", 1)]
     assert all(r["ms_per_step"] > 0 and 0 <= r["error"] for r in rows)
+
+
+# ------------------------------------------------------------------ effective receptive field (05 §7.2)
+from kdlab.probes import effective_receptive_field, erf_radius, mass_within  # noqa: E402
+
+
+def test_erf_of_one_3x3_conv_is_its_kernel_and_a_global_mean_is_uniform():
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.rand(5, 3, 9, 9)
+    field, centre = effective_receptive_field(conv, x)
+    assert max(abs(centre[0] - 4), abs(centre[1] - 4)) < 1 and abs(field.sum().item() - 1) < 1e-6
+    assert field[3:6, 3:6].sum().item() == pytest.approx(1.0) and field[3:6, 3:6].min() > 0
+    assert mass_within(field, (4.0, 4.0), [0.0, 1.5, 10.0])[1:] == pytest.approx([1.0, 1.0])
+    assert erf_radius(field, (4.0, 4.0), 1.0) <= 2 ** 0.5 + 1e-9
+    assert conv.weight.grad is None, "the probe must not leave gradients on the parameters"
+    mean_map = lambda x: x.mean(dim=(2, 3), keepdim=True).expand(-1, -1, 3, 3)  # noqa: E731
+    uniform, _ = effective_receptive_field(mean_map, x)
+    assert torch.allclose(uniform, torch.full((9, 9), 1 / 81))
+    corner = effective_receptive_field(conv, x, position=(0, 0))[1]
+    assert 0 <= corner[0] <= 1 and 0 <= corner[1] <= 1
+    assert effective_receptive_field(mean_map, x)[1] == pytest.approx((4.0, 4.0))
+    curve = mass_within(uniform, (4.0, 4.0), range(7))
+    assert curve == sorted(curve) and curve[-1] == pytest.approx(1.0)
+    assert erf_radius(uniform, (4.0, 4.0), 0.5) > erf_radius(field, centre, 0.5)
+
+
+def test_erf_rejects_bad_inputs():
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        effective_receptive_field(conv, torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="one \\(C, h, w\\) map per image"):
+        effective_receptive_field(lambda x: x.flatten(1), torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="position row"):
+        effective_receptive_field(conv, torch.rand(2, 3, 8, 8), position=(8, 0))
+    with pytest.raises(ValueError, match="zero gradient"):
+        effective_receptive_field(lambda x: 0 * x, torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"\(H, W\) map"):
+        mass_within(torch.rand(1, 4, 4), (1.0, 1.0), [1.0])
+    with pytest.raises(ValueError, match="radius"):
+        mass_within(torch.rand(4, 4), (1.0, 1.0), [-1.0])
+    with pytest.raises(ValueError, match="share"):
+        erf_radius(torch.rand(4, 4), (1.0, 1.0), 1.5)

@@ -240,7 +240,27 @@ def test_cafd_reference_shows_where_the_prompted_teacher_loses_its_accuracy():
     assert all(abs(d) <= 0.005 for d in drift), drift
 
 
-def test_disdepth_reference_teacher_is_better_than_every_student():
+def test_disdepth_reference_teacher_has_something_to_give():
+    """Issue 21's bar: the teacher beats every student, by at least 3 times the no-KD seed range (max - min)."""
     disdepth = metrics_of("05_disdepth")
     students = [statistics.mean(values) for values in disdepth["abs_rel_per_seed"].values()]
     assert disdepth["teacher_metrics"]["abs_rel"] < min(students)
+    no_kd = disdepth["abs_rel_per_seed"]["no KD"]
+    gap = statistics.mean(no_kd) - disdepth["teacher_metrics"]["abs_rel"]
+    assert len(no_kd) >= 3 and gap >= 3 * (max(no_kd) - min(no_kd)), (gap, no_kd)
+    assert disdepth["teacher_gap"]["gap"] == pytest.approx(gap)
+
+
+def test_disdepth_reference_chooses_the_recipe_weight_on_validation():
+    """The sweep of lambda_attentive-kd (every KD row, validation split) picks the weight the recipe trains with, so
+    the headline table is at the chosen weight; and the KD rows of the main grid are the sweep's runs at that weight."""
+    from kdlab.experiments import choose_weight
+
+    disdepth, recipe = metrics_of("05_disdepth"), reference_recipe("05_disdepth")
+    sweep = disdepth["weight_sweep"]
+    assert sorted(float(w) for w in sweep["val"]) == sorted(recipe["weight_sweep"]["weights"])
+    choice = choose_weight({float(w): rows for w, rows in sweep["val"].items()}, metric="abs_rel", lower_is_better=True)
+    lam = recipe["disdepth"]["attentive_kd_weight"]
+    assert choice.chosen == lam
+    for row in recipe["weight_sweep"]["rows"]:
+        assert sweep["val"][f"{lam:g}"][row] == disdepth["val_abs_rel_per_seed"][row]

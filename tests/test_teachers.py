@@ -193,3 +193,28 @@ def test_softened_teacher_divides_the_logits_and_stays_frozen():
     assert not soft.training and not any(p.requires_grad for p in soft.parameters())
     with pytest.raises(ValueError, match="temperature must be"):
         Softened(base, 0.0)
+
+
+def test_partly_noisy_teacher_replaces_the_right_columns_with_matched_noise():
+    from kdlab.models import depth_teacher
+    from kdlab.teachers import PartlyNoisy
+
+    torch.manual_seed(0)
+    clean = depth_teacher(decoder_dim=16).eval()
+    noisy = PartlyNoisy(clean, fraction=0.5, seed=3)
+    x = torch.rand(6, 3, 64, 64)
+    with torch.no_grad():
+        before, after, again = clean.forward_features(x), noisy.forward_features(x), noisy.forward_features(x)
+        other = noisy.forward_features(x.flip(0))
+    for b, a, r, o in zip(before, after, again, other):
+        half = b.shape[-1] // 2
+        assert a.shape == b.shape and torch.equal(a[..., :half], b[..., :half]), "the left half stays the teacher's"
+        assert not torch.allclose(a[..., half:], b[..., half:]) and torch.equal(a, r), "noise, the same for one batch"
+        assert not torch.equal(o[..., half:], a.flip(0)[..., half:]), "another batch gets other noise"
+        assert torch.allclose(a[..., half:].mean(dim=(0, 2, 3)), b.mean(dim=(0, 2, 3)), atol=0.35 * b.std().item())
+    assert noisy(x).shape == (6, 1, 64, 64) and not any(p.requires_grad for p in noisy.parameters())
+    assert noisy.noisy_columns(16) == slice(8, 16) and PartlyNoisy(clean, 0.25).noisy_columns(16) == slice(12, 16)
+    with pytest.raises(ValueError, match="fraction"):
+        PartlyNoisy(clean, 1.5)
+    with pytest.raises(ValueError, match="forward_features"):
+        PartlyNoisy(torch.nn.Linear(2, 2))

@@ -786,3 +786,22 @@ def test_plot_training_diagnosis_draws_heads_dense_term_and_share():
         viz.cskd.plot_training_diagnosis({"CSKD": curves["CSKD"]}, [0.2] * 4, epochs)
     with pytest.raises(ValueError, match="kind must be one of"):
         viz.cskd.plot_training_diagnosis(curves, [0.2] * epochs, epochs, "steep")
+
+
+def test_receptive_field_figure_shares_one_log_scale_and_draws_the_mass_curves():
+    from kdlab.probes import effective_receptive_field
+    from kdlab.viz import plot_receptive_fields
+
+    x = torch.rand(4, 3, 16, 16)
+    conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+    spread = lambda x: x.mean(dim=(2, 3), keepdim=True).expand(-1, -1, 4, 4)  # noqa: E731
+    fields = {"3x3 conv": effective_receptive_field(conv, x), "global mean": effective_receptive_field(spread, x)}
+    fig = plot_receptive_fields(fields, title="two fields")
+    curve_ax = [ax for ax in fig.axes if ax.get_xlabel() == "radius from the centre (pixels)"][0]
+    conv_curve, mean_curve = (line.get_ydata() for line in curve_ax.get_lines())
+    assert conv_curve[2] == pytest.approx(1.0) and mean_curve[2] < 0.2 and mean_curve[-1] == pytest.approx(1.0)
+    assert any("log scale" in ax.get_xlabel() for ax in fig.axes), "one shared, labelled colour bar"
+    with pytest.raises(ValueError, match="at least one field"):
+        plot_receptive_fields({}, title="none")
+    with pytest.raises(ValueError, match=r"\(H, W\) map"):
+        plot_receptive_fields({"bad": (torch.rand(1, 4, 4), (1.0, 1.0))}, title="bad")

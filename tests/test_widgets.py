@@ -510,6 +510,35 @@ def test_depth_explorer_picks_a_scene_and_shows_its_predictions_errors_and_atten
         DepthExplorer(images, truth, {})
 
 
+def test_depth_explorer_picks_a_component_beside_the_fixed_predictions():
+    from kdlab.viz.disdepth import render_depth_pick
+    from kdlab.widgets import DepthExplorer
+
+    images, truth = torch.rand(3, 3, 16, 16), torch.rand(3, 16, 16) * 9 + 0.5
+    preds = {"teacher": truth + 0.5, "no KD": truth * 1.1, "+ LAM": truth * 0.9, "DisDepth": truth * 1.05}
+    lam = {"+ LAM": {"LAM A (stride 4)": torch.rand(3, 4, 4)}, "DisDepth": {"LAM A (stride 4)": torch.rand(3, 4, 4)}}
+    explorer = DepthExplorer(images, truth, preds, lam, depth_range=(0.5, 10.0), always=("teacher", "no KD"))
+    titles = {ax.get_title() for ax in explorer.figure.axes}
+    assert explorer.component.options == ("+ LAM", "DisDepth") and explorer.state()["component"] == "DisDepth"
+    assert {"teacher", "no KD", "DisDepth", "LAM A (stride 4)"} <= titles and "+ LAM" not in titles
+    explorer.component.value = "+ LAM"
+    titles = {ax.get_title() for ax in explorer.figure.axes}
+    assert "+ LAM" in titles and "DisDepth" not in titles and "+ LAM: " in explorer.figure._suptitle.get_text()
+    depth_bars = [ax for ax in explorer.figure.axes if ax.get_ylabel() == "depth (m)"]
+    assert len(depth_bars) == 1, "one shared depth colour bar"
+    no_overlay = render_depth_pick(0, images, truth, {**preds, "+ LGConv": truth}, lam, component="+ LGConv",
+                                   always=("teacher",))
+    assert "LAM A (stride 4)" not in {ax.get_title() for ax in no_overlay.axes}
+    with pytest.raises(ValueError, match="no prediction named"):
+        render_depth_pick(0, images, truth, preds, component="KD")
+    with pytest.raises(ValueError, match="always must name some"):
+        DepthExplorer(images, truth, preds, always=("teacher", "no KD", "+ LAM", "DisDepth"))
+    with pytest.raises(ValueError, match="always must name some"):
+        DepthExplorer(images, truth, preds, always=("oracle",))
+    with pytest.raises(ValueError, match="component"):
+        DepthExplorer(images, truth, preds, always=("teacher",), component="teacher")
+
+
 def test_facial_distance_view_and_explorer():
     from kdlab.methods import facial_distance_parts, grid_centres, template_landmarks
     from kdlab.viz.cafd import facial_distance_view, render_facial_distance

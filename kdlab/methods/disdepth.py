@@ -47,7 +47,7 @@ from .lgconv import convert_to_lgconv
 from .supervised import DepthSupervised
 
 SYNCS = ("step", "frozen")  # ghost decoder = the current student decoder (default) or a copy frozen after warm-up
-ABLATIONS = ("baseline", "lgconv", "feature_mse", "ghost", "disdepth")
+ABLATIONS = ("baseline", "lgconv", "feature_mse", "ghost", "lam", "disdepth")
 Shape = tuple[int, int, int]
 
 
@@ -306,14 +306,17 @@ class DisDepth(Distiller):
 
 
 def disdepth_ablation(name: str, student: nn.Module, teacher: nn.Module | None = None, **kwargs) -> Distiller:
-    r"""The Distiller of one cumulative ablation row (``student`` is converted in place where LGConv is on):
+    r"""The Distiller of one component row: each row adds **one** component to the no-KD student, so its paired
+    difference to ``baseline`` (or to the row it extends) measures that component alone (``student`` is converted
+    in place where LGConv is on):
 
     ============ ===========================================================================
-    baseline      :class:`DepthSupervised`, no LGConv, no KD
-    lgconv        + LGConv
-    feature_mse   + KD: FAM trained by the KD loss, no ghost decoder, no LAM (plain MSE)
-    ghost         FAM acclimated through the ghost decoder, plain MSE KD ($A\equiv1$)
-    disdepth      + LAM: the full method
+    baseline      :class:`DepthSupervised`: the plain CNN, SILog only
+    lgconv        + LGConv in the encoder, no KD
+    feature_mse   + KD on FAM's output, FAM trained by the KD loss itself (no ghost decoder, no LAM)
+    ghost         + KD on acclimated features: FAM trained through the ghost decoder, uniform weights ($A\equiv1$)
+    lam           ``ghost`` + LAM's pixel weights $A_l$ (compare with ``ghost``: attentive vs uniform weighting)
+    disdepth      the full method: LGConv + ghost decoder + LAM
     ============ ===========================================================================
 
     ``kwargs`` go to the Distiller (e.g. ``attentive_kd_weight``, ``warmup_fraction``, ``img_size``).
@@ -326,6 +329,8 @@ def disdepth_ablation(name: str, student: nn.Module, teacher: nn.Module | None =
         return DepthSupervised(student, lgconv=name == "lgconv", **keep)
     if teacher is None:
         raise ValueError(f"ablation {name!r} distils: pass a teacher")
-    switches = {"feature_mse": dict(ghost=False, attention=False), "ghost": dict(ghost=True, attention=False),
-                "disdepth": dict(ghost=True, attention=True)}[name]
-    return DisDepth(student, teacher, lgconv=True, **switches, **kwargs)
+    switches = {"feature_mse": dict(ghost=False, attention=False, lgconv=False),
+                "ghost": dict(ghost=True, attention=False, lgconv=False),
+                "lam": dict(ghost=True, attention=True, lgconv=False),
+                "disdepth": dict(ghost=True, attention=True, lgconv=True)}[name]
+    return DisDepth(student, teacher, **switches, **kwargs)

@@ -13,7 +13,7 @@ from .cafd import (plot_attention_matrices, plot_face_grid_maps, plot_landmark_d
 from .common import (plot_bars, plot_histories, plot_history, plot_lines, plot_paired_gains, plot_seed_points,
                      show_heatmaps, show_images, show_label_maps, softmax)
 from .cskd import plot_dense_share_schedules, plot_training_diagnosis
-from .disdepth import feature_pca_maps, show_depth_maps
+from .disdepth import feature_pca_maps, plot_receptive_fields, show_depth_maps
 from .ofa import plot_gamma_toy, plot_ofa_weights
 from .primer import cka_heatmap, cka_heatmaps, plot_label_budgets, plot_softmax_temperature
 from .swtat import plot_displacement_probe, plot_scaling, plot_window_masks, plot_window_partition
@@ -23,7 +23,7 @@ __all__ = [
     "cka_heatmap", "cka_heatmaps", "feature_pca_maps", "plot_attention_matrices", "plot_bars",
     "plot_dense_share_schedules", "plot_training_diagnosis", "plot_face_grid_maps", "plot_histories", "plot_history", "plot_label_budgets",
     "plot_landmark_distances",
-    "plot_lines", "plot_paired_gains", "plot_seed_points",
+    "plot_lines", "plot_paired_gains", "plot_receptive_fields", "plot_seed_points",
     "plot_displacement_probe", "plot_gamma_toy", "plot_ofa_weights", "plot_roc_curves", "plot_scaling", "plot_softmax_temperature", "plot_window_masks",
     "plot_window_partition", "show_centre_attention", "show_depth_maps", "show_faces", "show_heatmaps",
     "show_images", "show_label_maps", "softmax",

@@ -80,8 +80,11 @@ def _keys(rows: Rows, prefix: str, wanted: Sequence[str] | None) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- curves
-def plot_history(rows: Rows, metrics: Sequence[str] | None = None, title: str = "Training history") -> Figure:
-    """Per-epoch curves of one run: training loss terms (left) and validation metrics (right).
+def plot_history(rows: Rows, metrics: Sequence[str] | None = None, title: str = "Training history", *,
+                 loss_label: str = "loss (nats)", metric_label: str = "value") -> Figure:
+    """Per-epoch curves of one run: training loss terms (left, y axis ``loss_label``: the default fits
+    cross-entropy terms; say what the terms are when they are not in nats, e.g. SILog) and validation metrics
+    (right, y axis ``metric_label``).
 
     ``rows`` are per-epoch dicts such as ``{"epoch": 1, "train/loss": 2.1, "train/kd": 0.8, "val/acc": 0.5,
     "lr": 0.01, "time_s": 3.2}``. Every ``train/...`` key goes to the left panel and every ``val/...`` key to
@@ -91,7 +94,7 @@ def plot_history(rows: Rows, metrics: Sequence[str] | None = None, title: str = 
     if not rows:
         raise ValueError("plot_history needs at least one row (one epoch)")
     fig, axes = new_figure(1, 2, figsize=(11, 4))
-    panels = (("train/", "training loss terms", "loss (nats)"), ("val/", "validation metrics", "value"))
+    panels = (("train/", "training loss terms", loss_label), ("val/", "validation metrics", metric_label))
     for ax, (prefix, panel_title, ylabel) in zip(axes[0], panels, strict=True):
         keys = _keys(rows, prefix, metrics)
         for key in keys:
@@ -107,7 +110,9 @@ def plot_history(rows: Rows, metrics: Sequence[str] | None = None, title: str = 
 
 
 AXIS_NAMES = {"val/acc": "validation accuracy", "val/loss": "validation loss (nats)", "train/loss": "training loss",
-              "val/omitted_acc": "validation accuracy on the omitted class", "val/miou": "validation mIoU"}
+              "val/omitted_acc": "validation accuracy on the omitted class", "val/miou": "validation mIoU",
+              "val/abs_rel": "validation AbsRel (mean |ŷ − y| / y, unitless)", "val/rmse": "validation RMSE (m)",
+              "val/d1": "validation δ1 (share of pixels within 25 %)", "val/silog": "validation SILog metric (×100)"}
 """Readable axis labels of the history keys the figures plot (never a raw key like ``val/acc``)."""
 
 

@@ -1,19 +1,19 @@
 r"""Figures of the DisDepth notebook (05): depth predictions next to the ground truth with their error maps,
-feature maps as pictures (first principal component), and :func:`render_depth_pick` (what
-:class:`kdlab.widgets.DepthExplorer` redraws)."""
+feature maps as pictures (first principal component), effective receptive fields
+(:func:`plot_receptive_fields`), and :func:`render_depth_pick` (what :class:`kdlab.widgets.DepthExplorer` redraws)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from ..checks import check_int
-from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, draw_image, hide_axes, image_batch, new_figure, overlay_map,
-                     per_image, to_numpy)
+from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, draw_image, hide_axes, image_batch, label_axes, new_figure,
+                     overlay_map, per_image, to_numpy)
 
 DEPTH_CMAP = "magma_r"
 """Depth colour map: near is bright, far is dark."""
@@ -160,15 +160,77 @@ def feature_pca_maps(features: Any) -> np.ndarray:
 
 
 def render_depth_pick(index: int, images: Any, target: Any, predictions: dict[str, Any],
-                      attentions: dict[str, Any] | None = None,
-                      depth_range: tuple[float, float] | None = None) -> Figure:
-    """One scene of a set: the image, its ground-truth depth, every named prediction and its error map
-    (:func:`show_depth_maps`), and up to two attention maps (e.g. LAM's $A_l$, name -> (N, h, w)) over
-    the image. ``images`` (N, 3, H, W), ``target`` and each prediction (N, H, W) or (N, 1, H, W) metres."""
+                      attentions: dict[str, Any] | None = None, depth_range: tuple[float, float] | None = None,
+                      component: str | None = None, always: tuple[str, ...] = ()) -> Figure:
+    """One scene of a set: the image, its ground-truth depth, the predictions and their error maps
+    (:func:`show_depth_maps`, one shared depth colour bar), and up to two attention maps over the image.
+
+    ``images`` (N, 3, H, W), ``target`` and each prediction (N, H, W) or (N, 1, H, W) metres. With ``component``
+    (a name of ``predictions``) the figure shows the ``always`` predictions (e.g. the teacher and the no-KD
+    student) and that one; without it, every prediction. ``attentions`` maps a name to (N, h, w) maps shown for
+    every pick, or a component to such a dict, shown when that component is picked (e.g. LAM's $A_l$ of a LAM
+    row)."""
     count = len(to_numpy(images))
     check_int("index", index, low=0, high=count - 1)
+    shown, overlays = _picked(predictions, attentions or {}, component, always)
     pick = slice(index, index + 1)
+    what = f"{component}: " if component is not None else ""
     return show_depth_maps(to_numpy(images)[pick], to_numpy(target)[pick],
-                           {name: to_numpy(p)[pick] for name, p in predictions.items()},
-                           overlays={name: to_numpy(a)[pick] for name, a in (attentions or {}).items()},
-                           depth_range=depth_range, title=f"Scene {index} of {count}: predictions and their errors")
+                           {name: to_numpy(p)[pick] for name, p in shown.items()},
+                           overlays={name: to_numpy(a)[pick] for name, a in overlays.items()},
+                           depth_range=depth_range,
+                           title=f"Scene {index} of {count}, {what}predictions and their errors")
+
+
+def _picked(predictions: Mapping[str, Any], attentions: Mapping[str, Any], component: str | None,
+            always: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The predictions and overlays :func:`render_depth_pick` shows for ``component`` (None: all of them)."""
+    unknown = [name for name in (*always, *([component] if component is not None else [])) if name not in predictions]
+    if unknown:
+        raise ValueError(f"no prediction named {unknown}; the predictions are {list(predictions)}")
+    per_component = {name: maps for name, maps in attentions.items() if isinstance(maps, Mapping)}
+    flat = {name: maps for name, maps in attentions.items() if not isinstance(maps, Mapping)}
+    if component is None:
+        return dict(predictions), flat
+    shown = {name: predictions[name] for name in always}
+    shown[component] = predictions[component]
+    return shown, {**flat, **per_component.get(component, {})}
+
+
+def plot_receptive_fields(fields: Mapping[str, tuple[Any, tuple[float, float]]], *, title: str,
+                          radii: Sequence[float] | None = None) -> Figure:
+    r"""Effective receptive fields side by side (:func:`kdlab.probes.effective_receptive_field`): one map per
+    model (name -> ((H, W) share of the gradient per input pixel, summing to 1; its centre (row, column)), on one
+    shared logarithmic colour scale with the centre ringed, then the share of each field within a radius of its
+    centre against the radius in pixels (:func:`kdlab.probes.mass_within`): the further right a curve rises, the
+    further the model looks."""
+    if not fields:
+        raise ValueError("plot_receptive_fields needs at least one field")
+    maps = {name: to_numpy(field) for name, (field, _) in fields.items()}
+    bad = {name: m.shape for name, m in maps.items() if m.ndim != 2}
+    if bad:
+        raise ValueError(f"every field must be an (H, W) map, got {bad}")
+    radii = np.arange(0, max(max(m.shape) for m in maps.values()) + 1) if radii is None else np.asarray(radii)
+    floor = min(float(m[m > 0].min()) for m in maps.values() if np.any(m > 0))
+    norm = LogNorm(max(floor, 1e-6), max(float(m.max()) for m in maps.values()))
+    fig, axes = new_figure(1, len(maps) + 1, figsize=(3.2 * len(maps) + 4.6, 3.8))
+    for ax, (name, field) in zip(axes[0], maps.items()):
+        ax.imshow(np.clip(field, norm.vmin, None), cmap="magma", norm=norm)
+        row, col = fields[name][1]
+        ax.scatter([col], [row], s=120, facecolors="none", edgecolors="cyan", linewidths=1.5)
+        ax.set_title(name, fontsize=LABEL_SIZE)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(ScalarMappable(norm=norm, cmap="magma"), ax=list(axes[0, :-1]), location="bottom", shrink=0.8,
+                 label="share of |∂ output / ∂ input pixel| (log scale)")
+    curve_ax = axes[0, -1]
+    for name, (field, centre) in fields.items():
+        distance = np.hypot(*np.meshgrid(np.arange(maps[name].shape[0]) - centre[0],
+                                         np.arange(maps[name].shape[1]) - centre[1], indexing="ij"))
+        curve_ax.plot(radii, [maps[name][distance <= r].sum() for r in radii], label=name)
+    label_axes(curve_ax, "Share within a radius", "radius from the centre (pixels)", "share of the gradient mass")
+    curve_ax.set_ylim(0, 1.02)
+    curve_ax.grid(alpha=0.3)
+    curve_ax.legend(fontsize=TICK_SIZE)
+    fig.suptitle(title, fontsize=TITLE_SIZE)
+    return fig
