@@ -805,3 +805,19 @@ def test_receptive_field_figure_shares_one_log_scale_and_draws_the_mass_curves()
         plot_receptive_fields({}, title="none")
     with pytest.raises(ValueError, match=r"\(H, W\) map"):
         plot_receptive_fields({"bad": (torch.rand(1, 4, 4), (1.0, 1.0))}, title="bad")
+
+
+def test_every_figure_cycles_through_the_colour_blind_safe_palette_not_tab10():
+    from matplotlib.colors import to_rgb
+
+    from kdlab.viz import plot_bars, plot_lines
+    from kdlab.viz.common import PALETTE
+
+    tab10 = [to_rgb(c) for c in plt.get_cmap("tab10").colors]
+    fig = plot_lines([1, 2, 3], {f"run {k}": [k, k + 1, k + 2] for k in range(4)}, title="t", xlabel="epoch",
+                     ylabel="accuracy (%)")
+    colours = [to_rgb(line.get_color()) for line in fig.axes[0].get_lines()]
+    assert colours == [to_rgb(c) for c in PALETTE[:4]] and not set(colours) & set(tab10[:4])
+    bars = plot_bars({"a": [1, 2], "b": [2, 1]}, title="t", ylabel="accuracy (%)")
+    faces = {to_rgb(patch.get_facecolor()[:3]) for patch in bars.axes[0].patches}
+    assert faces <= {to_rgb(c) for c in PALETTE}

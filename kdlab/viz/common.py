@@ -34,6 +34,10 @@ OVERLAY_ALPHA = 0.55
 MARK_HATCH = "///"
 """Hatching of the label-map cells whose label differs from the reference (global) label."""
 
+PALETTE = tuple(sns.color_palette("colorblind"))
+"""The package's one colour cycle: seaborn's ``colorblind`` (Okabe–Ito-like, safe for the common colour-vision
+deficiencies). Every axes :func:`new_figure` makes cycles through it, so no figure falls back to matplotlib's tab10."""
+
 Rows = Sequence[Mapping[str, Any]]
 
 
@@ -46,8 +50,11 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float]) -> tuple[Figure, np.ndarray]:
-    """A new figure with a (nrows, ncols) array of axes, already closed in pyplot (see module docstring)."""
+    """A new figure with a (nrows, ncols) array of axes that cycle through :data:`PALETTE`, already closed in pyplot
+    (see module docstring)."""
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.set_prop_cycle(color=PALETTE)
     plt.close(fig)
     return fig, axes
 
