@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 help:
 	@echo "make lab       set up .venv if needed, then start JupyterLab on notebooks/ (127.0.0.1)"
 	@echo "make test      set up .venv if needed, then run unit tests + every notebook (smoke profile)"
-	@echo "make book      execute every notebook (profile auto) into build/ (.ipynb + .html)"
+	@echo "make book      execute every notebook (profile auto) into build/ (.ipynb + .html), and the course docs"
 	@echo "make teachers  retrain the shipped teachers into data/teachers/"
 	@echo "make env       only create/update .venv"
 
@@ -38,6 +38,7 @@ test-fast: $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/python -m kdlab run --all --profile auto --out build
+	$(BIN)/python -m kdlab docs --out build
 
 teachers: $(STAMP)
 	$(BIN)/python -m kdlab teachers build

@@ -155,6 +155,36 @@ def cmd_teachers(args: argparse.Namespace) -> int:
     return 0
 
 
+COURSE_DOCS = ("course.md",)
+"""The course documents ``python -m kdlab docs`` renders into the book (``docs/``)."""
+
+
+def render_doc(path: Path, out_dir: Path) -> Path:
+    """``docs/<name>.md`` as a standalone ``<out_dir>/<name>.html`` (Markdown tables included; no script, no CDN)."""
+    import html
+
+    import mistune
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no document {path}")
+    body = mistune.create_markdown(plugins=["table"])(path.read_text())
+    title = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("# ")), path.stem)
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            "<style>body{max-width:60rem;margin:2rem auto;font-family:sans-serif;line-height:1.45}"
+            "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.25rem .5rem;vertical-align:top}"
+            f"</style></head><body>\n{body}</body></html>\n")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{path.stem}.html"
+    output.write_text(page)
+    return output
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    for name in COURSE_DOCS:
+        print(f"rendered {render_doc(ROOT_DIR / 'docs' / name, Path(args.out))}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -223,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="print the shipped reference runs' headline tables and verdicts (Markdown)")
     results.add_argument("notebooks", nargs="*", help="notebook names (default: every declared reference)")
 
+    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, ...) to HTML for the book")
+    docs.add_argument("--out", default="build", help="output folder (default: build)")
+
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
     teachers.add_argument("action", choices=["list", "verify", "build"])
     teachers.add_argument("keys", nargs="*", help="teacher keys (default: all)")
@@ -251,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print(env_report())
         return 0
     handlers = {"run": cmd_run, "reference": cmd_reference, "results": cmd_results, "teachers": cmd_teachers,
-                "bench": cmd_bench}
+                "bench": cmd_bench, "docs": cmd_docs}
     return handlers[args.command](args)
 
 

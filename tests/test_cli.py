@@ -69,3 +69,14 @@ def test_a_stalled_cell_fails_the_run_instead_of_hanging_it(tmp_path):
     nbformat.write(notebook, path)
     with pytest.raises(Exception, match="(?i)timed? ?out"):
         execute_notebook(path, tmp_path / "out", {}, html=False, cell_timeout=2)
+
+
+def test_docs_renders_the_course_into_the_book(tmp_path):
+    from kdlab.__main__ import render_doc
+
+    assert main(["docs", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "course.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<title>kdlab — the course</title>" in page
+    assert page.count("<h2>Lesson ") == 6 and "<table>" in page and "http" not in page.split("<body>")[0]
+    with pytest.raises(FileNotFoundError, match="no document"):
+        render_doc(tmp_path / "missing.md", tmp_path)

@@ -72,13 +72,14 @@ def test_plot_histories_single_runs_and_seeds():
     ax = fig.axes[0]
     assert ax.get_title() == "validation accuracy per epoch" and ax.get_xlabel() == "epoch"
     assert ax.get_ylabel() == "validation accuracy"  # the readable name, never the raw key
-    assert legend_texts(ax) == ["kd (mean of 2 seeds)", "baseline"]
+    assert legend_texts(ax) == ["kd (mean ± std of 2 seeds)", "baseline"]
     mean, single = ax.get_lines()
     np.testing.assert_allclose(mean.get_ydata(), [0.35, 0.50, 0.60])
     np.testing.assert_allclose(single.get_ydata(), [0.30, 0.45, 0.55])
     (band,) = ax.collections
     low, high = band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()
-    assert (low, high) == pytest.approx((0.30, 0.65))
+    spread = np.std([0.4, 0.5], ddof=1)  # the last epoch's two seeds: mean ± sample std
+    assert (low, high) == pytest.approx((0.30 + 0.05 - np.std([0.3, 0.4], ddof=1), 0.60 + spread))
 
 
 def test_plot_histories_missing_metric():
@@ -760,6 +761,9 @@ def test_history_axes_read_the_metric_s_name_not_its_key():
     rows = [{"epoch": 1, "val/acc": 0.5}, {"epoch": 2, "val/acc": 0.7}]
     assert viz.plot_histories({"a": rows}).axes[0].get_ylabel() == "validation accuracy"
     assert viz.plot_histories({"a": rows}, ylabel="custom").axes[0].get_ylabel() == "custom"
+    with pytest.raises(ValueError, match="no readable axis name"):
+        viz.plot_histories({"a": [{"epoch": 1, "val/top5": 0.9}]}, metric="val/top5")
+    assert all("/" not in name.replace("/ y", "") for name in viz.common.AXIS_NAMES.values()), "names, not keys"
     plt.close("all")
 
 

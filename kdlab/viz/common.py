@@ -128,13 +128,17 @@ def plot_histories(
     ylabel: str | None = None,
 ) -> Figure:
     """Several runs' ``metric`` against the epoch on one axis, one line per label; the y axis is ``ylabel``, by
-    default the metric's :data:`AXIS_NAMES` entry.
+    default the metric's :data:`AXIS_NAMES` entry (a metric without one needs ``ylabel``: an axis never shows a raw
+    key such as ``val/acc``).
 
     A value of ``histories`` is either one run (a list of per-epoch dicts) or several seeds of the same
-    recipe (a list of such lists); for seeds the line is the per-epoch mean and the band spans min to max.
+    recipe (a list of such lists); for seeds the line is the per-epoch mean and the band spans mean ± one standard
+    deviation over the seeds (sample std, ddof = 1), the legend says how many seeds.
     """
     if not histories:
         raise ValueError("plot_histories needs at least one run")
+    if ylabel is None and metric not in AXIS_NAMES:
+        raise ValueError(f"{metric!r} has no readable axis name in AXIS_NAMES: pass ylabel= (with its unit)")
     fig, axes = new_figure(figsize=(7, 4.5))
     ax = axes[0, 0]
     for label, runs in histories.items():
@@ -144,12 +148,13 @@ def plot_histories(
         if not epochs:
             raise ValueError(f"run {label!r} has no {metric!r} values")
         values = [[curve[e] for curve in curves if e in curve] for e in epochs]
-        name = label if len(seeds) == 1 else f"{label} (mean of {len(seeds)} seeds)"
-        (line,) = ax.plot(epochs, [np.mean(v) for v in values], marker="o", markersize=4, label=name)
+        name = label if len(seeds) == 1 else f"{label} (mean ± std of {len(seeds)} seeds)"
+        means = np.array([np.mean(v) for v in values])
+        (line,) = ax.plot(epochs, means, marker="o", markersize=4, label=name)
         if len(seeds) > 1:
-            ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
-                            alpha=0.2)
-    name = ylabel or AXIS_NAMES.get(metric, metric)
+            spread = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values])
+            ax.fill_between(epochs, means - spread, means + spread, color=line.get_color(), alpha=0.2)
+    name = ylabel or AXIS_NAMES[metric]
     label_axes(ax, title or f"{name} per epoch", "epoch", name)
     ax.legend(fontsize=TICK_SIZE)
     epoch_axis(ax)
