@@ -425,6 +425,21 @@ def test_committed_notebook_is_stripped(path):
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_solution_is_hidden_until_opened(path):
+    """Each exercise's solution (the code cell under a "*Solution N*" heading) opens collapsed in JupyterLab: source
+    and outputs hidden (``jupyter.source_hidden`` / ``outputs_hidden``), so a student sees it only by asking."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    solutions = [i for i, c in enumerate(cells)
+                 if c["cell_type"] == "markdown" and "".join(c["source"]).strip().startswith("*Solution")]
+    assert solutions, "every notebook ends with exercises and their solutions"
+    for i in solutions:
+        cell = cells[i + 1]
+        hidden = cell.get("metadata", {}).get("jupyter", {})
+        assert cell["cell_type"] == "code" and hidden.get("source_hidden") and hidden.get("outputs_hidden"), (
+            f"{path.stem}: the solution under cell {i} is not collapsed")
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_profile(path, tmp_path_factory, monkeypatch):
