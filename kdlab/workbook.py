@@ -238,6 +238,46 @@ def live_or_reference(live: Any, reference: reference_results.ReferenceResult | 
     return value, f"reference run{' (STALE)' if reference.stale else ''}, {reference.describe()}"
 
 
+VERDICTS = ("better beyond seed noise", "worse beyond seed noise", "inside seed noise")
+"""The three readings of a paired difference with an interval (:attr:`PairedDifference.verdict`): what a critique
+exercise asks the reader to write down."""
+
+
+def reference_claim(reference: reference_results.ReferenceResult | None, headline: str,
+                    row: str) -> PairedDifference | None:
+    """A paper's claim read off the shipped reference run, for the critique exercises: ``row`` against the baseline
+    of the notebook's headline table whose title starts with ``headline`` (:data:`HEADLINES`), paired on the same
+    seeds. ``None`` when no reference is shipped."""
+    if reference is None:
+        return None
+    found = [h for h in HEADLINES.get(reference.notebook, ()) if h.title.startswith(headline)]
+    if len(found) != 1:
+        titles = [h.title for h in HEADLINES.get(reference.notebook, ())]
+        raise ValueError(f"{len(found)} headline tables of {reference.notebook} start with {headline!r}; titles: {titles}")
+    per_seed = found[0].per_seed(reference.metrics)
+    if row not in per_seed or row == found[0].baseline:
+        raise ValueError(f"{row!r} is not a compared row of {found[0].title!r}; rows: {list(per_seed)[1:]}")
+    return paired_differences({row: per_seed[row], found[0].baseline: per_seed[found[0].baseline]},
+                              found[0].baseline, scale=100.0 if found[0].pct else 1.0,
+                              lower_is_better=found[0].lower_is_better)[row]
+
+
+def check_verdict(mine: str | None, claim: PairedDifference | None) -> None:
+    """A critique exercise's check: the reader's verdict (one of :data:`VERDICTS`) against the one the reference
+    run's paired difference gives; says so when the exercise is not attempted yet or no reference is shipped."""
+    if claim is None:
+        print("No reference run is shipped for this notebook: nothing to check against.")
+        return
+    if mine is None:
+        print("MY_VERDICT is None: the critique exercise is not attempted yet.")
+        return
+    if mine not in VERDICTS:
+        raise ValueError(f"write one of {VERDICTS}, got {mine!r}")
+    assert mine == claim.verdict, (f"the reference run says {claim.verdict!r}, not {mine!r}: read the interval "
+                                   f"[{claim.low:+.4g}, {claim.high:+.4g}] again")
+    print(f"Right: {claim.verdict} ({claim.describe('+.4g')}).")
+
+
 def show_reference(reference: reference_results.ReferenceResult | None) -> None:
     """A notebook's "Reference results" cell: say that none is shipped, or show the stale warning (when the recipe
     changed since) and every headline table of :func:`reference_tables` with its verdict sentences."""
@@ -389,9 +429,10 @@ def record_results(notebook: str, recipe: Mapping[str, Any], results: Mapping[st
     return path
 
 
-__all__ = ["HEADLINES", "METRIC_NAMES", "Headline", "PairedDifference", "histories_of", "latency_ms", "live_or_reference",
+__all__ = ["HEADLINES", "METRIC_NAMES", "VERDICTS", "Headline", "PairedDifference", "check_verdict", "histories_of", "latency_ms", "live_or_reference",
            "mean", "model_row",
-           "paired_differences", "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_tables",
+           "paired_differences", "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_claim",
+           "reference_tables",
            "show_reference", "summary_table", "teacher_rows", "verdicts"]
 
 

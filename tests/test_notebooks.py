@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -438,6 +439,26 @@ def test_every_solution_is_hidden_until_opened(path):
         hidden = cell.get("metadata", {}).get("jupyter", {})
         assert cell["cell_type"] == "code" and hidden.get("source_hidden") and hidden.get("outputs_hidden"), (
             f"{path.stem}: the solution under cell {i} is not collapsed")
+
+
+EXERCISE_KINDS = ("derive", "implement", "experiment", "critique")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_are_of_several_kinds_and_each_has_a_solution(path):
+    """At least 4 exercises of at least 3 kinds (derive, implement, experiment, critique: each item of the summary's
+    list says its kind), and a "*Solution N*" for every one (hidden until opened: the test above; run by the smoke
+    test, which checks each self-checking solution)."""
+    cells = [("".join(c["source"]), c["cell_type"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    (summary,) = [text for text, kind in cells if kind == "markdown" and "**Exercises**" in text]
+    items = re.findall(r"^(\d+)\. (?:\*\((\w+)\)\*)?", summary, flags=re.M)
+    numbers, kinds = [int(n) for n, _ in items], [k for _, k in items]
+    assert numbers == list(range(1, len(items) + 1)) and len(items) >= 4, f"{path.stem}: exercises {numbers}"
+    assert all(k in EXERCISE_KINDS for k in kinds), f"{path.stem}: every exercise names its kind, got {kinds}"
+    assert len(set(kinds)) >= 3, f"{path.stem}: kinds {sorted(set(kinds))}"
+    solutions = {int(m) for text, kind in cells if kind == "markdown"
+                 for m in re.findall(r"^\*Solution (\d+)\*", text.strip())}
+    assert solutions == set(numbers), f"{path.stem}: solutions for {sorted(solutions)}, exercises {numbers}"
 
 
 @pytest.mark.notebook

@@ -325,3 +325,35 @@ def test_sweep_verdict_names_the_choice_and_an_edge_of_the_grid():
     assert "The grid's worst, λ = 1, is 30.0 points lower." in text
     record_["val"]["0.3"] = {"a": [0.9], "b": [0.9]}
     assert "of the grid" not in sweep_verdict(record_, "λ", "acc")
+
+
+def test_reference_claim_and_check_verdict_grade_a_critique(tmp_path, capsys):
+    from kdlab.results import load_reference, save_reference
+    from kdlab.workbook import VERDICTS, check_verdict, reference_claim
+
+    per_seed = {"no KD": [0.30, 0.31, 0.29], "+ LGConv": [0.30, 0.30, 0.30], "+ feature-MSE KD": [0.20, 0.21, 0.19],
+                "+ ghost-decoder KD": [0.30, 0.31, 0.29], "+ ghost-decoder KD + LAM": [0.30, 0.31, 0.29],
+                "DisDepth": [0.40, 0.41, 0.39]}
+    toy = {"uniform weights (+ ghost-decoder KD)": [0.3, 0.3, 0.3], "LAM's weights (+ ghost-decoder KD + LAM)": [0.3, 0.3, 0.3],
+           "no KD": per_seed["no KD"]}
+    save_reference("05_disdepth", {"n": 1}, {"abs_rel_per_seed": per_seed, "lam_toy": {"abs_rel_per_seed": toy}},
+                   seeds=[0, 1, 2], wall_time_s=1.0, device="cpu", profile="cpu", root=tmp_path)
+    reference = load_reference("05_disdepth", {"n": 1}, root=tmp_path)
+    better = reference_claim(reference, "Swin → CNN depth", "+ feature-MSE KD")
+    worse = reference_claim(reference, "Swin → CNN depth", "DisDepth")
+    assert (better.verdict, worse.verdict) == ("better beyond seed noise", "worse beyond seed noise")
+    assert better.change == pytest.approx(-0.10) and better.verdict in VERDICTS
+    check_verdict("worse beyond seed noise", worse)
+    assert "Right: worse beyond seed noise" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="the reference run says 'better beyond seed noise'"):
+        check_verdict("inside seed noise", better)
+    with pytest.raises(ValueError, match="write one of"):
+        check_verdict("better", better)
+    check_verdict(None, better)
+    check_verdict("inside seed noise", None)
+    assert "not attempted" in capsys.readouterr().out
+    assert reference_claim(None, "anything", "row") is None
+    with pytest.raises(ValueError, match="headline tables of 05_disdepth start with"):
+        reference_claim(reference, "Faces", "DisDepth")
+    with pytest.raises(ValueError, match="not a compared row"):
+        reference_claim(reference, "Swin → CNN depth", "no KD")
