@@ -155,7 +155,7 @@ def cmd_teachers(args: argparse.Namespace) -> int:
     return 0
 
 
-COURSE_DOCS = ("course.md",)
+COURSE_DOCS = ("course.md", "rubric.md")
 """The course documents ``python -m kdlab docs`` renders into the book (``docs/``)."""
 
 
@@ -182,6 +182,46 @@ def render_doc(path: Path, out_dir: Path) -> Path:
 def cmd_docs(args: argparse.Namespace) -> int:
     for name in COURSE_DOCS:
         print(f"rendered {render_doc(ROOT_DIR / 'docs' / name, Path(args.out))}")
+    return 0
+
+
+def handout(notebook: dict) -> dict:
+    """A student's copy of a notebook (a copy of its JSON): without the solutions (each "*Solution N*" heading and
+    the code cell under it) and without the section the tests read ("Recorded results", which records what the
+    solutions computed); every other cell, the parameters tag and the exercises' check cells stay."""
+    import copy
+    import re
+
+    cells, kept, skip_next = copy.deepcopy(notebook["cells"]), [], False
+    for cell in cells:
+        text = "".join(cell["source"])
+        if skip_next and cell["cell_type"] == "code":
+            skip_next = False
+            continue
+        if cell["cell_type"] == "markdown" and re.match(r"\*Solution \d+\*", text.strip()):
+            skip_next = True
+            continue
+        heading = re.search(r"^## \d+ · Recorded results", text, flags=re.M)
+        if heading:
+            if text[:heading.start()].strip():
+                cell["source"] = text[:heading.start()].rstrip("\n").splitlines(keepends=True)
+                kept.append(cell)
+            break
+        kept.append(cell)
+    if skip_next:
+        raise ValueError("a *Solution* heading without a code cell under it")
+    return {**notebook, "cells": kept}
+
+
+def cmd_handout(args: argparse.Namespace) -> int:
+    import json
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in notebook_paths([], True):
+        copy_ = handout(json.loads(path.read_text(encoding="utf-8")))
+        (out / path.name).write_text(json.dumps(copy_, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"{out / path.name}: {len(copy_['cells'])} cells, no solutions")
     return 0
 
 
@@ -253,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="print the shipped reference runs' headline tables and verdicts (Markdown)")
     results.add_argument("notebooks", nargs="*", help="notebook names (default: every declared reference)")
 
-    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, ...) to HTML for the book")
+    hand = sub.add_parser("handout", help="students' copies of every notebook, without the solutions")
+    hand.add_argument("--out", default="build/handout", help="output folder (default: build/handout)")
+
+    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/rubric.md) to HTML for the book")
     docs.add_argument("--out", default="build", help="output folder (default: build)")
 
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
@@ -284,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         print(env_report())
         return 0
     handlers = {"run": cmd_run, "reference": cmd_reference, "results": cmd_results, "teachers": cmd_teachers,
-                "bench": cmd_bench, "docs": cmd_docs}
+                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout}
     return handlers[args.command](args)
 
 

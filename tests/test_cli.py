@@ -78,5 +78,30 @@ def test_docs_renders_the_course_into_the_book(tmp_path):
     page = (tmp_path / "course.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<title>kdlab — the course</title>" in page
     assert page.count("<h2>Lesson ") == 6 and "<table>" in page and "http" not in page.split("<body>")[0]
+    rubric = (tmp_path / "rubric.html").read_text()
+    assert rubric.count("<table>") == 6 and "<h2>05 DisDepth</h2>" in rubric
     with pytest.raises(FileNotFoundError, match="no document"):
         render_doc(tmp_path / "missing.md", tmp_path)
+
+
+def test_handout_drops_solutions_and_the_recorded_results_but_keeps_the_rest(tmp_path):
+    import json
+
+    from kdlab.__main__ import NOTEBOOK_DIR, handout
+
+    original = json.loads((NOTEBOOK_DIR / "05_disdepth.ipynb").read_text(encoding="utf-8"))
+    copy_ = handout(original)
+    texts = ["".join(c["source"]) for c in copy_["cells"]]
+    assert not any(t.strip().startswith("*Solution") for t in texts)
+    assert not any("by_hand" in t for t in texts), "no solution code left"
+    assert not any("record_results(" in t or "## 11 · Recorded results" in t for t in texts)
+    assert any("**Further reading.**" in t for t in texts), "the reading list before the tests' section stays"
+    assert any("check_silog_grad(my_silog_grad)" in t for t in texts), "the exercises and their checks stay"
+    assert any("parameters" in c["metadata"].get("tags", []) for c in copy_["cells"])
+    assert len(original["cells"]) > len(copy_["cells"]) and original == json.loads(
+        (NOTEBOOK_DIR / "05_disdepth.ipynb").read_text(encoding="utf-8")), "the notebook itself is untouched"
+    assert main(["handout", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+    broken = {"cells": [{"cell_type": "markdown", "source": ["*Solution 1*"], "metadata": {}}], "metadata": {}}
+    with pytest.raises(ValueError, match="without a code cell"):
+        handout(broken)

@@ -488,3 +488,20 @@ def test_smoke_runs_are_deterministic(tmp_path_factory, monkeypatch):
     second = run_smoke(path, tmp_path_factory.mktemp("again"), monkeypatch)
     drop = lambda r: {k: v for k, v in r.items() if "time" not in k}  # noqa: E731
     assert drop(first) == drop(second)
+
+
+@pytest.mark.notebook
+def test_students_handout_runs_top_to_bottom(tmp_path, monkeypatch):
+    """`make handout`'s copy of the depth notebook (no solutions, no recorded-results section) still runs in smoke:
+    nothing a student keeps reads a name only a solution defined."""
+    from kdlab.__main__ import NOTEBOOK_DIR, handout
+
+    copy_ = handout(json.loads((NOTEBOOK_DIR / "05_disdepth.ipynb").read_text(encoding="utf-8")))
+    path = tmp_path / "05_disdepth.ipynb"
+    path.write_text(json.dumps(copy_, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    monkeypatch.setenv("KDLAB_PROFILE", "smoke")
+    monkeypatch.setenv("KDLAB_RECORD_FILE", str(tmp_path / "records.json"))
+    execute_notebook(path, tmp_path / "out.ipynb", {"PROFILE": "smoke", "SEED": 0}, cell_timeout=CELL_TIMEOUT_S)
+    executed = json.loads((tmp_path / "out.ipynb").read_text(encoding="utf-8"))
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "not attempted yet" in printed, "the students' checks run and wait for their answers"
