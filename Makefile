@@ -7,12 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdlab-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: env lab test test-fast book handout teachers bench strip clean help
+.PHONY: env lab test test-fast book handout slides teachers bench strip clean help
 
 help:
 	@echo "make lab       set up .venv if needed, then start JupyterLab on notebooks/ (127.0.0.1)"
 	@echo "make test      set up .venv if needed, then run unit tests + every notebook (smoke profile)"
 	@echo "make book      execute every notebook (profile auto) into build/ (.ipynb + .html), and the course docs"
+	@echo "make slides    executed reveal.js decks of every notebook, offline (assets from npm) into build/slides/"
 	@echo "make handout   students' copies of the notebooks, without the solutions, into build/handout/"
 	@echo "make teachers  retrain the shipped teachers into data/teachers/"
 	@echo "make env       only create/update .venv"
@@ -40,6 +41,11 @@ test-fast: $(STAMP)
 book: $(STAMP)
 	$(BIN)/python -m kdlab run --all --profile auto --out build
 	$(BIN)/python -m kdlab docs --out build
+
+slides: $(STAMP)
+	mkdir -p build/slides/assets
+	npm install --no-save --no-package-lock --prefix build/slides/assets reveal.js@4.0.2 requirejs@2.3.6 mathjax@2.7.7 jquery@2.2.4
+	$(BIN)/python -m kdlab slides --out build/slides
 
 handout: $(STAMP)
 	$(BIN)/python -m kdlab handout --out build/handout

@@ -225,6 +225,77 @@ def cmd_handout(args: argparse.Namespace) -> int:
     return 0
 
 
+SLIDE_ASSETS = {"reveal": "node_modules/reveal.js", "require": "node_modules/requirejs/require.js",
+                "mathjax": "node_modules/mathjax/MathJax.js", "jquery": "node_modules/jquery/dist/jquery.min.js"}
+"""Where ``make slides`` installs the decks' JavaScript (npm: reveal.js 4.0.2, nbconvert's version; requirejs;
+MathJax 2.7.7, which nbconvert's template configures; jQuery 2.2.4, the 2.x nearest nbconvert's 2.0.3, which npm
+does not hold), relative to the assets folder beside the decks."""
+
+
+def slide_types(notebook: dict) -> dict:
+    """A copy of a notebook with reveal.js slide types set from its structure: a cell that opens with a ``##``
+    heading starts a slide, ``###`` a sub-slide; the parameters cell and the tests' "Recorded results" section are
+    skipped; everything else continues the current slide. Cells that already carry a slide type keep it."""
+    import copy
+    import re
+
+    notebook, skipping = copy.deepcopy(notebook), False
+    for cell in notebook["cells"]:
+        text = "".join(cell["source"]).lstrip()
+        skipping = skipping or bool(re.search(r"^## \d+ · Recorded results", text, flags=re.M))
+        kind = ("skip" if skipping or "parameters" in cell["metadata"].get("tags", []) else
+                "slide" if text.startswith("## ") or text.startswith("# ") else
+                "subslide" if text.startswith("### ") else "-")
+        cell["metadata"].setdefault("slideshow", {"slide_type": kind})
+    return notebook
+
+
+def write_deck(executed: Path, out_dir: Path, assets: str = "assets") -> Path:
+    """An executed notebook as ``<out_dir>/<name>.slides.html``, a reveal.js deck whose scripts and styles all come
+    from ``<out_dir>/<assets>`` (:data:`SLIDE_ASSETS`), never from a CDN."""
+    import json
+
+    from nbconvert import SlidesExporter
+    from nbformat import reads
+
+    exporter = SlidesExporter(reveal_url_prefix=f"{assets}/{SLIDE_ASSETS['reveal']}",
+                              require_js_url=f"{assets}/{SLIDE_ASSETS['require']}",
+                              jquery_url=f"{assets}/{SLIDE_ASSETS['jquery']}",
+                              mathjax_url=f"{assets}/{SLIDE_ASSETS['mathjax']}?config=TeX-AMS_CHTML-full,Safe")
+    notebook = slide_types(json.loads(executed.read_text(encoding="utf-8")))
+    body, _ = exporter.from_notebook_node(reads(json.dumps(notebook), as_version=4))
+    output = out_dir / f"{executed.stem}.slides.html"
+    output.write_text(body, encoding="utf-8")
+    return output
+
+
+def remote_assets(page: str) -> list[str]:
+    """The scripts and style sheets a page loads from the network (``<script src>`` / ``<link href>`` with a
+    scheme): what an offline deck must not have. Links the reader may follow (``<a href>``) do not count."""
+    import re
+
+    tags = re.findall(r"<(?:script|link)\b[^>]*>", page)
+    return [url for tag in tags for url in re.findall(r"(?:src|href)=[\"']((?:https?:)?//[^\"']+)", tag)]
+
+
+def cmd_slides(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    missing = [path for path in SLIDE_ASSETS.values() if not (out / "assets" / path).exists()]
+    if missing:
+        print(f"missing slide assets under {out / 'assets'}: {missing}; `make slides` installs them with npm")
+        return 1
+    executed_dir = out / "executed"
+    for path in notebook_paths(args.notebooks, not args.notebooks):
+        execute_notebook(path, executed_dir, {"PROFILE": args.profile}, html=False,
+                         cell_timeout=RUN_CELL_TIMEOUT_S)
+        deck = write_deck(executed_dir / path.name, out)
+        remote = remote_assets(deck.read_text(encoding="utf-8"))
+        if remote:
+            raise RuntimeError(f"{deck} loads {remote} from the network")
+        print(f"{deck}: offline deck")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -293,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="print the shipped reference runs' headline tables and verdicts (Markdown)")
     results.add_argument("notebooks", nargs="*", help="notebook names (default: every declared reference)")
 
+    slides = sub.add_parser("slides", help="executed reveal.js decks of the notebooks, offline (make slides)")
+    slides.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
+    slides.add_argument("--out", default="build/slides", help="output folder, with the npm assets in assets/")
+    slides.add_argument("--profile", default="smoke", help="profile the decks are executed in (default smoke)")
+
     hand = sub.add_parser("handout", help="students' copies of every notebook, without the solutions")
     hand.add_argument("--out", default="build/handout", help="output folder (default: build/handout)")
 
@@ -327,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         print(env_report())
         return 0
     handlers = {"run": cmd_run, "reference": cmd_reference, "results": cmd_results, "teachers": cmd_teachers,
-                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout}
+                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout,
+                "slides": cmd_slides}
     return handlers[args.command](args)
 
 

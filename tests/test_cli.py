@@ -105,3 +105,32 @@ def test_handout_drops_solutions_and_the_recorded_results_but_keeps_the_rest(tmp
     broken = {"cells": [{"cell_type": "markdown", "source": ["*Solution 1*"], "metadata": {}}], "metadata": {}}
     with pytest.raises(ValueError, match="without a code cell"):
         handout(broken)
+
+
+def test_slide_types_follow_the_headings_and_skip_parameters_and_the_tests_section():
+    from kdlab.__main__ import slide_types
+
+    def cell(kind, text, **metadata):
+        return {"cell_type": kind, "source": [text], "metadata": metadata}
+
+    notebook = {"cells": [cell("markdown", "# 05 · DisDepth"), cell("code", "PROFILE = 'auto'", tags=["parameters"]),
+                          cell("markdown", "## 3 · The idea"), cell("code", "x = 1"), cell("markdown", "### 3.1 Loss"),
+                          cell("markdown", "plain prose", slideshow={"slide_type": "fragment"}),
+                          cell("markdown", "**Further reading.** ...\n\n## 11 · Recorded results (read by the tests)"),
+                          cell("code", "record_results(...)")], "metadata": {}}
+    kinds = [c["metadata"]["slideshow"]["slide_type"] for c in slide_types(notebook)["cells"]]
+    assert kinds == ["slide", "skip", "slide", "-", "subslide", "fragment", "skip", "skip"]
+    assert "slideshow" not in notebook["cells"][0]["metadata"], "the notebook itself is untouched"
+
+
+def test_decks_load_every_script_and_style_from_the_local_assets(tmp_path):
+    from kdlab.__main__ import NOTEBOOK_DIR, SLIDE_ASSETS, remote_assets, write_deck
+
+    page = write_deck(NOTEBOOK_DIR / "05_disdepth.ipynb", tmp_path).read_text(encoding="utf-8")
+    assert remote_assets(page) == [] and page.count("<section") > 10
+    for name, path in SLIDE_ASSETS.items():
+        assert f"assets/{path}" in page, name
+    assert remote_assets('<script src="https://cdn.example/x.js"></script><link href="//cdn.example/y.css">'
+                         '<a href="https://arxiv.org/abs/1">a paper</a>') == ["https://cdn.example/x.js",
+                                                                             "//cdn.example/y.css"]
+    assert main(["slides", "--out", str(tmp_path)]) == 1, "without the npm assets it says so and stops"
