@@ -36,7 +36,7 @@ MARK_HATCH = "///"
 
 PALETTE = tuple(sns.color_palette("colorblind"))
 """The package's one colour cycle: seaborn's ``colorblind`` (Okabe–Ito-like, safe for the common colour-vision
-deficiencies). Every axes :func:`new_figure` makes cycles through it, so no figure falls back to matplotlib's tab10."""
+deficiencies). Every axes :func:`new_figure` makes cycles through it, so no figure falls back to matplotlib's default (not colour-blind-safe) cycle."""
 
 Rows = Sequence[Mapping[str, Any]]
 
