@@ -36,7 +36,8 @@ MARK_HATCH = "///"
 
 PALETTE = tuple(sns.color_palette("colorblind"))
 """The package's one colour cycle: seaborn's ``colorblind`` (Okabe–Ito-like, safe for the common colour-vision
-deficiencies). Every axes :func:`new_figure` makes cycles through it, so no figure falls back to matplotlib's default (not colour-blind-safe) cycle."""
+deficiencies). Every axes :func:`new_figure` makes cycles through it, so no figure falls back to matplotlib's
+default cycle, which is not colour-blind safe."""
 
 Rows = Sequence[Mapping[str, Any]]
 
