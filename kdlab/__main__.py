@@ -168,7 +168,8 @@ def render_doc(path: Path, out_dir: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no document {path}")
     body = mistune.create_markdown(plugins=["table"])(path.read_text())
-    title = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("# ")), path.stem)
+    lines = path.read_text().splitlines()
+    title = next((line.lstrip("# ").strip() for line in lines if line.startswith("# ")), path.stem)
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             "<style>body{max-width:60rem;margin:2rem auto;font-family:sans-serif;line-height:1.45}"
             "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.25rem .5rem;vertical-align:top}"
@@ -372,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     hand = sub.add_parser("handout", help="students' copies of every notebook, without the solutions")
     hand.add_argument("--out", default="build/handout", help="output folder (default: build/handout)")
 
-    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/rubric.md) to HTML for the book")
+    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/rubric.md) to HTML")
     docs.add_argument("--out", default="build", help="output folder (default: build)")
 
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")

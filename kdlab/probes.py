@@ -159,7 +159,8 @@ def effective_receptive_field(fn: Callable[[Tensor], Tensor], x: Tensor, *,
     ``fn`` maps (N, C', H, W) to (N, C, h, w) (a feature map or a depth map); put a model in eval mode first, so
     BatchNorm uses its running statistics and every image's gradient is its own. Returns the (H, W) map (sums to
     1) and its centre (row, column), the field's centre of mass: where the position looks (with padding, a
-    stride-$s$ map's position $i$ sits near input pixel $s\,i$, not at the middle of its cell). Parameters receive no gradient.
+    stride-$s$ map's position $i$ sits near input pixel $s\,i$, not at the middle of its cell). Parameters receive no
+    gradient.
     """
     if x.ndim != 4 or not len(x):
         raise ValueError(f"x must be a non-empty (N, C, H, W) batch, got shape {tuple(x.shape)}")

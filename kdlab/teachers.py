@@ -37,8 +37,8 @@ from .train import classification_metrics, evaluate, fit, predict
 MANIFEST = "manifest.json"
 SCENES_TEACHER_TRAIN, SCENES_TEACHER_EPOCHS = 12000, 16
 """The depth teacher's budget: 192 000 image-steps on 12 000 scenes, 886 s measured on two CPU threads (about 4.6 ms
-per 64 px image and training step). Notebook 05 needs a teacher with something to give: the first recipe (3000 scenes x 20
-epochs, 60 000 image-steps, 338 s on one thread) reached test AbsRel 0.212 against the no-KD student's 0.270, and no
+per 64 px image and training step). Notebook 05 needs a teacher with something to give: the first recipe (3000 scenes
+x 20 epochs, 60 000 image-steps, 338 s on one thread) reached test AbsRel 0.212 against the no-KD student's 0.270, and no
 feature-imitation row moved beyond seed noise; four times the scenes at 3.2 times the steps widen that gap.
 """
 FACES_TEACHER_IDS, FACES_TEACHER_PER_ID, FACES_TEACHER_EPOCHS = 160, 40, 14

@@ -253,7 +253,8 @@ def reference_claim(reference: reference_results.ReferenceResult | None, headlin
     found = [h for h in HEADLINES.get(reference.notebook, ()) if h.title.startswith(headline)]
     if len(found) != 1:
         titles = [h.title for h in HEADLINES.get(reference.notebook, ())]
-        raise ValueError(f"{len(found)} headline tables of {reference.notebook} start with {headline!r}; titles: {titles}")
+        raise ValueError(f"{len(found)} headline tables of {reference.notebook} start with {headline!r}; "
+                         f"titles: {titles}")
     per_seed = found[0].per_seed(reference.metrics)
     if row not in per_seed or row == found[0].baseline:
         raise ValueError(f"{row!r} is not a compared row of {found[0].title!r}; rows: {list(per_seed)[1:]}")
@@ -429,7 +430,8 @@ def record_results(notebook: str, recipe: Mapping[str, Any], results: Mapping[st
     return path
 
 
-__all__ = ["HEADLINES", "METRIC_NAMES", "VERDICTS", "Headline", "PairedDifference", "check_verdict", "histories_of", "latency_ms", "live_or_reference",
+__all__ = ["HEADLINES", "METRIC_NAMES", "VERDICTS", "Headline", "PairedDifference", "check_verdict", "histories_of",
+           "latency_ms", "live_or_reference",
            "mean", "model_row",
            "paired_differences", "paired_report", "per_seed_table", "quick_retrain", "record_results", "reference_claim",
            "reference_tables",

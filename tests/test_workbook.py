@@ -334,8 +334,8 @@ def test_reference_claim_and_check_verdict_grade_a_critique(tmp_path, capsys):
     per_seed = {"no KD": [0.30, 0.31, 0.29], "+ LGConv": [0.30, 0.30, 0.30], "+ feature-MSE KD": [0.20, 0.21, 0.19],
                 "+ ghost-decoder KD": [0.30, 0.31, 0.29], "+ ghost-decoder KD + LAM": [0.30, 0.31, 0.29],
                 "DisDepth": [0.40, 0.41, 0.39]}
-    toy = {"uniform weights (+ ghost-decoder KD)": [0.3, 0.3, 0.3], "LAM's weights (+ ghost-decoder KD + LAM)": [0.3, 0.3, 0.3],
-           "no KD": per_seed["no KD"]}
+    toy = {"uniform weights (+ ghost-decoder KD)": [0.3, 0.3, 0.3],
+           "LAM's weights (+ ghost-decoder KD + LAM)": [0.3, 0.3, 0.3], "no KD": per_seed["no KD"]}
     save_reference("05_disdepth", {"n": 1}, {"abs_rel_per_seed": per_seed, "lam_toy": {"abs_rel_per_seed": toy}},
                    seeds=[0, 1, 2], wall_time_s=1.0, device="cpu", profile="cpu", root=tmp_path)
     reference = load_reference("05_disdepth", {"n": 1}, root=tmp_path)
