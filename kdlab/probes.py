@@ -19,7 +19,7 @@ The content is i.i.d., so only a teacher-side query can find where its content s
 student value from where the *teacher* shows the student's content, the displacement twice over, and fails even
 globally for $k>0$ — the probe's ``student_query`` rows measure that.
 
-**The effective receptive field (DisDepth's LGConv, notebook 05 §7.2).** How far from one output position the
+**The effective receptive field (DisDepth's LGConv, notebook 05 §7.3).** How far from one output position the
 input still matters (Luo et al., *Understanding the Effective Receptive Field in Deep CNNs*, NeurIPS 2016): for an
 output map $f(x)\in\mathbb{R}^{C\times h\times w}$ and the position $(i, j)$,
 

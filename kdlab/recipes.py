@@ -405,8 +405,8 @@ def disdepth_recipe(profile: str, *, seed: int = 0, attentive_kd_weight: float =
     ``n_seeds`` defaults to 1 / 3 / 5. Measured on one CPU thread, per 64 px training image and epoch: about
     1.7 / 3.6 / 3.4 / 6.1 / 7.2 / 9.1 ms for the six rows (the teacher runs in the last four, the ghost decoder
     in the last three), 31 ms in all, so the ``cpu`` grid (500 images x 12 epochs x 3 seeds) and the toy's two
-    rows train in about 13 minutes of one thread, 7 on two workers (409 s measured). Smoke halves the student's widths
-    (8/16/24/48: timm rounds stage widths to multiples of 8) and uses 16 bins (spec 3.2).
+    rows train in about 13 minutes of one thread, 7 on two workers (409 s measured). Smoke halves the student's
+    widths (8/16/24/48: timm rounds stage widths to multiples of 8) and uses 16 bins (spec 3.2).
     """
     profile = resolve_profile(profile)
     n_seeds = n_seeds or by_profile(profile, smoke=1, cpu=3, gpu=5)

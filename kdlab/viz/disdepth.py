@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from ..checks import check_int
+from ..probes import mass_within
 from .common import (LABEL_SIZE, TICK_SIZE, TITLE_SIZE, draw_image, hide_axes, image_batch, label_axes, new_figure,
                      overlay_map, per_image, to_numpy)
 
@@ -224,10 +226,8 @@ def plot_receptive_fields(fields: Mapping[str, tuple[Any, tuple[float, float]]],
     fig.colorbar(ScalarMappable(norm=norm, cmap="magma"), ax=list(axes[0, :-1]), location="bottom", shrink=0.8,
                  label="share of |∂ output / ∂ input pixel| (log scale)")
     curve_ax = axes[0, -1]
-    for name, (field, centre) in fields.items():
-        distance = np.hypot(*np.meshgrid(np.arange(maps[name].shape[0]) - centre[0],
-                                         np.arange(maps[name].shape[1]) - centre[1], indexing="ij"))
-        curve_ax.plot(radii, [maps[name][distance <= r].sum() for r in radii], label=name)
+    for name, (_, centre) in fields.items():
+        curve_ax.plot(radii, mass_within(torch.as_tensor(maps[name]), centre, radii.tolist()), label=name)
     label_axes(curve_ax, "Share within a radius", "radius from the centre (pixels)", "share of the gradient mass")
     curve_ax.set_ylim(0, 1.02)
     curve_ax.grid(alpha=0.3)
