@@ -825,3 +825,18 @@ def test_every_figure_cycles_through_the_colour_blind_safe_palette_not_tab10():
     bars = plot_bars({"a": [1, 2], "b": [2, 1]}, title="t", ylabel="accuracy (%)")
     faces = {to_rgb(patch.get_facecolor()[:3]) for patch in bars.axes[0].patches}
     assert faces <= {to_rgb(c) for c in PALETTE}
+
+
+def test_the_baseline_has_one_colour_in_every_figure():
+    from matplotlib.colors import to_rgb
+
+    from kdlab.viz.common import BASELINE_COLOUR, PALETTE, series_colours
+
+    assert series_colours(["KD", "no KD", "OFA"]) == {"KD": PALETTE[0], "no KD": BASELINE_COLOUR, "OFA": PALETTE[1]}
+    rows = [{"epoch": 1, "val/acc": 0.5}, {"epoch": 2, "val/acc": 0.6}]
+    lines = viz.plot_histories({"labels only": rows, "Hinton KD": rows}).axes[0].get_lines()
+    assert to_rgb(lines[0].get_color()) == BASELINE_COLOUR and to_rgb(lines[1].get_color()) == to_rgb(PALETTE[0])
+    bars = viz.plot_seed_points({"Hinton KD": [0.6, 0.7], "no KD": [0.5, 0.55]}, title="t", ylabel="accuracy (%)")
+    faces = [to_rgb(patch.get_facecolor()[:3]) for patch in bars.axes[0].patches]
+    assert faces == [to_rgb(PALETTE[0]), BASELINE_COLOUR]
+    plt.close("all")

@@ -39,6 +39,20 @@ PALETTE = tuple(sns.color_palette("colorblind"))
 deficiencies). Every axes :func:`new_figure` makes cycles through it, so no figure falls back to matplotlib's
 default cycle, which is not colour-blind safe."""
 
+BASELINES = ("no KD", "labels only")
+"""The rows every notebook compares against: drawn in :data:`BASELINE_COLOUR` in every figure (:func:`series_colours`),
+so the reader finds the baseline at a glance in any notebook."""
+BASELINE_COLOUR = (0.45, 0.45, 0.45)
+
+
+def series_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per named series: a baseline (:data:`BASELINES`) in :data:`BASELINE_COLOUR`, the others through
+    :data:`PALETTE` in their order (cycling past its ten colours)."""
+    others = [name for name in names if name not in BASELINES]
+    colours = {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(others)}
+    return {name: BASELINE_COLOUR if name in BASELINES else colours[name] for name in names}
+
+
 Rows = Sequence[Mapping[str, Any]]
 
 
@@ -142,6 +156,7 @@ def plot_histories(
         raise ValueError(f"{metric!r} has no readable axis name in AXIS_NAMES: pass ylabel= (with its unit)")
     fig, axes = new_figure(figsize=(7, 4.5))
     ax = axes[0, 0]
+    colours = series_colours(list(histories))
     for label, runs in histories.items():
         seeds = [runs] if runs and isinstance(runs[0], Mapping) else list(runs)
         curves = [dict(zip(*_series(rows, metric), strict=True)) for rows in seeds]
@@ -151,7 +166,7 @@ def plot_histories(
         values = [[curve[e] for curve in curves if e in curve] for e in epochs]
         name = label if len(seeds) == 1 else f"{label} (mean ± std of {len(seeds)} seeds)"
         means = np.array([np.mean(v) for v in values])
-        (line,) = ax.plot(epochs, means, marker="o", markersize=4, label=name)
+        (line,) = ax.plot(epochs, means, marker="o", markersize=4, label=name, color=colours[label])
         if len(seeds) > 1:
             spread = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values])
             ax.fill_between(epochs, means - spread, means + spread, color=line.get_color(), alpha=0.2)
@@ -465,9 +480,9 @@ def plot_seed_points(per_seed: Mapping[str, Sequence[float]], *, title: str, yla
     if ax is None:
         _, axes = new_figure(figsize=(max(5.5, 1.6 * len(arrays)), 4))
         ax = axes[0, 0]
-    colours = sns.color_palette("colorblind", len(arrays))
-    for index, ((name, values), colour) in enumerate(zip(arrays.items(), colours)):
-        spread = values.std(ddof=1) if len(values) > 1 else None
+    colours = series_colours(list(arrays))
+    for index, (name, values) in enumerate(arrays.items()):
+        colour, spread = colours[name], values.std(ddof=1) if len(values) > 1 else None
         ax.bar(index, values.mean(), width=0.6, color=colour, alpha=0.55, yerr=spread, capsize=4)
         jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
         ax.scatter(index + jitter, values, color=colour, edgecolor="black", zorder=3, s=28)
