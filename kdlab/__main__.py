@@ -155,7 +155,7 @@ def cmd_teachers(args: argparse.Namespace) -> int:
     return 0
 
 
-COURSE_DOCS = ("course.md", "rubric.md")
+COURSE_DOCS = ("course.md", "notation.md", "rubric.md")
 """The course documents ``python -m kdlab docs`` renders into the book (``docs/``)."""
 
 
@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     hand = sub.add_parser("handout", help="students' copies of every notebook, without the solutions")
     hand.add_argument("--out", default="build/handout", help="output folder (default: build/handout)")
 
-    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/rubric.md) to HTML")
+    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/notation.md, docs/rubric.md) to HTML")
     docs.add_argument("--out", default="build", help="output folder (default: build)")
 
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")

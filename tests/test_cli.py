@@ -80,6 +80,8 @@ def test_docs_renders_the_course_into_the_book(tmp_path):
     assert page.count("<h2>Lesson ") == 6 and "<table>" in page and "http" not in page.split("<body>")[0]
     rubric = (tmp_path / "rubric.html").read_text()
     assert rubric.count("<table>") == 6 and "<h2>05 DisDepth</h2>" in rubric
+    notation = (tmp_path / "notation.html").read_text()
+    assert "<title>kdlab — notation</title>" in notation and notation.count("<tr>") > 60
     with pytest.raises(FileNotFoundError, match="no document"):
         render_doc(tmp_path / "missing.md", tmp_path)
 
