@@ -261,7 +261,7 @@ class OFAExplorer(Explorer):
 
 
 class DenseShareExplorer(Explorer):
-    """Step through training and watch CSKD's fused targets $Y^T$ of one image move from the teacher's dense
+    r"""Step through training and watch CSKD's fused targets $y^\mathrm{T}$ of one image move from the teacher's dense
     (local) labels to its global label as the dense share ω (the paper's α) decreases
     (:func:`kdlab.viz.cskd.render_dense_share`).
 

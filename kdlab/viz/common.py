@@ -358,9 +358,9 @@ def class_legend(fig: Figure, classes: Sequence[str], shown: np.ndarray, marked:
 
 def show_label_maps(images: Any, maps: Mapping[str, Any], classes: Sequence[str], *, title: str,
                     n: int | None = None, reference: Any = None) -> Figure:
-    """Class-label maps over images, laid out as :func:`show_heatmaps`: each map (N, h, w) holds integer labels
-    (e.g. the teacher's dense argmax or CSKD's fused targets $Y^T$), drawn as coloured cells, one fixed colour per
-    class, with a single legend of the class names shown.
+    r"""Class-label maps over images, laid out as :func:`show_heatmaps`: each map (N, h, w) holds integer labels
+    (e.g. the teacher's dense argmax or CSKD's fused targets $y^\mathrm{T}$), drawn as coloured cells, one fixed
+    colour per class, with a single legend of the class names shown.
 
     ``reference`` (N,), the global labels, makes "local vs global" readable: each row's titles name it
     ("global: star") and the share of cells that differ from it, and those cells are hatched.

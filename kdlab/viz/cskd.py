@@ -23,7 +23,7 @@ DENSE_SHARE_LABEL = "ω (weight of the dense, local logits)"
 
 
 def _draw_share_steps(ax: Axes, epochs: int, kind: str, **style: Any) -> Line2D:
-    r"""The official per-epoch $\omega(e)$, $e = 0,\dots,E-1$, as a step curve over $[0, E]$ (constant within each
+    r"""The official per-epoch $\omega(t)$, $t = 0,\dots,E-1$, as a step curve over $[0, E]$ (constant within each
     epoch); ``style`` goes to ``ax.step``."""
     values = [ckf_share(e / epochs, epochs, kind) for e in range(epochs)]
     (line,) = ax.step(np.arange(epochs + 1), [*values, values[-1]], where="post", **style)
@@ -82,12 +82,13 @@ def plot_dense_share_schedules(epochs: int, kinds: Sequence[str] = ("linear", "x
                                steps_per_epoch: int = 20,
                                title: str = "CSKD: the weight ω of the dense logits over training") -> Figure:
     r"""CSKD's cumulative knowledge fusion schedule: $\omega$, the weight of the dense (local) teacher logits in
-    $Y^T = \arg\max_c(\omega P^T + (1-\omega) P^T_g)$, over $E$ = ``epochs``.
+    $y^\mathrm{T} = \arg\max_c(\omega Z^\mathrm{T} + (1-\omega) Z^\mathrm{T}_\mathrm{g})$, over $E$ = ``epochs``.
 
-    For each kind (:data:`kdlab.methods.CKF_SCHEDULES`; $x = e/E$: ``linear`` $1-x$, ``x2`` $(1-x)^2$, ``cos``
-    $\cos(\pi x/2)$) a solid step curve shows the official per-epoch $\omega(e)$, $e = 0,\dots,E-1$ (it ends at
+    For each kind (:data:`kdlab.methods.CKF_SCHEDULES`; $x = t/E$: ``linear`` $1-x$, ``x2`` $(1-x)^2$, ``cos``
+    $\cos(\pi x/2)$) a solid step curve shows the official per-epoch $\omega(t)$, $t = 0,\dots,E-1$ (it ends at
     $\omega(E-1) > 0$, e.g. $1/E$ for ``linear``), and a thin dashed curve of the same colour the per-iteration
-    $\omega$ at $e + i/I$ (``steps_per_epoch`` $= I$), which reaches 0 at $E$. A dotted curve on the right axis
+    $\omega$ after every step, a fraction ``1 / steps_per_epoch`` of an epoch apart, which reaches 0 at $E$. A dotted
+    curve on the right axis
     is the global weight $1-\omega$ per epoch, of the first kind only (``linear`` by default), to stay readable.
     Values come from :func:`kdlab.methods.ckf_share`.
     """
@@ -98,7 +99,7 @@ def plot_dense_share_schedules(epochs: int, kinds: Sequence[str] = ("linear", "x
     check_int("steps_per_epoch", steps_per_epoch, low=1)
     fig, axes = new_figure(figsize=(10, 4.5))
     ax = axes[0, 0]
-    epoch = np.arange(epochs * steps_per_epoch + 1) / steps_per_epoch  # e + i/I in [0, E]
+    epoch = np.arange(epochs * steps_per_epoch + 1) / steps_per_epoch  # epochs done, step by step, in [0, E]
     steps = []
     for kind in kinds:
         steps.append(_draw_share_steps(ax, epochs, kind, linewidth=2, label=f"{kind}, per epoch (official)"))
@@ -123,16 +124,16 @@ class DenseShareView(NamedTuple):
     """CSKD's fused targets for one image at one epoch of the cumulative knowledge fusion schedule."""
 
     dense_share: float  # omega (the paper's alpha): weight of the dense logits, ckf_share(epoch / epochs, epochs, kind)
-    labels: np.ndarray  # Y^T (h, w) = argmax_c(share P^T + (1 - share) P^T_g)
+    labels: np.ndarray  # y^T (H, W) = argmax_c(share Z^T + (1 - share) Z^T_g)
     global_label: int  # argmax_c P^T_g
     differ: float  # fraction of the h * w cells whose label is not the global label
 
 
 def dense_share_view(dense_logits: Any, global_logits: Any, kind: str, epochs: int, epoch: int) -> DenseShareView:
-    r"""The fused label map of one image at ``epoch`` of ``epochs``: $\omega = \omega(e)$
+    r"""The fused label map of one image at ``epoch`` of ``epochs``: $\omega = \omega(t)$
     (:func:`~kdlab.methods.ckf_share`, per epoch) and, with :func:`~kdlab.methods.cskd.cskd_targets`,
 
-    $$Y^T[i,j] = \arg\max_c\big(\omega P^T[c,i,j] + (1-\omega) P^T_g[c]\big).$$
+    $$y^\mathrm{T}[i,j] = \arg\max_c\big(\omega Z^\mathrm{T}[c,i,j] + (1-\omega) Z^\mathrm{T}_\mathrm{g}[c]\big).$$
 
     ``dense_logits`` $P^T$ is (K, h, w) and ``global_logits`` $P^T_g$ (K,). A cell's label, once it is the global
     label $\arg\max_c P^T_g$, stays so as $\omega$ decreases (the fused margin is linear in $\omega$ and positive at
@@ -154,7 +155,8 @@ def render_dense_share(kind: str, epochs: int, epoch: int, image: Any, dense_log
     r"""Three panels at ``epoch`` of ``epochs``: left, $\omega$ per epoch for every kind of
     :data:`~kdlab.methods.CKF_SCHEDULES` (``kind`` drawn bold, the current epoch marked and $\omega$ read out); middle,
     the share of this image's cells whose target differs from its global label, over the epochs, for every kind;
-    right, the fused targets $Y^T$ (:func:`dense_share_view`) over the (C, H, W) ``image``, one colour per class, with
+    right, the fused targets $y^\mathrm{T}$ (:func:`dense_share_view`) over the (C, H, W) ``image``, one colour per
+    class, with
     the cells that differ from the global label hatched. ``classes`` names the K classes of the logits.
     """
     view = dense_share_view(dense_logits, global_logits, kind, epochs, epoch)
@@ -181,7 +183,8 @@ def render_dense_share(kind: str, epochs: int, epoch: int, image: Any, dense_log
         epoch_axis(ax)
         ax.legend(fontsize=TICK_SIZE)
     draw_label_map(map_ax, pixels, view.labels, classes, view.global_label)
-    map_ax.set_title(f"$Y^T$ at ω = {view.dense_share:.2f}: {view.differ:.0%} of cells ≠ global label "
+    map_ax.set_title(f"fused targets $y^{{\\mathrm{{T}}}}$ at ω = {view.dense_share:.2f}: "
+                     f"{view.differ:.0%} of cells ≠ global label "
                      f"({classes[view.global_label]})", fontsize=LABEL_SIZE + 1)
     class_legend(fig, classes, np.append(view.labels.ravel(), view.global_label), marked=True)
     fig.suptitle(f"CSKD cumulative knowledge fusion: epoch {epoch} of 0..{epochs - 1}", fontsize=TITLE_SIZE)

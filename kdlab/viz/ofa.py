@@ -116,13 +116,14 @@ def ofa_view(teacher_logits: Any, student_logits: Any, target: int, gamma: float
              form: str = "code") -> OFAView:
     r"""The OFA loss of one example, its class weights and its gradient with respect to the student logits.
 
-    With $q = \mathrm{softmax}(z_t/T)$, $p = \mathrm{softmax}(z_s/T)$ and $m = \mathrm{onehot}(y)$, the code form
-    weights the classes by $w = (q+m)^\gamma - m$ ($w_y = (1+q_y)^\gamma - 1$, $w_{c\neq y} = q_c^\gamma$) and
-    $\ell = -\sum_c w_c \log p_c$ (the paper form: $w_y = (1+q_y)^\gamma$, $w_{c\neq y} = q_c$).
+    With $q = \mathrm{softmax}(z_\mathrm{t}/T)$, $p = \mathrm{softmax}(z_\mathrm{s}/T)$ and the one-hot label
+    $\mathbb{1}_y$, the code form weights the classes by $w = (q+\mathbb{1}_y)^\gamma - \mathbb{1}_y$
+    ($w_y = (1+q_y)^\gamma - 1$, $w_{c\neq y} = q_c^\gamma$) and
+    $\mathcal{L}_{OFA} = -\sum_c w_c \log p_c$ (the paper form: $w_y = (1+q_y)^\gamma$, $w_{c\neq y} = q_c$).
 
-    Gradient: $\partial \log p_c / \partial z_{s,k} = (\delta_{ck} - p_k)/T$ and $w$ does not depend on $z_s$, so
-    $\partial\ell/\partial z_{s,k} = \frac1T\big[(\sum_c w_c)\,p_k - w_k\big]$ in either form; at $\gamma = 1$
-    (code form) $w = q$ and it is $(p - q)/T$. The weights and the loss are those of
+    Gradient: $\partial \log p_c / \partial z_{\mathrm{s},k} = (\mathbb{1}[c=k] - p_k)/T$ and $w$ does not depend on
+    $z_\mathrm{s}$, so $\partial\mathcal{L}_{OFA}/\partial z_{\mathrm{s},k} = \frac1T\big[(\sum_c w_c)\,p_k - w_k\big]$
+    in either form; at $\gamma = 1$ (code form) $w = q$ and it is $(p - q)/T$. The weights and the loss are those of
     :func:`~kdlab.methods.ofa.ofa_weights` and :func:`~kdlab.methods.ofa.ofa_loss`, and the gradient is their
     autograd gradient, so the picture shows exactly what training does.
     """
@@ -154,7 +155,7 @@ def render_ofa(teacher_logits: Any, student_logits: Any, target: int, gamma: flo
     plot_bars({"teacher $q$": q, f"weight $w$ ({form} form)": w}, ylabel="probability / weight", highlight=target,
               ax=axes[0, 1], title=rf"OFA weights: $w_y$ = {w[target]:.2f}, $\sum_c w_c$ = {w.sum():.2f}")
     plot_bars({r"$\frac{1}{T}[(\sum_c w_c)\,p - w]$": view.grad}, title="OFA gradient on the student logits",
-              ylabel=r"$\partial\mathcal{L}_{OFA}/\partial z_s$", highlight=target, ax=axes[0, 2])
+              ylabel=r"$\partial\mathcal{L}_{OFA}/\partial z_\mathrm{s}$", highlight=target, ax=axes[0, 2])
     fig.suptitle(f"γ = {gamma:g}, T = {temperature:g}    OFA loss ({form} form) = {view.loss:.4f}",
                  fontsize=TITLE_SIZE)
     return fig

@@ -88,13 +88,13 @@ class KDView(NamedTuple):
 def kd_view(teacher_logits: Any, student_logits: Any, temperature: float) -> KDView:
     r"""The Hinton KD loss of one example and its gradient with respect to the student logits.
 
-    With $q = \mathrm{softmax}(z_t/T)$ and $p = \mathrm{softmax}(z_s/T)$,
+    With $q = \mathrm{softmax}(z_\mathrm{t}/T)$ and $p = \mathrm{softmax}(z_\mathrm{s}/T)$,
     $\mathcal{L} = T^2\,\mathrm{KL}(q\|p) = T^2 \sum_i q_i(\log q_i - \log p_i)$.
 
-    Gradient: $\log p_i = z_{s,i}/T - \log\sum_k e^{z_{s,k}/T}$, so
-    $\partial \log p_i / \partial z_{s,j} = (\delta_{ij} - p_j)/T$ and, since $\sum_i q_i = 1$,
-    $\partial\,\mathrm{KL}(q\|p)/\partial z_{s,j} = -\sum_i q_i(\delta_{ij} - p_j)/T = (p_j - q_j)/T$.
-    Times $T^2$: $\partial\mathcal{L}/\partial z_s = T\,(p - q)$.
+    Gradient: $\log p_i = z_{\mathrm{s},i}/T - \log\sum_k \exp(z_{\mathrm{s},k}/T)$, so
+    $\partial \log p_i / \partial z_{\mathrm{s},j} = (\mathbb{1}[i=j] - p_j)/T$ and, since $\sum_i q_i = 1$,
+    $\partial\,\mathrm{KL}(q\|p)/\partial z_{\mathrm{s},j} = -\sum_i q_i(\mathbb{1}[i=j] - p_j)/T = (p_j - q_j)/T$.
+    Times $T^2$: $\partial\mathcal{L}/\partial z_\mathrm{s} = T\,(p - q)$.
     """
     q = softmax(teacher_logits, temperature)
     p = softmax(student_logits, temperature)
@@ -107,17 +107,17 @@ def kd_view(teacher_logits: Any, student_logits: Any, temperature: float) -> KDV
 
 def render_temperature(teacher_logits: Any, student_logits: Any, temperature: float, target: int) -> Figure:
     r"""Three panels for one example at temperature $T$: the raw logits, the softened distributions
-    $q = \mathrm{softmax}(z_t/T)$ vs $p = \mathrm{softmax}(z_s/T)$, and the KD gradient $T(p - q)$ on the
-    student logits (see :func:`kd_view` for the derivation). The title gives $T$ and
+    $q = \mathrm{softmax}(z_\mathrm{t}/T)$ vs $p = \mathrm{softmax}(z_\mathrm{s}/T)$, and the KD gradient
+    $T(p - q)$ on the student logits (see :func:`kd_view` for the derivation). The title gives $T$ and
     $\mathcal{L}_{KD} = T^2\,\mathrm{KL}(q\|p)$; the ``target`` class is shaded.
     """
     view = kd_view(teacher_logits, student_logits, temperature)
     fig, axes = new_figure(1, 3, figsize=(15, 4))
-    plot_bars({"teacher $z_t$": teacher_logits, "student $z_s$": student_logits}, title="logits",
+    plot_bars({r"teacher $z_\mathrm{t}$": teacher_logits, r"student $z_\mathrm{s}$": student_logits}, title="logits",
               ylabel="logit", highlight=target, ax=axes[0, 0])
     probability_bars(axes[0, 1], view.teacher_probs, view.student_probs, target)
     plot_bars({"T (p - q)": view.grad}, title="KD gradient on the student logits",
-              ylabel=r"$\partial\mathcal{L}_{KD}/\partial z_s$", highlight=target, ax=axes[0, 2])
+              ylabel=r"$\partial\mathcal{L}_{KD}/\partial z_\mathrm{s}$", highlight=target, ax=axes[0, 2])
     loss = rf"$T^2\,\mathrm{{KL}}(q\,\|\,p)$ = {view.loss:.4f}"
     fig.suptitle(f"T = {temperature:g}    KD loss {loss}", fontsize=TITLE_SIZE)
     return fig

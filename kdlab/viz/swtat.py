@@ -295,11 +295,11 @@ def render_window_attention(image: Any, query: Any, key: Any, position: Sequence
     the query cell outlined in cyan in each:
 
     1. *may attend*: the keys the query may attend to under regular $M\times M$ windows (blue), under the
-       windows shifted by $s$ (orange), or both (green), with the shifted partition's borders. Look for the
+       windows shifted by $\Delta$ (orange), or both (green), with the shifted partition's borders. Look for the
        shifted window reaching across the regular window's border, and for dashed red borders where the mask
        cuts pieces of a window apart (a position near the map's border after the cyclic roll).
     2. *global*: the query's attention over all teacher positions (:func:`~kdlab.methods.position_attention`).
-    3. *regular windows* (shift 0) and 4. *shifted windows* (shift $s$): the same softmax confined to the allowed
+    3. *regular windows* (shift 0) and 4. *shifted windows* (shift $\Delta$): the same softmax confined to the allowed
        keys of panel 1, so all the weight lands there; compare where the global peak is and whether a window
        keeps it. Each panel has its own colour scale from 0 and sums to 1; clear cells get zero weight.
     """
@@ -329,9 +329,10 @@ def render_window_attention(image: Any, query: Any, key: Any, position: Sequence
 
 def plot_displacement_probe(rows: Sequence[Mapping[str, Any]], cost_rows: Sequence[Mapping[str, Any]], *,
                             window: int) -> Figure:
-    r"""Notebook 03 §4.2. Left: the displacement probe's rebuild error $e(k)$ against the displacement $k$
+    r"""Notebook 03 §4.2. Left: the displacement probe's rebuild error $\mathcal{E}(\Delta)$ against the displacement
+    $\Delta$
     (:func:`kdlab.probes.displacement_probe` rows), one line per rebuild (dashed: the student-side query), with the
-    window border $k = M/2$ (the shift) and $k = M$ marked; look for the line that stays low up to the shift.
+    window border $\Delta = M/2$ (the shift) and $\Delta = M$ marked; look for the line that stays low up to the shift.
     Right: the measured forward + backward time of each loss against the map's tokens (``cost_rows``,
     :func:`kdlab.bench.swtat`), on log-log axes: global attention's price grows with $N^2$."""
     if not rows or not cost_rows:
@@ -344,12 +345,12 @@ def plot_displacement_probe(rows: Sequence[Mapping[str, Any]], cost_rows: Sequen
         label = rebuild if query == "teacher" else f"{rebuild}, student query (official code)"
         ax.plot(*zip(*points), marker="o", markersize=4, color=colours[rebuild], label=label,
                 linestyle="-" if query == "teacher" else "--")
-    for k, text in ((window // 2, "k = shift"), (window, "k = M")):
+    for k, text in ((window // 2, "Δ = shift"), (window, "Δ = M")):
         ax.axvline(k, color="0.6", linestyle=":", linewidth=1)
         ax.annotate(text, (k, 1.0), xycoords=("data", "axes fraction"), fontsize=TICK_SIZE, color="0.35",
                     xytext=(3, -12), textcoords="offset points")
-    label_axes(ax, f"Rebuilding a map displaced by k (window M = {window})", "displacement k (map cells)",
-               "relative rebuild error e(k)")
+    label_axes(ax, f"Rebuilding a map displaced by Δ (window M = {window})", "displacement Δ (map cells)",
+               "relative rebuild error 𝓔(Δ)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=TICK_SIZE)
