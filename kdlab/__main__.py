@@ -66,10 +66,15 @@ def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, object], h
 
     output = run_notebook(path, out_dir / path.name, parameters, cell_timeout=cell_timeout)
     if html:
+        import json
+
         from nbconvert import HTMLExporter
 
+        from .book import figure_captions, with_alt_text
+
         body, _ = HTMLExporter().from_filename(str(output))
-        output.with_suffix(".html").write_text(body, encoding="utf-8")
+        captions = figure_captions(json.loads(output.read_text(encoding="utf-8"))["cells"])
+        output.with_suffix(".html").write_text(with_alt_text(body, captions), encoding="utf-8")
     return output
 
 
@@ -259,6 +264,8 @@ def write_deck(executed: Path, out_dir: Path, assets: str = "assets") -> Path:
     from nbconvert import SlidesExporter
     from nbformat import reads
 
+    from .book import figure_captions, with_alt_text
+
     exporter = SlidesExporter(reveal_url_prefix=f"{assets}/{SLIDE_ASSETS['reveal']}",
                               require_js_url=f"{assets}/{SLIDE_ASSETS['require']}",
                               jquery_url=f"{assets}/{SLIDE_ASSETS['jquery']}",
@@ -266,7 +273,8 @@ def write_deck(executed: Path, out_dir: Path, assets: str = "assets") -> Path:
     notebook = slide_types(json.loads(executed.read_text(encoding="utf-8")))
     body, _ = exporter.from_notebook_node(reads(json.dumps(notebook), as_version=4))
     output = out_dir / f"{executed.stem}.slides.html"
-    output.write_text(body, encoding="utf-8")
+    shown = [cell for cell in notebook["cells"] if cell["metadata"]["slideshow"]["slide_type"] != "skip"]
+    output.write_text(with_alt_text(body, figure_captions(shown)), encoding="utf-8")
     return output
 
 

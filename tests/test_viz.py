@@ -179,7 +179,7 @@ def test_plot_paired_gains_bars_intervals_and_highlight():
     bars = [p for p in ax.patches if p.get_width() < 0.5]
     assert sorted(round(b.get_height(), 6) for b in bars) == [-1.0, 0.5, 1.0, 3.0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["base", "more"]
-    assert sns.color_palette("colorblind")[0] == pytest.approx(bars[0].get_facecolor()[:3])
+    assert viz.common.series_colours(["kd", "cafd"])["kd"] == pytest.approx(bars[0].get_facecolor()[:3])
     with pytest.raises(ValueError, match="same, non-empty rows"):
         viz.plot_paired_gains({"a": {"kd": (0, 0, 0)}, "b": {"x": (0, 0, 0)}}, title="t", ylabel="y")
     with pytest.raises(ValueError, match="highlight"):
@@ -832,7 +832,7 @@ def test_the_baseline_has_one_colour_in_every_figure():
 
     from kdlab.viz.common import BASELINE_COLOUR, PALETTE, series_colours
 
-    assert series_colours(["KD", "no KD", "OFA"]) == {"KD": PALETTE[0], "no KD": BASELINE_COLOUR, "OFA": PALETTE[1]}
+    assert series_colours(["KD", "no KD", "OFA"]) == {"KD": PALETTE[0], "no KD": BASELINE_COLOUR, "OFA": PALETTE[2]}
     rows = [{"epoch": 1, "val/acc": 0.5}, {"epoch": 2, "val/acc": 0.6}]
     lines = viz.plot_histories({"labels only": rows, "Hinton KD": rows}).axes[0].get_lines()
     assert to_rgb(lines[0].get_color()) == BASELINE_COLOUR and to_rgb(lines[1].get_color()) == to_rgb(PALETTE[0])
@@ -840,3 +840,26 @@ def test_the_baseline_has_one_colour_in_every_figure():
     faces = [to_rgb(patch.get_facecolor()[:3]) for patch in bars.axes[0].patches]
     assert faces == [to_rgb(PALETTE[0]), BASELINE_COLOUR]
     plt.close("all")
+
+
+def test_a_method_keeps_its_colour_across_notebooks_and_variants_are_shades_of_it():
+    from kdlab.viz.common import BASELINE_COLOUR, METHOD_FAMILIES, PALETTE, method_family, series_colours
+
+    primer = series_colours(["labels only", "Hinton KD", "labels only + bias fix", "Hinton KD + bias fix"])
+    ofa = series_colours(["labels only", "FitNet hint", "OFA final logits", "Hinton KD", "OFA all stages"])
+    face = series_colours(["no KD", "embedding KD", "feature MSE", "CAFD", "CAFD without APT"])
+    depth = series_colours(["no KD", "+ LGConv", "+ feature-MSE KD", "+ ghost-decoder KD", "DisDepth"])
+    assert primer["Hinton KD"] == ofa["Hinton KD"] == face["embedding KD"] == PALETTE[0]  # logit KD: blue everywhere
+    assert ofa["FitNet hint"] == face["feature MSE"] == depth["+ feature-MSE KD"] == PALETTE[1]  # feature matching
+    assert primer["labels only"] == face["no KD"] == BASELINE_COLOUR
+    assert ofa["OFA final logits"] == PALETTE[2] and face["CAFD"] == PALETTE[5] and depth["DisDepth"] == PALETTE[6]
+    # a family's second row is a lighter shade of the family colour, never another family's colour
+    assert primer["Hinton KD + bias fix"] != PALETTE[0] and min(primer["Hinton KD + bias fix"]) > min(PALETTE[0])
+    assert ofa["OFA all stages"] not in PALETTE and primer["labels only + bias fix"] != BASELINE_COLOUR
+    # rows of no family never borrow a colour of the families shared by several notebooks
+    assert depth["+ LGConv"] == PALETTE[9] and {depth["+ LGConv"], depth["+ ghost-decoder KD"]}.isdisjoint(
+        {PALETTE[0], PALETTE[1], BASELINE_COLOUR})
+    assert len(set(depth.values())) == len(depth) and len(set(face.values())) == len(face)
+    assert method_family("windows, no shift") == "SW-TaT" and method_family("no KD") == "baseline"
+    assert method_family("+ ghost-decoder KD") is None and method_family("KD") == "logit KD"
+    assert len({index for _, index, _ in METHOD_FAMILIES}) == len(METHOD_FAMILIES)

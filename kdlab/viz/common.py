@@ -44,13 +44,62 @@ BASELINES = ("no KD", "labels only")
 so the reader finds the baseline at a glance in any notebook."""
 BASELINE_COLOUR = (0.45, 0.45, 0.45)
 
+METHOD_FAMILIES = (
+    ("DisDepth", 6, ("DisDepth",)),
+    ("CAFD", 5, ("CAFD",)),
+    ("SW-TaT", 4, ("SW-TaT", "TaT", "windows")),
+    ("CSKD", 3, ("CSKD",)),
+    ("DeiT", 8, ("DeiT",)),
+    ("OFA", 2, ("OFA",)),
+    ("feature matching", 1, ("FitNet", "feature MSE", "feature-MSE")),
+    ("logit KD", 0, ("Hinton KD", "embedding KD")),
+)
+"""``(family, index into PALETTE, name keywords)``: a row whose name contains a keyword (the first family that
+matches) is drawn in its family's colour in every notebook — Hinton KD always blue, feature matching (FitNet,
+feature MSE) always orange, each paper's method its own colour. Rows of no family take the palette's other
+colours."""
+SPARE_COLOURS = (9, 2, 4, 3, 5, 8, 6)
+"""The palette indices a row of no family may take, in order, when its figure has no row of their family: light blue
+first, never blue or orange (logit KD and feature matching appear in several notebooks), grey (index 7, too close to
+the baselines') only when these run out."""
+_SHADES = (0.0, 0.45, -0.35, 0.7, -0.55)
+"""How the k-th row of one family in one figure is shaded: towards white (> 0) or black (< 0) by that much."""
+
+
+def method_family(name: str) -> str | None:
+    """The family of a row name (:data:`METHOD_FAMILIES`; ``"baseline"`` for :data:`BASELINES` and their variants,
+    such as "labels only + bias fix"), or ``None``."""
+    if name in BASELINES or name.startswith(tuple(f"{b}{sep}" for b in BASELINES for sep in (" ", ","))):
+        return "baseline"
+    if name == "KD":  # Hinton KD's row where the notebook calls it plain KD (03)
+        return "logit KD"
+    return next((family for family, _, keywords in METHOD_FAMILIES if any(k in name for k in keywords)), None)
+
+
+def _shade(colour: Sequence[float], amount: float) -> tuple[float, float, float]:
+    target = 1.0 if amount > 0 else 0.0
+    return tuple(float(c + abs(amount) * (target - c)) for c in colour[:3])
+
 
 def series_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per named series: a baseline (:data:`BASELINES`) in :data:`BASELINE_COLOUR`, the others through
-    :data:`PALETTE` in their order (cycling past its ten colours)."""
-    others = [name for name in names if name not in BASELINES]
-    colours = {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(others)}
-    return {name: BASELINE_COLOUR if name in BASELINES else colours[name] for name in names}
+    """One colour per named series, the same for a method in every notebook: a baseline in :data:`BASELINE_COLOUR`,
+    a row of a :data:`METHOD_FAMILIES` family in its family's colour, the second, third … row of one family in
+    lighter and darker shades of it (in the order given), and rows of no family through the palette's colours
+    that no family of this figure uses (:data:`SPARE_COLOURS`)."""
+    families = {name: method_family(name) for name in names}
+    base = {family: PALETTE[index] for family, index, _ in METHOD_FAMILIES} | {"baseline": BASELINE_COLOUR}
+    used = {index for family, index, _ in METHOD_FAMILIES if family in families.values()}
+    spare = [k for k in SPARE_COLOURS if k not in used] + [7]
+    colours, seen = {}, {}
+    for name in names:
+        family = families[name]
+        if family is None:
+            k = sum(1 for other in colours if families[other] is None)
+            colours[name] = PALETTE[spare[k % len(spare)]]
+            continue
+        rank = seen[family] = seen.get(family, -1) + 1
+        colours[name] = _shade(base[family], _SHADES[rank % len(_SHADES)])
+    return colours
 
 
 Rows = Sequence[Mapping[str, Any]]
@@ -452,7 +501,9 @@ def plot_paired_gains(gains: Mapping[str, Mapping[str, Sequence[float]]], *, tit
         _, axes = new_figure(figsize=(max(7.0, 1.3 * len(options) * max(1, len(names)) / 2 + 2), 4.5))
         ax = axes[0, 0]
     width, index = 0.8 / len(names), np.arange(len(options))
-    for k, (name, colour) in enumerate(zip(names, sns.color_palette("colorblind", len(names)))):
+    colours = series_colours(names)
+    for k, name in enumerate(names):
+        colour = colours[name]
         change, low, high = (np.array([gains[o][name][j] for o in options], dtype=float) for j in range(3))
         errors = np.nan_to_num(np.vstack([change - low, high - change]))
         ax.bar(index + (k - (len(names) - 1) / 2) * width, change, width=width, color=colour, label=name,
