@@ -40,11 +40,12 @@ def test_a_symbol_outside_the_table_is_reported_where_it_stands(tmp_path):
     import json
 
     notebook = tmp_path / "nb.ipynb"
-    cells = [{"cell_type": "markdown", "source": ["Let $Q = \\varkappa + T$."]},
+    cells = [{"cell_type": "markdown", "source": ["Let $\\Gamma = \\varkappa + T$."]},
              {"cell_type": "code", "source": ["x = '$Q$'"]}]
     notebook.write_text(json.dumps({"cells": cells}))
-    assert notebook_symbols(notebook) == {"Q": ["cell 0: $Q = \\varkappa + T$"], "T": ["cell 0: $Q = \\varkappa + T$"]}
-    assert undefined_symbols([notebook], TABLE) == {"Q": ["nb.ipynb cell 0: $Q = \\varkappa + T$"]}
+    where = "cell 0: $\\Gamma = \\varkappa + T$"
+    assert notebook_symbols(notebook) == {"\\Gamma": [where], "T": [where]}
+    assert undefined_symbols([notebook], TABLE) == {"\\Gamma": [f"nb.ipynb {where}"]}
 
 
 def test_a_table_that_defines_a_symbol_twice_or_is_missing_is_refused(tmp_path):
