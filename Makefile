@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdlab-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: env lab test test-fast book handout slides teachers bench strip clean help
+.PHONY: env lab test test-fast book handout solutions slides teachers bench strip clean help
 
 help:
 	@echo "make lab       set up .venv if needed, then start JupyterLab on notebooks/ (127.0.0.1)"
@@ -15,6 +15,7 @@ help:
 	@echo "make book      execute every notebook (profile auto) into build/ (.ipynb + .html), and the course docs"
 	@echo "make slides    executed reveal.js decks of every notebook, offline (assets from npm) into build/slides/"
 	@echo "make handout   students' copies of the notebooks, without the solutions, into build/handout/"
+	@echo "make solutions the lecturer's answer key (exercises + solutions, Markdown and HTML) into build/solutions/"
 	@echo "make teachers  retrain the shipped teachers into data/teachers/"
 	@echo "make env       only create/update .venv"
 
@@ -49,6 +50,9 @@ slides: $(STAMP)
 
 handout: $(STAMP)
 	$(BIN)/python -m kdlab handout --out build/handout
+
+solutions: $(STAMP)
+	$(BIN)/python -m kdlab solutions --out build/solutions
 
 teachers: $(STAMP)
 	$(BIN)/python -m kdlab teachers build

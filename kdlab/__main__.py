@@ -219,6 +219,48 @@ def handout(notebook: dict) -> dict:
     return {**notebook, "cells": kept}
 
 
+def answer_key(notebook: dict, title: str) -> str:
+    """The lecturer's answer key of a notebook as Markdown: its exercises section (from the first heading that names
+    exercises up to the tests' "Recorded results"), Markdown cells as they are, every code cell — the solutions under
+    their "*Solution N*" headings and the check cells — as a fenced Python block. A notebook without an exercises
+    heading or without a solution is a ``ValueError``."""
+    import re
+
+    cells = notebook["cells"]
+    start = next((k for k, cell in enumerate(cells) if cell["cell_type"] == "markdown"
+                  and re.search(r"^## .*[Ee]xercises", "".join(cell["source"]), flags=re.M)), None)
+    if start is None:
+        raise ValueError(f"{title}: no '## ... exercises' heading")
+    parts = [f"# {title} — answer key\n"]
+    for k, cell in enumerate(cells[:start]):  # an exercise set inside a section: its solution and the cells around
+        if cell["cell_type"] == "markdown" and re.match(r"\*Solution \d+\*", "".join(cell["source"]).strip()):
+            parts += ["*(from the section above it in the notebook)* " + "".join(cell["source"]).strip(),
+                      f"```python\n{''.join(cells[k + 1]['source']).strip()}\n```"]
+    for cell in cells[start:]:
+        text = "".join(cell["source"])
+        heading = re.search(r"^## \d+ · Recorded results", text, flags=re.M)
+        text = text[:heading.start()] if heading else text
+        parts.append(text.strip() if cell["cell_type"] == "markdown" else f"```python\n{text.strip()}\n```")
+        if heading:
+            break
+    if not any(re.match(r"\*Solution \d+\*", part) for part in parts):
+        raise ValueError(f"{title}: no *Solution N* cells")
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def cmd_solutions(args: argparse.Namespace) -> int:
+    import json
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in notebook_paths([], True):
+        key = answer_key(json.loads(path.read_text(encoding="utf-8")), path.stem)
+        (out / f"{path.stem}.md").write_text(key, encoding="utf-8")
+        render_doc(out / f"{path.stem}.md", out)
+        print(f"{out / path.stem}.md (.html): {key.count('*Solution ')} solutions")
+    return 0
+
+
 def cmd_handout(args: argparse.Namespace) -> int:
     import json
 
@@ -381,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     hand = sub.add_parser("handout", help="students' copies of every notebook, without the solutions")
     hand.add_argument("--out", default="build/handout", help="output folder (default: build/handout)")
 
+    solutions = sub.add_parser("solutions", help="the lecturer's answer key: every notebook's exercises and solutions "
+                               "as Markdown and HTML (not in the students' handout)")
+    solutions.add_argument("--out", default="build/solutions")
     docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/notation.md, docs/rubric.md) to HTML")
     docs.add_argument("--out", default="build", help="output folder (default: build)")
 
@@ -412,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         print(env_report())
         return 0
     handlers = {"run": cmd_run, "reference": cmd_reference, "results": cmd_results, "teachers": cmd_teachers,
-                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout,
+                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout, "solutions": cmd_solutions,
                 "slides": cmd_slides}
     return handlers[args.command](args)
 

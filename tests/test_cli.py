@@ -136,3 +136,22 @@ def test_decks_load_every_script_and_style_from_the_local_assets(tmp_path):
                          '<a href="https://arxiv.org/abs/1">a paper</a>') == ["https://cdn.example/x.js",
                                                                              "//cdn.example/y.css"]
     assert main(["slides", "--out", str(tmp_path)]) == 1, "without the npm assets it says so and stops"
+
+
+def test_solutions_write_the_lecturers_answer_key_with_every_solution(tmp_path):
+    import json
+
+    from kdlab.__main__ import NOTEBOOK_DIR, answer_key
+
+    assert main(["solutions", "--out", str(tmp_path)]) == 0
+    for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        solutions = sum("".join(c["source"]).strip().startswith("*Solution ") for c in cells)
+        key = (tmp_path / f"{path.stem}.md").read_text(encoding="utf-8")
+        assert key.startswith(f"# {path.stem} — answer key") and key.count("*Solution ") >= solutions >= 4
+        assert "Recorded results" not in key and key.count("```python") >= solutions
+        assert (tmp_path / f"{path.stem}.html").read_text().startswith("<!DOCTYPE html>")
+    with pytest.raises(ValueError, match="no '## ... exercises' heading"):
+        answer_key({"cells": [{"cell_type": "markdown", "source": "## 1 · Setup"}]}, "bad")
+    with pytest.raises(ValueError, match="no \\*Solution N\\* cells"):
+        answer_key({"cells": [{"cell_type": "markdown", "source": "## 9 · Exercises\n1. derive it"}]}, "bad")
