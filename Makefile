@@ -27,11 +27,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 env: $(STAMP)
 
-# Jupyter refuses to run as root unless told; containers and cloud shells often are root.
-AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
-
+# 127.0.0.1 only, a token, the offline settings overrides, --allow-root when root (kdlab/lab.py).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(AS_ROOT)
+	$(BIN)/python -m kdlab lab --root-dir notebooks
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

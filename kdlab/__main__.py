@@ -17,6 +17,7 @@ import ast
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from .config import ROOT_DIR, env_report
 
@@ -183,6 +184,21 @@ def render_doc(path: Path, out_dir: Path) -> Path:
     output = out_dir / f"{path.stem}.html"
     output.write_text(page)
     return output
+
+
+def cmd_lab(args: argparse.Namespace) -> NoReturn:
+    """Start JupyterLab the safe way (:func:`kdlab.lab.lab_command`) after merging the offline settings overrides;
+    the process is replaced by the server (Ctrl-C stops it)."""
+    import os
+
+    from .lab import install_overrides, lab_command
+
+    print(f"settings overrides: {install_overrides()}", flush=True)
+    if os.environ.pop("MPLBACKEND", None):  # e.g. Agg from a headless shell: Jupyter would then show no figures
+        print("MPLBACKEND unset for the lab: Jupyter's inline backend draws the figures", flush=True)
+    command = lab_command(args.root_dir, port=args.port, token=args.token, open_browser=not args.no_browser,
+                          expose_app=args.expose_app)
+    os.execv(command[0], command)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -391,6 +407,32 @@ def _seconds(text: str) -> float:
     return value
 
 
+def add_course_commands(sub: argparse._SubParsersAction) -> None:
+    """The commands around the notebooks: ``slides``, ``lab``, ``handout``, ``solutions``, ``docs``."""
+    slides = sub.add_parser("slides", help="executed reveal.js decks of the notebooks, offline (make slides)")
+    slides.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
+    slides.add_argument("--out", default="build/slides", help="output folder, with the npm assets in assets/")
+    slides.add_argument("--profile", default="smoke", help="profile the decks are executed in (default smoke)")
+
+    lab = sub.add_parser("lab", help="JupyterLab on 127.0.0.1 with a token and the offline settings (make lab)")
+    lab.add_argument("--root-dir", default=str(NOTEBOOK_DIR), help="folder the lab serves (default: notebooks/)")
+    lab.add_argument("--port", type=int, default=None, help="port (default: JupyterLab's, 8888 or the next free)")
+    lab.add_argument("--token", default=None, help="login token (default: a random one, printed in the URL)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.add_argument("--expose-app", action="store_true", help="window.jupyterapp in the page (browser tests)")
+
+    hand = sub.add_parser("handout", help="students' copies of every notebook, without the solutions")
+    hand.add_argument("--out", default="build/handout", help="output folder (default: build/handout)")
+
+    solutions = sub.add_parser("solutions", help="the lecturer's answer key: every notebook's exercises and solutions "
+                               "as Markdown and HTML (not in the students' handout)")
+    solutions.add_argument("--out", default="build/solutions")
+
+    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/notation.md, "
+                          "docs/rubric.md) to HTML")
+    docs.add_argument("--out", default="build", help="output folder (default: build)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kdlab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -415,19 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="print the shipped reference runs' headline tables and verdicts (Markdown)")
     results.add_argument("notebooks", nargs="*", help="notebook names (default: every declared reference)")
 
-    slides = sub.add_parser("slides", help="executed reveal.js decks of the notebooks, offline (make slides)")
-    slides.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
-    slides.add_argument("--out", default="build/slides", help="output folder, with the npm assets in assets/")
-    slides.add_argument("--profile", default="smoke", help="profile the decks are executed in (default smoke)")
-
-    hand = sub.add_parser("handout", help="students' copies of every notebook, without the solutions")
-    hand.add_argument("--out", default="build/handout", help="output folder (default: build/handout)")
-
-    solutions = sub.add_parser("solutions", help="the lecturer's answer key: every notebook's exercises and solutions "
-                               "as Markdown and HTML (not in the students' handout)")
-    solutions.add_argument("--out", default="build/solutions")
-    docs = sub.add_parser("docs", help="render the course documents (docs/course.md, docs/notation.md, docs/rubric.md) to HTML")
-    docs.add_argument("--out", default="build", help="output folder (default: build)")
+    add_course_commands(sub)
 
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
     teachers.add_argument("action", choices=["list", "verify", "build"])
@@ -457,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         print(env_report())
         return 0
     handlers = {"run": cmd_run, "reference": cmd_reference, "results": cmd_results, "teachers": cmd_teachers,
-                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout, "solutions": cmd_solutions,
+                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout, "solutions": cmd_solutions, "lab": cmd_lab,
                 "slides": cmd_slides}
     return handlers[args.command](args)
 

@@ -278,7 +278,7 @@ class DenseShareExplorer(Explorer):
         check_ckf_schedule(epochs, kind)
         self.kind = widgets.Dropdown(options=list(CKF_SCHEDULES), value=kind, description="schedule")
         self.epochs = _int_slider("epochs", "epochs E", epochs, 1, 100)
-        self.epoch = _int_slider("epoch", "epoch e", epoch, 0, epochs - 1)
+        self.epoch = _int_slider("epoch", "epoch t", epoch, 0, epochs - 1)
         as_array = viz.common.to_numpy
         super().__init__({"kind": self.kind, "epochs": self.epochs, "epoch": self.epoch}, image=as_array(image),
                          dense_logits=as_array(dense_logits), global_logits=as_array(global_logits),

@@ -28,3 +28,12 @@ def test_loopback_stays_open():
     client = socket.create_connection(server.getsockname(), timeout=1)
     client.close()
     server.close()
+
+
+def test_blocked_attempts_are_logged_when_asked(tmp_path):
+    import os
+
+    log = tmp_path / "net.log"
+    code = "import socket\ntry:\n    socket.getaddrinfo('example.com', 80)\nexcept ConnectionRefusedError:\n    pass"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "KDLAB_NETGUARD_LOG": str(log)})
+    assert "a DNS lookup (tried 'example.com')" in log.read_text()

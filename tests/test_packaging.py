@@ -39,7 +39,8 @@ def test_constraints_pin_what_pyproject_asks_for():
             name, version = line.split("==")
             pins[name.lower().replace("_", "-")] = version
     project = pyproject()["project"]
-    for spec in project["dependencies"] + project["optional-dependencies"]["notebooks"]:
+    extras = project["optional-dependencies"]
+    for spec in project["dependencies"] + extras["notebooks"] + extras["test"]:
         req = Requirement(spec)
         name = req.name.lower()
         assert name in pins, f"{name} is not pinned in constraints.txt"
@@ -47,6 +48,9 @@ def test_constraints_pin_what_pyproject_asks_for():
 
 
 def test_ci_runs_the_readme_test_command():
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    assert "apt-get install" in ci and "chromium" in ci and "KDLAB_REQUIRE_BROWSER=1" in ci, \
+        "CI installs Debian's Chromium and refuses to skip the browser tests"
     assert "make test" in (ROOT / "README.md").read_text()
     assert "make lab" in (ROOT / "README.md").read_text()

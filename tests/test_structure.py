@@ -21,7 +21,7 @@ LAYERS = [
     ["train"],
     ["teachers", "experiments", "probes", "recipes", "bench"],
     ["tables", "viz", "results"],
-    ["widgets", "workbook", "notation", "book", "runner", "__main__"],
+    ["widgets", "workbook", "notation", "book", "lab", "runner", "__main__"],
 ]
 """Each unit (a top-level module or sub-package of kdlab) imports only from units of earlier layers, or of its own
 layer when that makes no circle. ``kdlab/__init__.py`` is the package's face and sits at the bottom."""

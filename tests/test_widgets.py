@@ -352,8 +352,7 @@ def test_dense_share_explorer_controls_state_and_figure():
         np.testing.assert_allclose(line.get_ydata()[:10], expected)
     np.testing.assert_array_equal(labels_ax.images[1].get_array(), dense.argmax(0).numpy())  # share = 1
     differ = np.mean(dense.argmax(0).numpy() != 2)
-    assert labels_ax.get_title() == (f"fused targets $y^{{\\mathrm{{T}}}}$ at ω = 1.00: {differ:.0%} of cells ≠ global "
-                                      "label (star)")
+    assert labels_ax.get_title() == f"$y^{{\\mathrm{{T}}}}$ at ω = 1.00: {differ:.0%} of cells ≠ global label (star)"
     assert len([p for p in labels_ax.patches if p.get_hatch() == MARK_HATCH]) == round(differ * 25)
     assert "epoch 0 of 0..9" in explorer.figure.get_suptitle()
     assert [t.get_text() for t in explorer.figure.legends[0].get_texts()][-1] == "≠ global label"

@@ -183,9 +183,8 @@ def render_dense_share(kind: str, epochs: int, epoch: int, image: Any, dense_log
         epoch_axis(ax)
         ax.legend(fontsize=TICK_SIZE)
     draw_label_map(map_ax, pixels, view.labels, classes, view.global_label)
-    map_ax.set_title(f"fused targets $y^{{\\mathrm{{T}}}}$ at ω = {view.dense_share:.2f}: "
-                     f"{view.differ:.0%} of cells ≠ global label "
-                     f"({classes[view.global_label]})", fontsize=LABEL_SIZE + 1)
+    map_ax.set_title(f"$y^{{\\mathrm{{T}}}}$ at ω = {view.dense_share:.2f}: {view.differ:.0%} of cells ≠ global "
+                     f"label ({classes[view.global_label]})", fontsize=LABEL_SIZE + 1)
     class_legend(fig, classes, np.append(view.labels.ravel(), view.global_label), marked=True)
     fig.suptitle(f"CSKD cumulative knowledge fusion: epoch {epoch} of 0..{epochs - 1}", fontsize=TITLE_SIZE)
     return fig
