@@ -203,8 +203,16 @@ def open_and_run(page, lab: Lab, name: str) -> float:
                            timeout=60_000)
     start = time.monotonic()
     page.evaluate(RUN_ALL)
-    page.wait_for_function("() => window.__kdlabRun !== null", timeout=RUN_ALL_S * 1000, polling=1000)
+    wait_or_fail(page, "() => window.__kdlabRun !== null", f"{name}: Run All did not finish in the lab", RUN_ALL_S)
     return time.monotonic() - start
+
+
+def wait_or_fail(page, expression: str, message: str, seconds: float, arg=None) -> None:
+    """``page.wait_for_function`` whose timeout fails the test with ``message`` instead of a bare timeout."""
+    try:
+        page.wait_for_function(expression, arg=arg, timeout=seconds * 1000, polling=250)
+    except sync_api.TimeoutError:
+        pytest.fail(f"{message} (waited {seconds:.0f} s)")
 
 
 def explorer_cell(page, source: str):
@@ -235,7 +243,8 @@ def test_each_notebook_runs_in_the_lab_and_its_explorer_redraws(lab, browser_pag
     page.screenshot(path=str(SHOTS / f"{name}-run-all.png"))
     assert run["ok"] and not errors, f"{name}: Run All in the lab failed after {seconds:.0f} s: {run} {errors}"
     cell = explorer_cell(page, EXPLORERS[name])
-    page.wait_for_function("cell => cell.querySelector('.jp-OutputArea-output img')", arg=cell, timeout=20_000)
+    wait_or_fail(page, "cell => cell.querySelector('.jp-OutputArea-output img')",
+                 f"{name}: the explorer shows no figure (a line of text instead? MPLBACKEND?)", 20, arg=cell)
     before = figure_source(cell)
     handle = cell.query_selector(".widget-slider .noUi-handle")
     assert handle is not None, f"{name}: the explorer shows no slider (is the widget front end installed?)"
@@ -243,9 +252,10 @@ def test_each_notebook_runs_in_the_lab_and_its_explorer_redraws(lab, browser_pag
     cell.screenshot(path=str(SHOTS / f"{name}-explorer-before.png"))
     handle.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("([cell, before]) => { const img = cell.querySelector('.jp-OutputArea-output img');"
-                           " return img && img.getAttribute('src') !== before; }", arg=[cell, before],
-                           timeout=REDRAW_S * 1000, polling=250)
+    wait_or_fail(page, "([cell, before]) => { const img = cell.querySelector('.jp-OutputArea-output img');"
+                 " return img && img.getAttribute('src') !== before; }",
+                 f"{name}: the explorer's figure did not change after its slider moved (is its render function "
+                 "wired to the controls?)", REDRAW_S, arg=[cell, before])
     cell.screenshot(path=str(SHOTS / f"{name}-explorer-after.png"))
     assert figure_source(cell) != before
     print(f"{name}: Run All {seconds:.0f} s in the lab")
