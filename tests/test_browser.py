@@ -179,6 +179,14 @@ RUN_ALL = """async () => {
     app.commands.execute('notebook:run-all-cells').then(
         ok => { window.__kdlabRun = {ok: ok}; }, error => { window.__kdlabRun = {ok: false, error: String(error)}; });
 }"""
+KERNEL_PROFILE = """async () => {
+    const kernel = window.jupyterapp.shell.currentWidget.context.sessionContext.session.kernel;
+    let out = '';
+    const future = kernel.requestExecute({code: 'print(PROFILE)', store_history: false});
+    future.onIOPub = msg => { if (msg.header.msg_type === 'stream') { out += msg.content.text; } };
+    await future.done;
+    return out.trim();
+}"""
 ERRORS = """() => {
     const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
     const errors = [];
@@ -242,6 +250,8 @@ def test_each_notebook_runs_in_the_lab_and_its_explorer_redraws(lab, browser_pag
     run = page.evaluate("() => window.__kdlabRun")
     page.screenshot(path=str(SHOTS / f"{name}-run-all.png"))
     assert run["ok"] and not errors, f"{name}: Run All in the lab failed after {seconds:.0f} s: {run} {errors}"
+    profile = page.evaluate(KERNEL_PROFILE)  # a kernel in `cpu` would take minutes: KDLAB_PROFILE must reach it
+    assert profile == "smoke", f"{name}: the kernel ran the {profile!r} profile, not smoke"
     cell = explorer_cell(page, EXPLORERS[name])
     wait_or_fail(page, "cell => cell.querySelector('.jp-OutputArea-output img')",
                  f"{name}: the explorer shows no figure (a line of text instead? MPLBACKEND?)", 20, arg=cell)
