@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,8 +68,6 @@ def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, object], h
 
     output = run_notebook(path, out_dir / path.name, parameters, cell_timeout=cell_timeout)
     if html:
-        import json
-
         from nbconvert import HTMLExporter
 
         from .book import figure_captions, with_alt_text
@@ -201,6 +200,29 @@ def cmd_lab(args: argparse.Namespace) -> NoReturn:
     os.execv(command[0], command)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """``python -m kdlab train CONFIG``: check the config (every problem at once), then train it here or on every
+    rank of a ``torchrun`` job (:mod:`kdlab.trainer`)."""
+    from .trainer import build, check_config, describe, read_config, train
+
+    try:
+        config = check_config(read_config(args.config))
+        if args.out:
+            config["output"]["dir"] = args.out
+        if args.dry_run:
+            print(describe(config, build(config)))
+            return 0
+        final = train(config, resume=args.resume, progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"kdlab train: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if final:
+        print(json.dumps(final["test"], indent=2))
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     for name in COURSE_DOCS:
         print(f"rendered {render_doc(ROOT_DIR / 'docs' / name, Path(args.out))}")
@@ -265,7 +287,6 @@ def answer_key(notebook: dict, title: str) -> str:
 
 
 def cmd_solutions(args: argparse.Namespace) -> int:
-    import json
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -278,7 +299,6 @@ def cmd_solutions(args: argparse.Namespace) -> int:
 
 
 def cmd_handout(args: argparse.Namespace) -> int:
-    import json
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -317,8 +337,6 @@ def slide_types(notebook: dict) -> dict:
 def write_deck(executed: Path, out_dir: Path, assets: str = "assets") -> Path:
     """An executed notebook as ``<out_dir>/<name>.slides.html``, a reveal.js deck whose scripts and styles all come
     from ``<out_dir>/<assets>`` (:data:`SLIDE_ASSETS`), never from a CDN."""
-    import json
-
     from nbconvert import SlidesExporter
     from nbformat import reads
 
@@ -459,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_course_commands(sub)
 
+    train = sub.add_parser("train", help="train one method from a config file (TOML/YAML), one process or torchrun")
+    train.add_argument("config", help="the config file (sections data, teacher, student, method, train, output)")
+    train.add_argument("--resume", action="store_true", help="continue from the output dir's checkpoint")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter counts")
+    train.add_argument("--out", default=None, help="output dir (overrides [output] dir)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
     teachers = sub.add_parser("teachers", help="list, verify or (re)build the shipped teachers")
     teachers.add_argument("action", choices=["list", "verify", "build"])
     teachers.add_argument("keys", nargs="*", help="teacher keys (default: all)")
@@ -487,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         print(env_report())
         return 0
     handlers = {"run": cmd_run, "reference": cmd_reference, "results": cmd_results, "teachers": cmd_teachers,
-                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout, "solutions": cmd_solutions, "lab": cmd_lab,
+                "bench": cmd_bench, "docs": cmd_docs, "handout": cmd_handout, "solutions": cmd_solutions,
+                "lab": cmd_lab, "train": cmd_train,
                 "slides": cmd_slides}
     return handlers[args.command](args)
 

@@ -135,7 +135,7 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
     """Shuffled index batches covering ``n`` samples; the last, smaller batch is dropped if it has < 2."""
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
@@ -168,7 +168,7 @@ def make_optimizer(params, name: str, lr: float, weight_decay: float) -> torch.o
 
 
 @dataclass
-class _Training:
+class TrainingState:
     """What one :func:`fit` call sets up: the data on the device, the optimiser and its LR schedule, the two
     generators (batch order on the CPU, augmentation on the device) and the global step counter."""
 
@@ -226,7 +226,7 @@ def fit(
     epochs = check_int("epochs", epochs, low=1)
     if watch is not None and not callable(watch):
         raise TypeError(f"watch must be a function of the distiller returning {{name: number}}, got {type(watch).__name__}")
-    training = _prepare(distiller, train, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+    training = prepare_training(distiller, train, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
                         weight_decay=weight_decay, warmup_epochs=warmup_epochs, grad_clip=grad_clip,
                         augment=augment, seed=seed, device=device)
     history = History()
@@ -257,9 +257,10 @@ def check_not_test(val: object) -> None:
                          "split (kdlab.data.load_splits) and evaluate the test set once, after training")
 
 
-def _prepare(distiller: Distiller, train: TensorData | tuple[Tensor, Tensor], *, epochs: int, lr: float,
-             batch_size: int, optimizer: str, weight_decay: float, warmup_epochs: float, grad_clip: float | None,
-             augment: Augment | None, seed: int, device: str | torch.device) -> _Training:
+def prepare_training(distiller: Distiller, train: TensorData | tuple[Tensor, Tensor], *, epochs: int, lr: float,
+                     batch_size: int, optimizer: str, weight_decay: float, warmup_epochs: float,
+                     grad_clip: float | None, augment: Augment | None, seed: int,
+                     device: str | torch.device) -> TrainingState:
     """Check the settings, move the distiller and the training data to the device, and build the optimiser,
     the warm-up + cosine LR schedule over ``epochs * steps_per_epoch`` steps and the seeded generators."""
     batch_size = check_int("batch_size", batch_size, low=2)
@@ -283,17 +284,17 @@ def _prepare(distiller: Distiller, train: TensorData | tuple[Tensor, Tensor], *,
     aug_gen = torch.Generator(device=device).manual_seed(seed)
     x_train, y_train = x_train.to(device), y_train.to(device)
     dense_targets = y_train.ndim == 3 and y_train.shape[1:] == x_train.shape[-2:]  # masks move with the pixels
-    return _Training(device, opt, scheduler, order_gen, aug_gen, x_train, y_train, dense_targets, batch_size,
+    return TrainingState(device, opt, scheduler, order_gen, aug_gen, x_train, y_train, dense_targets, batch_size,
                      total_steps, augment, grad_clip)
 
 
-def _train_epoch(distiller: Distiller, training: _Training, epoch: int, bar: tqdm) -> dict[str, float]:
+def _train_epoch(distiller: Distiller, training: TrainingState, epoch: int, bar: tqdm) -> dict[str, float]:
     """One pass over the shuffled training batches; the mean of each loss term over the epoch's batches."""
     distiller.train()
     sums: dict[str, float] = defaultdict(float)
     n_batches = 0
-    for index in _batches(len(training.x), training.batch_size, training.order_gen):
-        values = _train_step(distiller, training, index, epoch)
+    for index in batch_indices(len(training.x), training.batch_size, training.order_gen):
+        values = train_step(distiller, training, index, epoch)
         n_batches += 1
         for name, value in values.items():
             sums[name] += value
@@ -302,8 +303,9 @@ def _train_epoch(distiller: Distiller, training: _Training, epoch: int, bar: tqd
     return {name: total / n_batches for name, total in sums.items()}
 
 
-def _train_step(distiller: Distiller, training: _Training, index: Tensor, epoch: int) -> dict[str, float]:
-    """Augment one batch, minimise ``sum(terms.values())`` by one optimiser and LR-schedule step; the term values."""
+def train_step(distiller: nn.Module, training: TrainingState, index: Tensor, epoch: int) -> dict[str, float]:
+    """Augment one batch, minimise ``sum(terms.values())`` by one optimiser and LR-schedule step; the term values.
+    ``distiller`` is the Distiller or a wrapper that forwards to it (``DistributedDataParallel``, kdlab.trainer)."""
     x, y = training.x[index], training.y[index]
     if training.augment is not None and training.dense_targets:
         x, y = training.augment(x, y, generator=training.aug_gen)
@@ -317,14 +319,15 @@ def _train_step(distiller: Distiller, training: _Training, index: Tensor, epoch:
     training.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if training.grad_clip is not None:
-        nn.utils.clip_grad_norm_(list(distiller.trainable_parameters()), training.grad_clip)
+        nn.utils.clip_grad_norm_([p for group in training.optimizer.param_groups for p in group["params"]],
+                                 training.grad_clip)
     training.optimizer.step()
     training.scheduler.step()
     training.step += 1
     return values
 
 
-def _epoch_row(distiller: Distiller, training: _Training, epoch: int, train_means: dict[str, float],
+def _epoch_row(distiller: Distiller, training: TrainingState, epoch: int, train_means: dict[str, float],
                val: TensorData | tuple[Tensor, Tensor] | None, metrics: Metrics,
                watch: Watch | None) -> dict[str, float]:
     """The epoch's History row (without ``time_s``): ``epoch``, ``train/<term>``, ``train/loss`` (their sum),

@@ -19,7 +19,7 @@ LAYERS = [
     ["data", "models", "metrics"],
     ["methods"],
     ["train"],
-    ["teachers", "experiments", "probes", "recipes", "bench"],
+    ["teachers", "experiments", "probes", "recipes", "bench", "trainer"],
     ["tables", "viz", "results"],
     ["widgets", "workbook", "notation", "book", "lab", "runner", "__main__"],
 ]
