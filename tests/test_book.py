@@ -54,7 +54,7 @@ def test_the_book_page_and_the_deck_carry_alt_text_on_every_figure(tmp_path):
     from nbconvert import HTMLExporter
     from nbformat import reads
 
-    from kdlab.__main__ import write_deck
+    from kdlab.book import write_deck
 
     nb = notebook()
     body, _ = HTMLExporter().from_notebook_node(reads(json.dumps(nb), as_version=4))

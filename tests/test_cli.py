@@ -72,7 +72,7 @@ def test_a_stalled_cell_fails_the_run_instead_of_hanging_it(tmp_path):
 
 
 def test_docs_renders_the_course_into_the_book(tmp_path):
-    from kdlab.__main__ import render_doc
+    from kdlab.book import render_doc
 
     assert main(["docs", "--out", str(tmp_path)]) == 0
     page = (tmp_path / "course.html").read_text()
@@ -89,7 +89,8 @@ def test_docs_renders_the_course_into_the_book(tmp_path):
 def test_handout_drops_solutions_and_the_recorded_results_but_keeps_the_rest(tmp_path):
     import json
 
-    from kdlab.__main__ import NOTEBOOK_DIR, handout
+    from kdlab.__main__ import NOTEBOOK_DIR
+    from kdlab.book import handout
 
     original = json.loads((NOTEBOOK_DIR / "05_disdepth.ipynb").read_text(encoding="utf-8"))
     copy_ = handout(original)
@@ -110,7 +111,7 @@ def test_handout_drops_solutions_and_the_recorded_results_but_keeps_the_rest(tmp
 
 
 def test_slide_types_follow_the_headings_and_skip_parameters_and_the_tests_section():
-    from kdlab.__main__ import slide_types
+    from kdlab.book import slide_types
 
     def cell(kind, text, **metadata):
         return {"cell_type": kind, "source": [text], "metadata": metadata}
@@ -126,7 +127,8 @@ def test_slide_types_follow_the_headings_and_skip_parameters_and_the_tests_secti
 
 
 def test_decks_load_every_script_and_style_from_the_local_assets(tmp_path):
-    from kdlab.__main__ import NOTEBOOK_DIR, SLIDE_ASSETS, remote_assets, write_deck
+    from kdlab.__main__ import NOTEBOOK_DIR
+    from kdlab.book import SLIDE_ASSETS, remote_assets, write_deck
 
     page = write_deck(NOTEBOOK_DIR / "05_disdepth.ipynb", tmp_path).read_text(encoding="utf-8")
     assert remote_assets(page) == [] and page.count("<section") > 10
@@ -141,7 +143,8 @@ def test_decks_load_every_script_and_style_from_the_local_assets(tmp_path):
 def test_solutions_write_the_lecturers_answer_key_with_every_solution(tmp_path):
     import json
 
-    from kdlab.__main__ import NOTEBOOK_DIR, answer_key
+    from kdlab.__main__ import NOTEBOOK_DIR
+    from kdlab.book import answer_key
 
     assert main(["solutions", "--out", str(tmp_path)]) == 0
     for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):

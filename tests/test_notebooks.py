@@ -494,7 +494,8 @@ def test_smoke_runs_are_deterministic(tmp_path_factory, monkeypatch):
 def test_students_handout_runs_top_to_bottom(tmp_path, monkeypatch):
     """`make handout`'s copy of the depth notebook (no solutions, no recorded-results section) still runs in smoke:
     nothing a student keeps reads a name only a solution defined."""
-    from kdlab.__main__ import NOTEBOOK_DIR, handout
+    from kdlab.__main__ import NOTEBOOK_DIR
+    from kdlab.book import handout
 
     copy_ = handout(json.loads((NOTEBOOK_DIR / "05_disdepth.ipynb").read_text(encoding="utf-8")))
     path = tmp_path / "05_disdepth.ipynb"
