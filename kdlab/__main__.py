@@ -17,6 +17,7 @@ import ast
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -204,12 +205,17 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_solutions(args: argparse.Namespace) -> int:
-
-    out = Path(args.out)
+def every_notebook_into(out: Path) -> Iterator[tuple[Path, dict]]:
+    """``(path, notebook JSON)`` of every numbered notebook, after creating the output folder ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     for path in notebook_paths([], True):
-        key = answer_key(json.loads(path.read_text(encoding="utf-8")), path.stem)
+        yield path, json.loads(path.read_text(encoding="utf-8"))
+
+
+def cmd_solutions(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    for path, notebook in every_notebook_into(out):
+        key = answer_key(notebook, path.stem)
         (out / f"{path.stem}.md").write_text(key, encoding="utf-8")
         render_doc(out / f"{path.stem}.md", out)
         print(f"{out / path.stem}.md (.html): {key.count('*Solution ')} solutions")
@@ -217,11 +223,9 @@ def cmd_solutions(args: argparse.Namespace) -> int:
 
 
 def cmd_handout(args: argparse.Namespace) -> int:
-
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path in notebook_paths([], True):
-        copy_ = handout(json.loads(path.read_text(encoding="utf-8")))
+    for path, notebook in every_notebook_into(out):
+        copy_ = handout(notebook)
         (out / path.name).write_text(json.dumps(copy_, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{out / path.name}: {len(copy_['cells'])} cells, no solutions")
     return 0
